@@ -1,0 +1,6 @@
+"""model-audit: audit a trained PyTorch image classifier before it ships."""
+
+__version__ = "0.1.0"
+SCHEMA_VERSION = "1.0"
+
+__all__ = ["__version__", "SCHEMA_VERSION"]

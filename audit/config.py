@@ -1,0 +1,218 @@
+"""The audit config: one TOML file validated by pydantic, plus CLI overrides.
+
+Relative paths in the file are resolved against the file's folder. Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """Where the model comes from: exactly one of torchvision, torchscript, factory, pickle."""
+
+    torchvision: str | None = None
+    torchscript: Path | None = None
+    factory: str | None = None
+    pickle: Path | None = Field(default=None, description="a fully pickled nn.Module; needs allow_pickle")
+    num_classes: int | None = Field(default=None, ge=1)
+    weights: Path | None = None
+    factory_kwargs: dict[str, Any] = Field(default_factory=dict)
+    architecture_kwargs: dict[str, Any] = Field(default_factory=dict)
+    allow_pickle: bool = False
+    name: str | None = None
+    version: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        sources = [k for k in ("torchvision", "torchscript", "factory", "pickle") if getattr(self, k)]
+        if len(sources) != 1:
+            got = ", ".join(sources) if sources else "none"
+            raise ValueError(
+                "exactly one of 'torchvision', 'torchscript', 'factory' or 'pickle' must be set; got " + got
+            )
+        if self.factory and ":" not in self.factory:
+            raise ValueError(f"'factory' must look like 'package.module:function'; got {self.factory!r}")
+        if self.torchscript and self.weights:
+            raise ValueError("'weights' cannot be combined with 'torchscript' (the file holds its weights)")
+        if self.pickle and not self.allow_pickle:
+            raise ValueError(
+                "'pickle' loads arbitrary code; set allow_pickle = true to opt in (the report will say so)"
+            )
+        return self
+
+
+class DataConfig(_Strict):
+    """The held-out set and how images become model inputs."""
+
+    image_folder: Path | None = None
+    manifest: Path | None = None
+    classes: list[str] | None = Field(default=None, description="order = model output index")
+    image_size: tuple[int, int] | None = Field(default=None, description="(height, width) of model input")
+    channels: Literal[1, 3] = 3
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    batch_size: int = Field(default=64, ge=1, le=65536)
+    num_workers: int = Field(default=0, ge=0, le=64)
+    subgroups: list[str] = Field(default_factory=list, description="metadata columns to score per value")
+    on_bad_image: Literal["fail", "skip"] = "fail"
+    allow_outside_root: bool = False
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        if isinstance(v, int):
+            return (v, v)
+        return v
+
+    @field_validator("image_size")
+    @classmethod
+    def _size_positive(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and (v[0] < 1 or v[1] < 1 or v[0] > 8192 or v[1] > 8192):
+            raise ValueError(f"image_size must be between 1 and 8192 pixels; got {v}")
+        return v
+
+    @field_validator("std")
+    @classmethod
+    def _std_positive(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(s <= 0 for s in v):
+            raise ValueError("every std value must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if (self.image_folder is None) == (self.manifest is None):
+            raise ValueError("exactly one of 'image_folder' or 'manifest' must be set")
+        for name in ("mean", "std"):
+            val = getattr(self, name)
+            if val is not None and len(val) not in (1, self.channels):
+                raise ValueError(f"'{name}' needs 1 or {self.channels} values (channels = {self.channels})")
+        if self.classes is not None:
+            if len(self.classes) < 2:
+                raise ValueError("'classes' needs at least two class names")
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError("'classes' has duplicate names")
+        return self
+
+
+class SelectionConfig(_Strict):
+    """How many samples to pick for a closer look."""
+
+    k: int = Field(default=4, ge=0, le=1000, description="picks per category overall")
+    per_class: int = Field(default=1, ge=0, le=100, description="picks per category and class")
+
+
+class ExplainersConfig(_Strict):
+    """Explainers drawn for every picked sample (rules may run others on demand)."""
+
+    methods: list[str] = Field(default_factory=lambda: ["gradcam"])
+    target: Literal["predicted", "label"] = "predicted"
+    batch_size: int = Field(default=16, ge=1, le=4096)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method parameters")
+
+
+class RulesConfig(_Strict):
+    pack: str = "default"  # a name of a bundled pack (rules/<name>.toml) or a path
+
+
+class ReportConfig(_Strict):
+    formats: list[Literal["html", "pdf", "json", "junit"]] = Field(
+        default_factory=lambda: ["html", "pdf", "json", "junit"]
+    )
+    title: str | None = None
+
+
+class AuditConfig(_Strict):
+    name: str = Field(default="audit", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    model: ModelConfig
+    data: DataConfig
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    explainers: ExplainersConfig = Field(default_factory=ExplainersConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, p: Path) -> Path:
+        """A config-relative path made absolute."""
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def to_jsonable(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"base_dir"})
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """One line per problem: 'FILE: field.path: message (got VALUE)'."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        got = e.get("input")
+        suffix = "" if e["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{source}: {loc}: {msg}{suffix}")
+    return "; ".join(lines)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        nxt = node.setdefault(k, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {dotted!r}: '{k}' is not a section")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'a.b=VALUE' with VALUE parsed as TOML when it parses, else kept as a string."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> AuditConfig:
+    """Read, override and validate a config file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        tree = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file") from None
+    for ov in overrides or []:
+        k, v = parse_override(ov)
+        _set_dotted(tree, k, v)
+    return config_from_dict(tree, base_dir=p.resolve().parent, source=str(p))
+
+
+def config_from_dict(tree: dict[str, Any], base_dir: Path, source: str = "<config>") -> AuditConfig:
+    if "base_dir" in tree:
+        raise ConfigError(f"{source}: base_dir: unknown key")
+    try:
+        return AuditConfig.model_validate({**tree, "base_dir": base_dir})
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(source, e)) from None

@@ -1,0 +1,66 @@
+"""Everything a rule may read. Rules get an Evidence and return findings; model access only via ``probe``."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .probe import ModelProbe
+from .scoring import Metrics
+from .types import Picks, Predictions, SkippedSample
+
+Scope = Literal["all", "correct", "incorrect", "picks"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    classes: tuple[str, ...]
+    predictions: Predictions
+    metrics: Metrics
+    picks: Picks
+    probe: ModelProbe | None
+    seed: int = 0
+    explainers: tuple[str, ...] = ()  # explainers configured for the report grid
+    skipped: tuple[SkippedSample, ...] = ()
+    n_listed: int = 0  # samples listed in the held-out set, skipped ones included
+    baseline: Mapping | None = None  # a previous results.json, when comparing
+    extras: Mapping[str, object] = field(default_factory=dict)
+
+    def rng(self, salt: str) -> np.random.Generator:
+        """A generator that depends only on the audit seed and ``salt`` (e.g. the rule id)."""
+        return np.random.default_rng([self.seed, zlib.crc32(salt.encode())])
+
+    def class_index(self, name_or_index: str | int) -> int:
+        if isinstance(name_or_index, int) or (isinstance(name_or_index, str) and name_or_index.isdigit()
+                                              and name_or_index not in self.classes):
+            i = int(name_or_index)
+            if 0 <= i < len(self.classes):
+                return i
+        elif name_or_index in self.classes:
+            return self.classes.index(name_or_index)
+        raise KeyError(f"class {name_or_index!r} is not one of {', '.join(self.classes)}")
+
+    def sample_ids(self, scope: Scope, n: int | None = None, salt: str = "", classes: Sequence[int] | None = None
+                   ) -> list[str]:
+        """Ids in data order for a scope, optionally limited to true classes and to a seeded subset of n."""
+        p = self.predictions
+        if scope == "all":
+            mask = np.ones(p.n, dtype=bool)
+        elif scope == "correct":
+            mask = p.correct.copy()
+        elif scope == "incorrect":
+            mask = ~p.correct
+        elif scope == "picks":
+            mask = np.isin(p.ids, np.array(self.picks.all_ids(), dtype=object))
+        else:
+            raise ValueError(f"unknown scope {scope!r}")
+        if classes is not None:
+            mask &= np.isin(p.labels, np.asarray(list(classes)))
+        rows = np.flatnonzero(mask)
+        if n is not None and len(rows) > n:
+            rows = np.sort(self.rng(f"subset:{salt}").choice(rows, size=n, replace=False))
+        return [str(s) for s in p.ids[rows]]

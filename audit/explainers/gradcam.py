@@ -1,0 +1,44 @@
+"""Grad-CAM (Selvaraju et al. 2017) through captum's LayerGradCam."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from captum.attr import LayerGradCam
+from torch import nn
+
+from .base import Explainer, ExplainerParams
+from .layers import resolve_layer
+
+
+class GradCAMParams(ExplainerParams):
+    layer: str | None = None  # module name; default: the last Conv2d
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, h, w) or (B, h, w) -> (B, H, W), bilinear, align_corners=False."""
+    if maps.dim() == 3:
+        maps = maps.unsqueeze(1)
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps[:, 0]
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+class GradCAM(Explainer):
+    name = "gradcam"
+    title = "Grad-CAM"
+    signed = False
+    legend = (
+        "Class-discriminative regions at the target layer: channel activations weighted by the spatially "
+        "averaged gradient of the class score, ReLU, upsampled bilinearly. Coarse (one cell per "
+        "feature-map position); says where, not what; can look plausible even for a weak model."
+    )
+    Params = GradCAMParams
+
+    def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        _, layer = resolve_layer(model, self.params.layer)
+        gc = LayerGradCam(model, layer)
+        with torch.enable_grad():
+            cam = gc.attribute(inputs, target=targets, relu_attributions=True)
+        cam = cam.sum(dim=1, keepdim=True) if cam.shape[1] != 1 else cam
+        return upsample(cam.detach(), tuple(inputs.shape[-2:])).float().cpu()

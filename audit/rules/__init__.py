@@ -1,0 +1,27 @@
+"""Rule registry: kind -> class. A new rule kind is one module plus one line here."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from .base import Rule, RuleParams
+from .class_recall import ClassRecallMin
+from .confusion import ConfusionMax
+from .metric import MetricMax, MetricMin
+from .skipped import SkippedMax
+
+_BUILTIN: tuple[type[Rule], ...] = (MetricMin, MetricMax, ClassRecallMin, ConfusionMax, SkippedMax)
+
+ENTRY_POINT_GROUP = "model_audit.rules"
+
+
+def registry() -> dict[str, type[Rule]]:
+    """Built-in rule kinds plus those third parties expose through the entry-point group."""
+    reg = {cls.kind: cls for cls in _BUILTIN}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        reg.setdefault(cls.kind, cls)
+    return reg
+
+
+__all__ = ["Rule", "RuleParams", "registry"]

@@ -1,0 +1,34 @@
+"""confusion_max: the rate at which one named class is predicted as another stays under a ceiling."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ..evidence import Evidence
+from ..types import Finding
+from .base import Rule, RuleParams
+
+
+class ConfusionParams(RuleParams):
+    true_class: str
+    predicted_class: str
+    threshold: float = Field(ge=0.0, le=1.0, description="max share of true_class samples predicted as predicted_class")
+
+
+class ConfusionMax(Rule):
+    kind = "confusion_max"
+    title = "Confusion between two classes"
+    Params = ConfusionParams
+
+    def check(self, evidence: Evidence) -> list[Finding]:
+        p: ConfusionParams = self.params  # type: ignore[assignment]
+        a, b = evidence.class_index(p.true_class), evidence.class_index(p.predicted_class)
+        row = evidence.metrics.confusion[a]
+        if row.sum() == 0:
+            return [self.error(f"class '{p.true_class}' has no held-out samples")]
+        rate = float(evidence.metrics.confusion_normalized[a, b])
+        pr = evidence.predictions
+        ids = [str(s) for s in pr.ids[(pr.labels == a) & (pr.preds == b)][:20]]
+        msg = (f"{int(row[b])} of {int(row.sum())} '{p.true_class}' samples predicted as "
+               f"'{p.predicted_class}' (rate {rate:.3f}, ceiling {p.threshold:.3f})")
+        return [self.finding(rate > p.threshold, msg, rate, p.threshold, ids)]

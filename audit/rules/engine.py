@@ -1,0 +1,32 @@
+"""Evaluate a rule list on the evidence: a rule that raises becomes one ``error`` finding."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from ..errors import AuditError
+from ..evidence import Evidence
+from ..types import Finding
+from .base import Rule
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(rules: Sequence[Rule], evidence: Evidence) -> tuple[Finding, ...]:
+    findings: list[Finding] = []
+    for rule in rules:
+        try:
+            out = rule.check(evidence)
+            if not out:
+                out = [rule.error("rule produced no result")]
+        except (AuditError, Exception) as e:  # noqa: BLE001 - a crashing rule must not stop the audit
+            log.debug("rule %s crashed", rule.params.id, exc_info=True)
+            out = [rule.error(f"rule could not be evaluated: {type(e).__name__}: {e}")]
+        findings.extend(out)
+    return tuple(findings)
+
+
+def verdict(findings: Sequence[Finding]) -> str:
+    """'fail' when any error-severity rule failed or could not be evaluated, else 'pass'."""
+    return "fail" if any(f.blocking for f in findings) else "pass"

@@ -1,0 +1,51 @@
+"""metric_min / metric_max: a headline metric compared with a floor or a ceiling."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..evidence import Evidence
+from ..scoring import SCALAR_METRICS
+from ..types import Finding
+from .base import Rule, RuleParams
+
+
+class MetricParams(RuleParams):
+    metric: str = Field(description=f"one of {', '.join(SCALAR_METRICS)} or top_<k>_accuracy")
+    threshold: float
+    bound: Literal["lower", "upper"] = "lower"
+
+
+class _MetricRule(Rule):
+    Params = MetricParams
+    _bound: str
+
+    def check(self, evidence: Evidence) -> list[Finding]:
+        p: MetricParams = self.params  # type: ignore[assignment]
+        value = evidence.metrics.scalar(p.metric)
+        if self._bound == "lower":
+            failed = value < p.threshold
+            rel = "below the floor" if failed else "at or above the floor"
+        else:
+            failed = value > p.threshold
+            rel = "above the ceiling" if failed else "at or below the ceiling"
+        extra = ""
+        if p.metric == "accuracy":
+            lo, hi = evidence.metrics.accuracy_ci
+            extra = f" (95 % CI {lo:.3f}–{hi:.3f})"
+        msg = f"{p.metric} = {value:.4f}{extra}, {rel} {p.threshold:.4f}"
+        return [self.finding(failed, msg, value, p.threshold)]
+
+
+class MetricMin(_MetricRule):
+    kind = "metric_min"
+    title = "Metric floor"
+    _bound = "lower"
+
+
+class MetricMax(_MetricRule):
+    kind = "metric_max"
+    title = "Metric ceiling"
+    _bound = "upper"

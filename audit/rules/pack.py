@@ -1,0 +1,73 @@
+"""Rule packs: TOML files listing rule entries ([[rule]] tables) that users pick and edit."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..config import format_validation_error
+from ..errors import ConfigError
+from ..resources import rules_dir
+from . import registry
+from .base import Rule
+
+
+@dataclass(frozen=True)
+class RulePack:
+    name: str
+    description: str
+    path: Path
+    rules: tuple[Rule, ...]
+
+
+def find_pack(spec: str, base_dir: Path) -> Path:
+    """A bundled pack by name ('default', 'ci-gate') or a path (relative to the config's folder)."""
+    p = Path(spec)
+    if p.suffix == ".toml" or "/" in spec or "\\" in spec:
+        full = p if p.is_absolute() else base_dir / p
+        if not full.is_file():
+            raise ConfigError(f"rules.pack: rule pack file not found: {full}")
+        return full
+    bundled = rules_dir() / f"{spec}.toml"
+    if not bundled.is_file():
+        names = sorted(x.stem for x in rules_dir().glob("*.toml"))
+        raise ConfigError(f"rules.pack: no bundled pack {spec!r}; bundled packs: {', '.join(names)}")
+    return bundled
+
+
+def load_pack(path: Path) -> RulePack:
+    try:
+        tree = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: rule pack is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: rule pack is not a UTF-8 text file") from None
+    unknown = set(tree) - {"pack", "rule"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))} (expected [pack] and [[rule]])")
+    meta = tree.get("pack", {})
+    entries = tree.get("rule", [])
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: a rule pack needs at least one [[rule]] table")
+    reg = registry()
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"{path}: rule[{i}]"
+        kind = entry.get("kind")
+        if kind not in reg:
+            raise ConfigError(f"{where}: kind: unknown rule kind {kind!r}; known: {', '.join(sorted(reg))}")
+        cls = reg[kind]
+        try:
+            params = cls.Params.model_validate(entry)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(where + f" ({entry.get('id', kind)})", e)) from None
+        if params.id in seen:
+            raise ConfigError(f"{where}: id: duplicate rule id {params.id!r}")
+        seen.add(params.id)
+        rules.append(cls(params))
+    return RulePack(name=str(meta.get("name", path.stem)), description=str(meta.get("description", "")),
+                    path=path, rules=tuple(rules))

@@ -1,0 +1,27 @@
+"""skipped_max: at most a share of the listed images may be skipped as unreadable (on_bad_image = "skip")."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ..evidence import Evidence
+from ..types import Finding
+from .base import Rule, RuleParams
+
+
+class SkippedParams(RuleParams):
+    threshold: float = Field(default=0.0, ge=0.0, le=1.0, description="max share of listed images skipped")
+
+
+class SkippedMax(Rule):
+    kind = "skipped_max"
+    title = "Unreadable images"
+    Params = SkippedParams
+
+    def check(self, evidence: Evidence) -> list[Finding]:
+        p: SkippedParams = self.params  # type: ignore[assignment]
+        listed = max(evidence.n_listed, 1)
+        share = len(evidence.skipped) / listed
+        msg = f"{len(evidence.skipped)} of {evidence.n_listed} listed images skipped as unreadable ({share:.1%})"
+        return [self.finding(share > p.threshold, msg, share, p.threshold,
+                             details={"skipped": [s.path for s in evidence.skipped[:50]]})]

@@ -132,6 +132,16 @@ class ReportConfig(_Strict):
     title: str | None = None
 
 
+class ModelCardConfig(_Strict):
+    """User-supplied model-card fields, printed in the report and kept in provenance."""
+
+    intended_use: str = ""
+    out_of_scope_uses: str = ""
+    owner: str = ""
+    version: str = ""
+    limitations: str = ""
+
+
 class AuditConfig(_Strict):
     name: str = Field(default="audit", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
@@ -142,6 +152,7 @@ class AuditConfig(_Strict):
     explainers: ExplainersConfig = Field(default_factory=ExplainersConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def resolve(self, p: Path) -> Path:

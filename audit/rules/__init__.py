@@ -9,8 +9,22 @@ from .class_recall import ClassRecallMin
 from .confusion import ConfusionMax
 from .metric import MetricMax, MetricMin
 from .skipped import SkippedMax
+from .roi_attribution import RoiAttribution
+from .confounder_region import ConfounderRegion
+from .confounder_metadata import ConfounderMetadata
+from .shortcut_discovery import ShortcutDiscovery
+from .explanation_sanity import ExplanationSanity
+from .faithfulness import Faithfulness
 
-_BUILTIN: tuple[type[Rule], ...] = (MetricMin, MetricMax, ClassRecallMin, ConfusionMax, SkippedMax)
+_BUILTIN: tuple[type[Rule], ...] = (
+    MetricMin, MetricMax, ClassRecallMin, ConfusionMax, SkippedMax,
+    RoiAttribution,
+    ConfounderRegion,
+    ConfounderMetadata,
+    ShortcutDiscovery,
+    ExplanationSanity,
+    Faithfulness,
+)
 
 ENTRY_POINT_GROUP = "model_audit.rules"
 

@@ -1,0 +1,186 @@
+"""Command line: `audit run`, `audit demo`, `audit verify`, `audit list`.
+
+Exit codes: 0 verdict pass; 1 verdict fail (a blocking rule failed or could not be evaluated);
+2 bad input or usage (one-line message naming the file, row or field); 3 internal error (a bug: rerun
+with --debug and report it).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import AuditError
+
+EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Audit a trained PyTorch image classifier before it ships.")
+
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+def _fail(e: BaseException, debug: bool) -> int:
+    if isinstance(e, AuditError):
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {e}", err=True)
+        return EXIT_INPUT
+    if isinstance(e, KeyboardInterrupt):
+        typer.echo("interrupted: no report was written", err=True)
+        return 130
+    if debug:
+        traceback.print_exc()
+    typer.echo(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", err=True)
+    return EXIT_INTERNAL
+
+
+def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: bool) -> int:
+    from .config import load_config
+    from .report.output import write_outputs
+    from .runner import run_audit
+
+    t0 = time.perf_counter()
+    cfg = load_config(config, overrides)
+    out_dir = out if out is not None else Path("reports") / cfg.name
+    result = run_audit(cfg)
+    written = write_outputs(result, out_dir, cfg.report.formats)
+    if not quiet:
+        blocking = [f for f in result.findings if f.blocking]
+        typer.echo(f"verdict: {result.verdict.upper()}  accuracy {result.metrics.accuracy:.4f}  "
+                   f"({len(result.findings)} rule results, {len(blocking)} blocking) in {time.perf_counter() - t0:.1f} s")
+        for f in blocking:
+            typer.echo(f"  {f.status.upper()} {f.rule}: {f.message}")
+        typer.echo(f"report: {out_dir.resolve()} ({', '.join(p.name for p in written.values())})")
+    return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Audit config (TOML).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (default reports/<name>).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config value: section.key=value.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    rules: Annotated[str | None, typer.Option(help="Rule pack name or path.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run one audit and write the report; the exit code is the verdict."""
+    overrides = list(set_ or [])
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    if device is not None:
+        overrides.append(f'device="{device}"')
+    if rules is not None:
+        overrides.append(f'rules.pack="{rules}"')
+    try:
+        code = _run_and_write(config, out, overrides, quiet)
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - mapped to exit codes
+        code = _fail(e, debug)
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("reports/demo"),
+    clean: Annotated[bool, typer.Option("--clean", help="Same digits without the planted marker.")] = False,
+    epochs: Annotated[int, typer.Option(min=1, max=100)] = 6,
+    seed: Annotated[int, typer.Option()] = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Offline demo: build digits with a planted corner marker, train a small CNN, audit it."""
+    from .demo.run import prepare_demo
+
+    try:
+        t0 = time.perf_counter()
+        if clean and out == Path("reports/demo"):
+            out = Path("reports/demo-clean")
+        workdir = out.with_name(out.name + "-inputs")
+        typer.echo(f"demo: building data and training ({'clean' if clean else 'with corner marker'}) in {workdir}")
+        cfg = prepare_demo(workdir, clean=clean, seed=seed, epochs=epochs, methods=DEMO_METHODS, pack=DEMO_PACK)
+        typer.echo(f"demo: trained in {time.perf_counter() - t0:.1f} s; auditing with {cfg}")
+        code = _run_and_write(cfg, out, [], quiet=False)
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
+        code = _fail(e, debug)
+    raise typer.Exit(code)
+
+
+DEMO_METHODS: tuple[str, ...] = ("gradcam",)
+DEMO_PACK = "default"
+
+
+@app.command("list")
+def list_() -> None:
+    """List the explainers, rule kinds and bundled rule packs."""
+    from .explainers import registry as ereg
+    from .resources import rules_dir
+    from .rules import registry as rreg
+
+    typer.echo("explainers:")
+    for name, cls in sorted(ereg().items()):
+        typer.echo(f"  {name:22s} {cls.title}")
+    typer.echo("rule kinds:")
+    for kind, cls in sorted(rreg().items()):
+        typer.echo(f"  {kind:22s} {cls.title}")
+    typer.echo("rule packs:")
+    for p in sorted(rules_dir().glob("*.toml")):
+        typer.echo(f"  {p.stem}")
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="Audit config (TOML).")],
+    debug: DebugOpt = False,
+) -> None:
+    """Check a config, its rule pack and its data listing without running the model."""
+    from .config import load_config
+    from .runner import validate_setup
+
+    try:
+        cfg = load_config(config)
+        heldout, pack = validate_setup(cfg)
+        typer.echo(f"ok: {len(heldout.records)} samples, {len(heldout.classes)} classes, "
+                   f"{len(pack.rules)} rules in pack {pack.name!r}")
+        code = EXIT_PASS
+    except Exception as e:  # noqa: BLE001
+        code = _fail(e, debug)
+    raise typer.Exit(code)
+
+
+@app.command()
+def verify(
+    folder: Annotated[Path, typer.Argument(help="A report folder holding manifest.json.")],
+    debug: DebugOpt = False,
+) -> None:
+    """Recompute the SHA-256 of every report file; exit 1 when any file changed or is missing."""
+    from .verify import verify_report
+
+    try:
+        problems = verify_report(folder)
+    except Exception as e:  # noqa: BLE001
+        raise typer.Exit(_fail(e, debug)) from None
+    if problems:
+        for p in problems:
+            typer.echo(f"CHANGED {p}", err=True)
+        raise typer.Exit(EXIT_FAIL)
+    typer.echo(f"ok: every file listed in {folder / 'manifest.json'} is unchanged")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except SystemExit as e:
+        # click reports usage errors with exit code 2, which matches EXIT_INPUT
+        sys.exit(e.code)
+
+
+if __name__ == "__main__":
+    main()

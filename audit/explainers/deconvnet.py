@@ -1,0 +1,32 @@
+"""Deconvnet (Zeiler & Fergus 2014) through captum's Deconvolution."""
+
+from __future__ import annotations
+
+import torch
+from captum.attr import Deconvolution
+from torch import nn
+
+from .base import Explainer, ExplainerParams
+
+
+class DeconvnetParams(ExplainerParams):
+    pass
+
+
+class Deconvnet(Explainer):
+    """Signed: the deconvnet signal summed over channels. Only nn.ReLU modules get the deconvnet rule."""
+
+    name = "deconvnet"
+    title = "Deconvnet"
+    signed = True
+    legend = (
+        "Backward pass where every ReLU (nn.ReLU modules only) applies a ReLU to the incoming gradient, "
+        "ignoring the forward activation; summed over channels. Mostly shows image structure that excites "
+        "the network, weakly tied to the class."
+    )
+    Params = DeconvnetParams
+
+    def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            attr = Deconvolution(model).attribute(inputs, target=targets)
+        return attr.detach().sum(dim=1).float().cpu()

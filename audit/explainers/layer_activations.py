@@ -1,0 +1,57 @@
+"""Feature maps of named layers, summed over channels (what the layer responds to, not class evidence)."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from ..errors import ExplainerError
+from ._common import capture
+from .base import Explainer, ExplainerParams
+from .gradcam import upsample
+from .layers import last_conv, named_module
+
+
+class LayerActivationsParams(ExplainerParams):
+    layers: list[str] | None = Field(None, description="module names; default: the last Conv2d. explain() "
+                                     "shows the first one listed")
+
+
+class LayerActivations(Explainer):
+    """Signed: the layer's output summed over channels, upsampled bilinearly; the target is ignored.
+
+    Non-negative when the named layer is (or ends in) a ReLU; raw conv outputs can be negative.
+    """
+
+    name = "layer_activations"
+    title = "Layer activations"
+    signed = True
+    legend = (
+        "Channel-summed output of a layer, upsampled to the image: where the layer fires, whatever the "
+        "class. Not an attribution; useful to see what a layer attends to and to spot dead layers."
+    )
+    Params = LayerActivationsParams
+
+    def layer_names(self, model: nn.Module) -> list[str]:
+        return list(self.params.layers) if self.params.layers else [last_conv(model)[0]]
+
+    def check(self, model: nn.Module) -> None:
+        for n in self.layer_names(model):
+            named_module(model, n)
+
+    def maps(self, model: nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{layer: (B, H, W) channel-summed map at input resolution} for every configured layer."""
+        names = self.layer_names(model)
+        with torch.no_grad():
+            _, acts = capture(model, {n: named_module(model, n) for n in names}, inputs, stop_early=True)
+        out = {}
+        for n in names:
+            a = acts[n]
+            if a.dim() != 4:
+                raise ExplainerError(f"layer {n!r} gives {tuple(a.shape)}, not a (B, C, h, w) feature map")
+            out[n] = upsample(a.sum(dim=1), tuple(inputs.shape[-2:])).float().cpu()
+        return out
+
+    def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.maps(model, inputs)[self.layer_names(model)[0]]

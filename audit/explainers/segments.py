@@ -1,0 +1,39 @@
+"""Feature masks (superpixels or a grid) for the perturbation explainers LIME and Kernel SHAP."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+Segmentation = Literal["slic", "grid"]
+
+
+def grid_mask(h: int, w: int, cell: int) -> torch.Tensor:
+    """(h, w) long tensor numbering square cells of side ``cell`` row by row from 0."""
+    rows = torch.arange(h) // cell
+    cols = torch.arange(w) // cell
+    n_cols = (w + cell - 1) // cell
+    return rows.view(-1, 1) * n_cols + cols.view(1, -1)
+
+
+def slic_mask(image: torch.Tensor, n_segments: int, compactness: float) -> torch.Tensor:
+    """(h, w) long superpixel labels from 0 for one (C, h, w) image, SLIC on its min-max rescaled values."""
+    from skimage.segmentation import slic
+
+    x = image.detach().float().cpu().numpy()
+    x = (x - x.min()) / max(float(x.max() - x.min()), 1e-12)  # normalised input back to about [0, 1]
+    arr = np.moveaxis(x, 0, -1)
+    labels = slic(arr, n_segments=n_segments, compactness=compactness, start_label=0,
+                  channel_axis=-1, convert2lab=arr.shape[-1] == 3)
+    _, dense = np.unique(labels, return_inverse=True)  # consecutive ids 0..n-1
+    return torch.from_numpy(dense.reshape(labels.shape).astype(np.int64))
+
+
+def feature_mask(image: torch.Tensor, kind: Segmentation, n_segments: int, cell: int,
+                 compactness: float = 10.0) -> torch.Tensor:
+    """(1, 1, h, w) mask shared by all channels of one (C, h, w) image, on the image's device."""
+    h, w = image.shape[-2:]
+    m = slic_mask(image, n_segments, compactness) if kind == "slic" else grid_mask(h, w, cell)
+    return m.view(1, 1, h, w).to(image.device)

@@ -1,0 +1,120 @@
+"""Batched inference over the held-out set: probabilities, penultimate features, skipped images."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import DataError, ModelError
+from .loading.data import HeldOutSet, ImageDataset, Preprocess, collate
+from .types import Predictions, SkippedSample
+
+
+@dataclass(frozen=True)
+class PredictOutput:
+    predictions: Predictions
+    skipped: tuple[SkippedSample, ...]
+    kept_rows: np.ndarray  # positions in the held-out listing of the scored samples
+    input_sum: torch.Tensor | None  # sum of model inputs (C,H,W), for a dataset-mean baseline
+
+
+def _feature_module(model: nn.Module) -> nn.Module | None:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def predict(
+    model: nn.Module,
+    heldout: HeldOutSet,
+    preprocess: Preprocess,
+    device: torch.device,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    skip_bad: bool = False,
+    gather_features: bool = True,
+    progress: bool | None = None,
+) -> PredictOutput:
+    """Run the model once over every sample under inference_mode; validate its outputs."""
+    ds = ImageDataset(heldout.records, preprocess, skip_bad=skip_bad)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
+        pin_memory=device.type == "cuda", persistent_workers=False,
+    )
+    C = len(heldout.classes)
+    probs_parts: list[np.ndarray] = []
+    feat_parts: list[np.ndarray] = []
+    rows_parts: list[np.ndarray] = []
+    skipped: list[SkippedSample] = []
+    captured: list[torch.Tensor] = []
+    input_sum: torch.Tensor | None = None
+    hook = None
+    head = _feature_module(model) if gather_features else None
+    if head is not None:
+        hook = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
+    show = sys.stderr.isatty() if progress is None else progress
+    try:
+        with torch.inference_mode():
+            for idx, x, bad in tqdm(loader, desc="scoring", unit="batch", disable=not show, leave=False):
+                for i, err in bad:
+                    skipped.append(SkippedSample(path=str(heldout.records[i].path), reason=err))
+                if x is None:
+                    continue
+                captured.clear()
+                logits = model(x.to(device, non_blocking=True))
+                if not isinstance(logits, torch.Tensor):
+                    raise ModelError(f"the model returned {type(logits).__name__}, expected a tensor of logits")
+                if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
+                    raise ModelError(
+                        f"the model output has shape {tuple(logits.shape)}; expected (batch, classes) = ({x.shape[0]}, {C})"
+                    )
+                if logits.shape[1] != C:
+                    raise ModelError(
+                        f"the model has {logits.shape[1]} outputs but data.classes lists {C} classes"
+                    )
+                logits = logits.float()
+                if not torch.isfinite(logits).all():
+                    bad_ids = [heldout.records[int(i)].id for i in idx[~torch.isfinite(logits).all(1).cpu()][:3]]
+                    raise ModelError(f"the model returned NaN or infinite outputs (e.g. for {', '.join(bad_ids)})")
+                bsum = x.double().sum(dim=0)
+                input_sum = bsum if input_sum is None else input_sum + bsum
+                probs_parts.append(torch.softmax(logits, dim=1).cpu().numpy().astype(np.float64))
+                rows_parts.append(idx.numpy())
+                if captured:
+                    f = captured[-1]
+                    feat_parts.append(f.reshape(f.shape[0], -1).float().cpu().numpy())
+    except RuntimeError as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"the model failed on the held-out images (check image_size/channels): {msg}") from None
+    finally:
+        if hook is not None:
+            hook.remove()
+    if not rows_parts:
+        raise DataError("no readable image in the held-out set" + (f" ({len(skipped)} skipped)" if skipped else ""))
+    rows = np.concatenate(rows_parts)
+    probs = np.concatenate(probs_parts)
+    features = np.concatenate(feat_parts) if feat_parts and sum(len(f) for f in feat_parts) == len(rows) else None
+    recs = [heldout.records[i] for i in rows]
+    meta = heldout.metadata_frame().iloc[rows].reset_index(drop=True)
+    preds = Predictions(
+        ids=np.array([r.id for r in recs], dtype=object),
+        labels=np.array([r.label for r in recs], dtype=np.int64),
+        probs=probs,
+        metadata=meta if len(meta.columns) else pd.DataFrame(index=range(len(recs))),
+        features=features,
+    )
+    return PredictOutput(preds, tuple(skipped), rows, input_sum)
+
+
+def check_classes_present(preds: Predictions, classes: Sequence[str], source: str) -> None:
+    """Every class needs held-out samples, or per-class figures are meaningless."""
+    counts = np.bincount(preds.labels, minlength=len(classes))
+    empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        raise DataError(f"{source}: class(es) with no held-out samples: {', '.join(empty)}")

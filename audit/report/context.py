@@ -1,0 +1,189 @@
+"""build_context: the only thing templates see — a JSON-safe dict with figures as data URIs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..runner import AuditResult
+from ..types import Finding
+from . import figures
+from .results import jsonable
+
+STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3}
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    if v is None or not np.isfinite(v):
+        return "—"
+    return f"{v:.{digits}f}"
+
+
+def _not_model_sensitive(findings: tuple[Finding, ...]) -> set[str]:
+    out: set[str] = set()
+    for f in findings:
+        names = f.details.get("not_model_sensitive") if isinstance(f.details, Mapping) else None
+        if names:
+            out.update(str(n) for n in names)
+    return out
+
+
+def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> dict[str, Any]:
+    ok = [e for e in r.explanations if e.status == "ok" and e.maps is not None]
+    columns = [
+        {"name": e.name, "title": e.title, "signed": e.signed,
+         "colorbar": figures.colorbar(scales[e.name], e.title + (" (signed)" if e.signed else "")),
+         "warning": "not model-sensitive" if e.name in warn else ""}
+        for e in ok
+    ]
+    reasons: dict[str, list[str]] = {}
+    categories: dict[str, list[str]] = {}
+    for p in r.picks.all_picks():
+        reasons.setdefault(p.sample_id, [])
+        if p.reason not in reasons[p.sample_id]:
+            reasons[p.sample_id].append(p.reason)
+        categories.setdefault(p.sample_id, [])
+        if p.category not in categories[p.sample_id]:
+            categories[p.sample_id].append(p.category)
+    pr = r.predictions
+    rows = []
+    for sid in r.picks.all_ids():
+        i = int(pr.index_of([sid])[0])
+        view = r.views[sid]
+        cells = []
+        for e in ok:
+            assert e.maps is not None
+            amap = e.maps.get(sid)
+            status = ""
+            if not np.isfinite(amap).all():
+                status = "non-finite values"
+            elif not np.any(amap):
+                status = "all-zero map"
+            cells.append({"uri": figures.overlay_cell(view.image, amap, scales[e.name], view.roi), "note": status})
+        rows.append({
+            "id": sid,
+            "categories": categories[sid],
+            "reasons": reasons[sid],
+            "label": r.classes[int(pr.labels[i])],
+            "predicted": r.classes[int(pr.preds[i])],
+            "confidence": _fmt(float(pr.confidence[i])),
+            "correct": bool(pr.correct[i]),
+            "input": figures.image_cell(view.image, view.roi),
+            "cells": cells,
+        })
+    return {"columns": columns, "rows": rows}
+
+
+def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale]) -> dict[str, Any]:
+    name = f.details.get("explainer") if isinstance(f.details, Mapping) else None
+    images = []
+    for sid in f.sample_ids[:4]:
+        view = r.views.get(sid)
+        if view is None:
+            continue
+        key = (str(name), sid)
+        pr = r.predictions
+        i = int(pr.index_of([sid])[0])
+        caption = f"{sid} — true '{r.classes[int(pr.labels[i])]}', predicted '{r.classes[int(pr.preds[i])]}'"
+        if name and key in r.finding_maps:
+            amap = r.finding_maps[key]
+            sc = scales.get(str(name)) or figures.shared_scale(amap[None], bool(np.any(amap < 0)))
+            images.append({"uri": figures.overlay_cell(view.image, amap, sc, view.roi), "caption": caption})
+        else:
+            images.append({"uri": figures.image_cell(view.image, view.roi), "caption": caption})
+    return {
+        "id": f.rule, "kind": f.kind, "severity": f.severity, "status": f.status, "message": f.message,
+        "value": _fmt(f.value, 4), "threshold": _fmt(f.threshold, 4), "n_samples": len(f.sample_ids),
+        "sample_ids": list(f.sample_ids[:12]), "explainer": name or "", "images": images,
+        "details": json.dumps(jsonable(dict(f.details)), indent=1)[:4000] if f.details else "",
+    }
+
+
+def build_context(r: AuditResult) -> dict[str, Any]:
+    m = r.metrics
+    scales: dict[str, figures.Scale] = {}
+    for e in r.explanations:
+        if e.status == "ok" and e.maps is not None:
+            scales[e.name] = figures.shared_scale(e.maps.maps, e.signed)
+    for (name, _sid), amap in r.finding_maps.items():
+        if name not in scales:
+            same = np.stack([v for (n, _), v in r.finding_maps.items() if n == name])
+            scales[name] = figures.shared_scale(same, bool(np.any(same < 0)))
+    warn = _not_model_sensitive(r.findings)
+    findings = sorted(r.findings, key=lambda f: (STATUS_ORDER[f.status], f.rule))
+    prov = r.provenance
+    title = r.config.report.title or f"Model audit: {r.config.model.name or r.config.name}"
+    return {
+        "title": title,
+        "name": r.config.name,
+        "verdict": r.verdict,
+        "verdict_text": "PASS — every error-severity rule passed" if r.verdict == "pass"
+        else "FAIL — at least one error-severity rule failed or could not be evaluated",
+        "counts": {s: sum(1 for f in r.findings if f.status == s) for s in ("pass", "warn", "fail", "error")},
+        "blocking": [_finding_ctx(f, r, scales) for f in findings if f.blocking],
+        "findings": [_finding_ctx(f, r, scales) for f in findings],
+        "pack": {"name": r.pack.name, "description": r.pack.description, "path": str(r.pack.path)},
+        "pickled_model": r.pickled_model,
+        "model_source": r.model_source,
+        "model_card": dict(prov.get("model_card", {})),
+        "provenance": {
+            "model_sha256": (prov["model"].get("sha256") or "— (no model file)"),
+            "model_files": prov["model"]["files"],
+            "data_source": prov["data"]["source"],
+            "manifest_sha256": prov["data"].get("manifest_sha256") or "— (image folder)",
+            "images_sha256": prov["data"]["images_sha256"],
+            "n_listed": prov["data"]["n_listed"],
+            "n_scored": prov["data"]["n_scored"],
+            "n_skipped": prov["data"]["n_skipped"],
+            "rule_pack_sha256": prov["rule_pack"]["sha256"],
+            "versions": prov["versions"],
+            "seed": prov["seed"],
+            "device": prov["device"],
+            "git": prov.get("git"),
+            "started": prov["started"],
+            "finished": prov["finished"],
+        },
+        "metrics": {
+            "n": m.n,
+            "accuracy": _fmt(m.accuracy),
+            "accuracy_ci": f"{_fmt(m.accuracy_ci[0])}–{_fmt(m.accuracy_ci[1])}",
+            "balanced_accuracy": _fmt(m.balanced_accuracy),
+            "macro_f1": _fmt(m.macro_f1),
+            "weighted_f1": _fmt(m.weighted_f1),
+            "ece": _fmt(m.calibration.ece),
+            "mce": _fmt(m.calibration.mce),
+            "nll": _fmt(m.nll),
+            "brier": _fmt(m.brier),
+            "top_k": [{"k": k, "value": _fmt(v)} for k, v in m.top_k.items()],
+            "per_class": [
+                {"name": c.name, "precision": _fmt(c.precision), "recall": _fmt(c.recall), "f1": _fmt(c.f1),
+                 "support": c.support}
+                for c in m.per_class
+            ],
+            "subgroups": [
+                {"column": g.column, "value": g.value, "n": g.n, "accuracy": _fmt(g.accuracy),
+                 "ci": f"{_fmt(g.accuracy_ci[0])}–{_fmt(g.accuracy_ci[1])}",
+                 "balanced_accuracy": _fmt(g.balanced_accuracy), "macro_f1": _fmt(g.macro_f1)}
+                for g in m.subgroups
+            ],
+        },
+        "classes": list(r.classes),
+        "confusion": {
+            "figure": figures.confusion_figure(m.confusion, m.confusion_normalized, r.classes),
+            "counts": m.confusion.tolist(),
+            "normalized": [[_fmt(v, 2) for v in row] for row in m.confusion_normalized],
+        },
+        "calibration_figure": figures.reliability_figure(m.calibration),
+        "grid": _grid(r, scales, warn),
+        "explainers": [
+            {"name": e.name, "title": e.title, "legend": e.legend, "status": e.status, "reason": e.reason,
+             "signed": e.signed, "warning": "not model-sensitive" if e.name in warn else ""}
+            for e in r.explanations
+        ],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
+        "config_json": json.dumps(r.config.to_jsonable(), indent=2),
+        "rerun": f"audit run <config.toml> --set seed={r.config.seed}",
+    }

@@ -1,0 +1,168 @@
+"""Figures as PNG data URIs, drawn once and shared by the HTML and PDF reports.
+
+Overlays are composed with numpy and a matplotlib colour map (no figure per cell), so hundreds of
+cells cost milliseconds; matplotlib figures are used only for charts and colour bars.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
+from matplotlib.colors import Normalize, TwoSlopeNorm  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ..scoring import Calibration  # noqa: E402
+
+CELL_PX = 128  # displayed size of a sample cell
+ROI_COLOR = np.array([0.0, 1.0, 1.0])  # cyan outline
+
+
+def png_uri(arr: np.ndarray) -> str:
+    """(H, W, 3) float [0,1] or uint8 -> data URI."""
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def fig_uri(fig: plt.Figure, dpi: int = 150) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A shared display scale for one explainer's maps."""
+
+    signed: bool
+    vmax: float
+
+    def norm(self) -> Normalize:
+        v = self.vmax if self.vmax > 0 else 1.0
+        return TwoSlopeNorm(vcenter=0.0, vmin=-v, vmax=v) if self.signed else Normalize(0.0, v)
+
+    @property
+    def cmap(self) -> str:
+        return "coolwarm" if self.signed else "jet"
+
+
+def shared_scale(maps: np.ndarray, signed: bool) -> Scale:
+    """99th percentile of |map| (or of the map when unsigned) over all maps of one explainer."""
+    finite = maps[np.isfinite(maps)]
+    if finite.size == 0:
+        return Scale(signed, 1.0)
+    v = float(np.percentile(np.abs(finite) if signed else np.clip(finite, 0, None), 99))
+    if v <= 0:
+        v = float(np.abs(finite).max()) or 1.0
+    return Scale(signed, v)
+
+
+def _resize(arr: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    h, w = arr.shape[:2]
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if arr.dtype == bool:
+        return np.asarray(Image.fromarray(arr.astype(np.uint8) * 255).resize(new, Image.NEAREST)) > 127
+    img = Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8))
+    return np.asarray(img.resize(new, Image.NEAREST if nearest else Image.BILINEAR)).astype(np.float32) / 255.0
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:, :] &= mask[:-1, :]
+    inner[:-1, :] &= mask[1:, :]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    edge = mask & ~inner
+    thick = edge.copy()
+    thick[1:, :] |= edge[:-1, :]
+    thick[:, 1:] |= edge[:, :-1]
+    return thick
+
+
+def image_cell(image: np.ndarray, roi: np.ndarray | None = None, size: int = CELL_PX) -> str:
+    img = _resize(image, size, nearest=True)
+    if roi is not None:
+        m = _outline(_resize(roi, size))
+        img = img.copy()
+        img[m] = ROI_COLOR
+    return png_uri(img)
+
+
+def overlay_cell(image: np.ndarray, amap: np.ndarray, scale: Scale, roi: np.ndarray | None = None,
+                 size: int = CELL_PX, alpha: float = 0.55) -> str:
+    """The map in the explainer's colour scale blended over a grey copy of the input, ROI outlined."""
+    base = _resize(image, size, nearest=True)
+    grey = np.repeat(base.mean(axis=2, keepdims=True), 3, axis=2)
+    m = np.nan_to_num(amap.astype(np.float32), nan=0.0)
+    rgba = colormaps[scale.cmap](scale.norm()(m))[..., :3]
+    col = _resize(rgba.astype(np.float32), size)
+    if scale.signed:
+        weight = np.clip(np.abs(m) / (scale.vmax or 1.0), 0, 1)
+    else:
+        weight = np.clip(m / (scale.vmax or 1.0), 0, 1)
+    w = _resize(np.repeat(weight[..., None], 3, axis=2), size)[..., :1] * alpha
+    out = grey * (1 - w) + col * w
+    if roi is not None:
+        edge = _outline(_resize(roi, size))
+        out[edge] = ROI_COLOR
+    return png_uri(out)
+
+
+def colorbar(scale: Scale, label: str) -> str:
+    fig, ax = plt.subplots(figsize=(2.6, 0.42))
+    fig.colorbar(plt.cm.ScalarMappable(norm=scale.norm(), cmap=scale.cmap), cax=ax, orientation="horizontal")
+    ax.tick_params(labelsize=6)
+    ax.set_title(label, fontsize=7)
+    return fig_uri(fig, dpi=130)
+
+
+def confusion_figure(cm: np.ndarray, cm_norm: np.ndarray, classes: tuple[str, ...]) -> str:
+    C = len(classes)
+    side = min(7.0, 1.6 + 0.45 * C)
+    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    ax.imshow(cm_norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(C), labels=list(classes), rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(C), labels=list(classes), fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if C <= 20:
+        for i in range(C):
+            for j in range(C):
+                v = cm_norm[i, j]
+                ax.text(j, i, f"{cm[i, j]}\n{v:.0%}", ha="center", va="center", fontsize=6 if C > 10 else 7,
+                        color="white" if v > 0.5 else "black")
+    ax.set_title("Confusion matrix (counts and row share)", fontsize=9)
+    return fig_uri(fig)
+
+
+def reliability_figure(cal: Calibration) -> str:
+    fig, (ax, axh) = plt.subplots(2, 1, figsize=(4.6, 4.6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    edges = np.array(cal.bin_edges)
+    centers = (edges[:-1] + edges[1:]) / 2
+    width = edges[1] - edges[0]
+    acc = np.array([np.nan if a is None else a for a in cal.bin_accuracy])
+    conf = np.array([np.nan if c is None else c for c in cal.bin_confidence])
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
+    ax.bar(centers, np.nan_to_num(acc), width=width * 0.9, color="#4477aa", alpha=0.8, label="accuracy")
+    ax.scatter(centers, conf, color="#cc6677", s=12, zorder=3, label="mean confidence")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"Reliability diagram (ECE {cal.ece:.3f}, MCE {cal.mce:.3f})", fontsize=9)
+    axh.bar(centers, cal.bin_counts, width=width * 0.9, color="#999999")
+    axh.set_xlabel("confidence of the top-1 prediction")
+    axh.set_ylabel("samples", fontsize=8)
+    axh.set_xlim(0, 1)
+    return fig_uri(fig)

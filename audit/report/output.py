@@ -1,0 +1,86 @@
+"""Write every report file into a temporary folder and move it into place only when all succeeded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..errors import RenderError
+from ..runner import AuditResult
+from .context import build_context
+from .junit import build_junit
+from .render import render_html, render_pdf
+from .results import build_results, dumps
+from .summary import build_summary
+
+MANIFEST = "manifest.json"
+
+
+def _sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def write_manifest(folder: Path, names: Iterable[str]) -> dict:
+    files = {n: _sha256(folder / n) for n in sorted(names)}
+    doc_id = hashlib.sha256("".join(f"{n}:{h}\n" for n, h in files.items()).encode()).hexdigest()[:12]
+    manifest = {"algorithm": "sha256", "files": files, "document_id": doc_id}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) -> dict[str, Path]:
+    """Write the requested formats (json, html, pdf, junit) plus summary.md and manifest.json."""
+    formats = list(dict.fromkeys(formats))
+    out_dir = out_dir.resolve()
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+    except OSError as e:
+        raise RenderError(f"{out_dir}: cannot create the output folder: {e.strerror or e}") from None
+    written: dict[str, str] = {}
+    try:
+        results = build_results(result)
+        (tmp / "results.json").write_text(dumps(results), encoding="utf-8")
+        written["json"] = "results.json"
+        (tmp / "summary.md").write_text(build_summary(results), encoding="utf-8")
+        written["summary"] = "summary.md"
+        if "junit" in formats:
+            (tmp / "report.junit.xml").write_text(build_junit(results), encoding="utf-8")
+            written["junit"] = "report.junit.xml"
+        if "html" in formats or "pdf" in formats:
+            html = render_html(build_context(result))
+            if "html" in formats:
+                (tmp / "report.html").write_text(html, encoding="utf-8")
+                written["html"] = "report.html"
+            if "pdf" in formats:
+                render_pdf(html, tmp / "report.pdf")
+                written["pdf"] = "report.pdf"
+        write_manifest(tmp, written.values())
+        written["manifest"] = MANIFEST
+        _replace_dir(tmp, out_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RenderError(f"{out_dir}: cannot write the report: {e.strerror or e}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {k: out_dir / v for k, v in written.items()}
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Swap ``src`` into ``dst``; an earlier report at ``dst`` is replaced only after src is complete."""
+    old = None
+    if dst.exists():
+        if not dst.is_dir():
+            raise RenderError(f"{dst}: exists and is not a folder")
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,128 @@
+"""results.json: the machine-readable record of an audit (versioned schema, see README)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import SCHEMA_VERSION
+from ..runner import AuditResult
+from ..types import Finding, Pick
+
+
+def jsonable(x: Any) -> Any:
+    """Plain JSON types only; NaN/inf become null; floats rounded to 6 significant digits for stable diffs."""
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        f = float(x)
+        if not math.isfinite(f):
+            return None
+        return float(f"{f:.6g}")
+    if x is None or isinstance(x, str):
+        return x
+    if isinstance(x, Path):
+        return str(x)
+    return str(x)
+
+
+def _pick(p: Pick, classes: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "id": p.sample_id, "scope": p.scope, "label": classes[p.label], "predicted": classes[p.pred],
+        "confidence": p.confidence, "margin": p.margin, "reason": p.reason,
+    }
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "id": f.rule, "kind": f.kind, "severity": f.severity, "status": f.status, "value": f.value,
+        "threshold": f.threshold, "message": f.message, "sample_ids": list(f.sample_ids),
+        "details": dict(f.details),
+    }
+
+
+def build_results(r: AuditResult) -> dict[str, Any]:
+    m, classes = r.metrics, r.classes
+    samples: dict[str, Any] = {c: [_pick(p, classes) for p in r.picks.overall.get(c, ())]
+                               for c in ("correct", "incorrect", "borderline")}
+    samples["per_class"] = {
+        classes[ci]: {c: [_pick(p, classes) for p in cats.get(c, ())] for c in ("correct", "incorrect", "borderline")}
+        for ci, cats in r.picks.per_class.items()
+    }
+    counts = {s: sum(1 for f in r.findings if f.status == s) for s in ("pass", "warn", "fail", "error")}
+    out = {
+        "schema_version": SCHEMA_VERSION,
+        "name": r.config.name,
+        "verdict": r.verdict,
+        "summary": {
+            "rules": counts,
+            "blocking": [f.rule for f in r.findings if f.blocking],
+            "n_samples": m.n,
+            "n_listed": r.n_listed,
+            "n_skipped": len(r.skipped),
+        },
+        "classes": list(classes),
+        "metrics": {
+            "accuracy": m.accuracy,
+            "accuracy_ci95": list(m.accuracy_ci),
+            "balanced_accuracy": m.balanced_accuracy,
+            "macro_f1": m.macro_f1,
+            "weighted_f1": m.weighted_f1,
+            "nll": m.nll,
+            "brier": m.brier,
+            "top_k_accuracy": {str(k): v for k, v in m.top_k.items()},
+            "ece": m.calibration.ece,
+            "mce": m.calibration.mce,
+            "per_class": [
+                {"class": c.name, "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
+                for c in m.per_class
+            ],
+            "subgroups": [
+                {"column": g.column, "value": g.value, "n": g.n, "accuracy": g.accuracy,
+                 "accuracy_ci95": list(g.accuracy_ci), "balanced_accuracy": g.balanced_accuracy,
+                 "macro_f1": g.macro_f1}
+                for g in m.subgroups
+            ],
+        },
+        "confusion_matrix": {"counts": m.confusion, "normalized": m.confusion_normalized},
+        "calibration": {
+            "bins": len(m.calibration.bin_counts),
+            "bin_edges": list(m.calibration.bin_edges),
+            "count": list(m.calibration.bin_counts),
+            "confidence": list(m.calibration.bin_confidence),
+            "accuracy": list(m.calibration.bin_accuracy),
+        },
+        "samples": samples,
+        "explainers": [
+            {"name": e.name, "status": e.status, "reason": e.reason, "signed": e.signed,
+             "n_maps": 0 if e.maps is None else len(e.maps.ids)}
+            for e in r.explanations
+        ],
+        "rules": [finding_dict(f) for f in r.findings],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
+        "predictions": {
+            "ids": [str(s) for s in r.predictions.ids],
+            "labels": r.predictions.labels,
+            "predicted": r.predictions.preds,
+            "confidence": r.predictions.confidence,
+        },
+        "provenance": dict(r.provenance),
+    }
+    return jsonable(out)
+
+
+def dumps(results: Mapping[str, Any]) -> str:
+    return json.dumps(results, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"

@@ -1,0 +1,34 @@
+"""summary.md: verdict, failing rules and key metrics, short enough for a pull-request comment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _f(v: Any) -> str:
+    return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+
+
+def build_summary(results: Mapping[str, Any]) -> str:
+    m = results["metrics"]
+    icon = "✅" if results["verdict"] == "pass" else "❌"
+    lines = [f"## {icon} model-audit `{results['name']}`: **{results['verdict'].upper()}**", ""]
+    bad = [r for r in results["rules"] if r["status"] in ("fail", "error", "warn")]
+    if bad:
+        lines += ["| rule | status | measured | threshold | message |", "|---|---|---|---|---|"]
+        for r in bad:
+            msg = r["message"].replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{r['id']}` | {r['status']} | {_f(r['value'])} | {_f(r['threshold'])} | {msg} |")
+    else:
+        lines.append("Every rule passed.")
+    lo, hi = m["accuracy_ci95"]
+    lines += ["", f"Accuracy {_f(m['accuracy'])} (95 % CI {_f(lo)}–{_f(hi)}), balanced accuracy "
+              f"{_f(m['balanced_accuracy'])}, macro F1 {_f(m['macro_f1'])}, ECE {_f(m['ece'])}, "
+              f"n = {results['summary']['n_samples']}."]
+    comp = results.get("comparison")
+    if comp:
+        lines += ["", "Changes since baseline:"]
+        for name, d in comp.get("metrics", {}).items():
+            lines.append(f"- {name}: {_f(d.get('baseline'))} → {_f(d.get('candidate'))} (Δ {_f(d.get('delta'))})")
+    return "\n".join(lines) + "\n"

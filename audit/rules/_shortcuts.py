@@ -1,0 +1,146 @@
+"""Shared helpers of the shortcut rules (ROI, regions, discovery, sanity, faithfulness).
+
+Not a rule kind: small pure functions on attribution maps, plus the few tensor operations (blur,
+region fill) that the counterfactual rules run on the probe's device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import AuditError
+from ..evidence import Evidence
+from ..probe import ModelProbe
+
+MAX_EVIDENCE_IDS = 12
+
+
+def require_probe(evidence: Evidence) -> ModelProbe:
+    if evidence.probe is None:
+        raise AuditError("this rule needs the model (no model probe in the evidence)")
+    return evidence.probe
+
+
+def explainer_title(probe: ModelProbe, name: str) -> str:
+    try:
+        return str(type(probe.explainer(name)).title)
+    except Exception:  # noqa: BLE001 - a title is cosmetic
+        return name
+
+
+def rnd(x: Any, digits: int = 4) -> float | None:
+    """A JSON-safe rounded float (None for missing / NaN / inf)."""
+    if x is None:
+        return None
+    f = float(x)
+    if not math.isfinite(f):
+        return None
+    return round(f, digits)
+
+
+def nested(a: np.ndarray, digits: int = 3) -> list:
+    """A small array as nested lists of rounded floats (JSON-safe)."""
+    return np.round(np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0), digits).tolist()
+
+
+def pct(x: float) -> str:
+    return f"{100.0 * x:.0f} %"
+
+
+def map_problem(m: np.ndarray) -> str | None:
+    """Why a map carries no usable positive attribution, or None when it does."""
+    if not np.isfinite(m).all():
+        return "non-finite values in the map"
+    if not np.any(m):
+        return "all-zero map"
+    if not np.any(m > 0):
+        return "no positive attribution"
+    if float(m.max() - m.min()) == 0.0:
+        return "constant map"
+    return None
+
+
+def positive_part(maps: np.ndarray) -> np.ndarray:
+    """Positive part of maps (n, H, W) as float64 with non-finite values set to 0."""
+    m = np.nan_to_num(np.asarray(maps, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.clip(m, 0.0, None)
+
+
+def share_inside(pos: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Σ inside / Σ total of non-negative maps (n, H, W) for boolean masks (n, H, W) or (H, W); NaN when empty."""
+    total = pos.reshape(len(pos), -1).sum(axis=1)
+    inside = (pos * masks).reshape(len(pos), -1).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
+
+
+def class_groups(evidence: Evidence, ids: Sequence[str], group_by: str) -> np.ndarray:
+    """Class index of each id: its true class (``group_by='true'``) or its predicted class."""
+    rows = evidence.predictions.index_of(list(ids))
+    if group_by == "true":
+        return evidence.predictions.labels[rows]
+    return evidence.predictions.preds[rows]
+
+
+def scope_words(scope: str) -> str:
+    return {"correct": "correctly classified", "incorrect": "misclassified", "picks": "picked",
+            "all": "held-out"}.get(scope, scope)
+
+
+# ---- tensor helpers (run on the probe's device) --------------------------------------------------
+
+def gaussian_kernel1d(sigma: float, device: torch.device) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    k = torch.exp(-0.5 * (t / max(sigma, 1e-6)) ** 2)
+    return k / k.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) with replicate padding (any image size, any sigma)."""
+    if sigma <= 0:
+        return x
+    k = gaussian_kernel1d(sigma, x.device).to(x.dtype)
+    r = (len(k) - 1) // 2
+    C = x.shape[1]
+    y = F.pad(x, (r, r, 0, 0), mode="replicate")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    y = F.pad(y, (0, 0, r, r), mode="replicate")
+    return F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+
+
+def fill_region(x: torch.Tensor, mask: torch.Tensor, how: str, sigma: float = 2.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Replace the pixels of ``mask`` (H, W bool) in every image of x (B, C, H, W).
+
+    ``mean``: each image's per-channel mean outside the region; ``blur``: a Gaussian blur of the image
+    (sigma in pixels); ``noise``: Gaussian noise with each image's per-channel mean and std outside the
+    region (seeded through ``generator``).
+    """
+    m = mask.to(x.device, dtype=x.dtype)[None, None]
+    keep = 1.0 - m
+    if how == "blur":
+        fill = gaussian_blur(x, sigma)
+    else:
+        n_out = keep.sum().clamp_min(1.0)
+        mean = (x * keep).sum(dim=(2, 3), keepdim=True) / n_out
+        if how == "mean":
+            fill = mean.expand_as(x)
+        elif how == "noise":
+            var = (((x - mean) * keep) ** 2).sum(dim=(2, 3), keepdim=True) / n_out
+            z = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device, x.dtype)
+            fill = mean + var.sqrt() * z
+        else:
+            raise ValueError(f"replace must be 'mean', 'blur' or 'noise'; got {how!r}")
+    return x * keep + fill * m
+
+
+def chunk_rows(n_rows: int, per_row_values: int, budget_values: int = 1 << 25) -> int:
+    """How many rows fit in one chunk when each row needs ``per_row_values`` floats."""
+    return max(1, budget_values // max(1, per_row_values))

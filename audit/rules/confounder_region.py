@@ -1,0 +1,282 @@
+"""confounder_region: does the model rely on a suspect image region (a corner tag, a frame, a ruler)?
+
+For each declared region (named corners, border bands, boxes) or every region of a ``sweep``:
+(a) the share of positive attribution mass inside the region, per predicted class;
+(b) a counterfactual: the region is replaced (image mean colour, blur, or seeded noise) and the prediction
+    flip rate and the mean drop of the predicted class's probability are measured, per predicted class.
+Samples whose ROI covers more than ``max_roi_overlap`` of the region are left out for that region (replacing
+it would remove the object itself). The rule fails on the worst (region, class) cell: flip rate above
+``max_flip_rate``, mean probability drop above ``max_prob_drop`` or attribution share above ``max_share``.
+All model calls go through ``probe.map_over_perturbations`` (batched on the probe's device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..evidence import Evidence
+from ..types import Finding
+from ._shortcuts import (MAX_EVIDENCE_IDS, explainer_title, fill_region, map_problem, pct, positive_part,
+                         require_probe, rnd, scope_words)
+from .base import Rule, RuleParams
+
+RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top", "bottom", "left",
+                     "right"]
+CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+BANDS = ("border", "top", "bottom", "left", "right")
+
+
+class BoxRegion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 (x1, y1 exclusive)")
+    units: Literal["px", "fraction"] = Field(default="px", description="model-input pixels or fractions of the image")
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoxRegion:
+        x0, y0, x1, y1 = self.box
+        if not (x1 > x0 >= 0 and y1 > y0 >= 0):
+            raise ValueError(f"box {self.box} must have 0 <= x0 < x1 and 0 <= y0 < y1")
+        if self.units == "fraction" and (x1 > 1 or y1 > 1):
+            raise ValueError(f"box {self.box} in units 'fraction' must lie within 0..1")
+        return self
+
+
+class ConfounderRegionParams(RuleParams):
+    regions: list[RegionName | BoxRegion] = Field(default_factory=list)
+    sweep: bool = Field(default=False, description="test every corner and every border band (plus the regions)")
+    size: float = Field(default=0.2, gt=0.0, le=1.0, description="corner box side, fraction of the image side")
+    size_px: int | None = Field(default=None, ge=1, description="corner box side in pixels (overrides size)")
+    band: float = Field(default=0.1, gt=0.0, lt=0.5, description="border band width, fraction of the image side")
+    band_px: int | None = Field(default=None, ge=1, description="border band width in pixels (overrides band)")
+    explainer: str = "gradcam"
+    attribution: bool = Field(default=True, description="also measure the attribution share inside each region")
+    scope: Literal["correct", "picks", "all"] = "correct"
+    n: int | None = Field(default=100, ge=1, description="at most n samples per predicted class (seeded)")
+    replace: Literal["mean", "blur", "noise"] = "mean"
+    blur_sigma: float = Field(default=0.1, gt=0.0, description="blur sigma, fraction of the shorter image side")
+    max_flip_rate: float = Field(default=0.2, ge=0.0, le=1.0)
+    max_prob_drop: float = Field(default=0.2, ge=0.0, le=1.0)
+    max_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_roi_overlap: float = Field(default=0.25, ge=0.0, le=1.0,
+                                   description="leave out samples whose ROI covers more of the region than this")
+    min_samples: int = Field(default=5, ge=1, description="cells with fewer samples are reported, not judged")
+
+    @model_validator(mode="after")
+    def _something(self) -> ConfounderRegionParams:
+        if not self.regions and not self.sweep:
+            raise ValueError("give regions (e.g. ['top_left', 'border']) or sweep = true")
+        return self
+
+
+@dataclass(frozen=True)
+class Region:
+    key: str
+    label: str  # plain words for messages
+    mask: np.ndarray  # (H, W) bool
+
+
+def _corner(name: str, H: int, W: int, sw: int, sh: int) -> Region:
+    m = np.zeros((H, W), dtype=bool)
+    top, left = name.startswith("top"), name.endswith("left")
+    ys = slice(0, sh) if top else slice(H - sh, H)
+    xs = slice(0, sw) if left else slice(W - sw, W)
+    m[ys, xs] = True
+    words = name.replace("_", "-")
+    return Region(name, f"{words} corner box {sw}×{sh} px (x {xs.start}–{xs.stop}, y {ys.start}–{ys.stop})", m)
+
+
+def _band(name: str, H: int, W: int, b: int) -> Region:
+    m = np.zeros((H, W), dtype=bool)
+    if name in ("border", "top"):
+        m[:b, :] = True
+    if name in ("border", "bottom"):
+        m[H - b:, :] = True
+    if name in ("border", "left"):
+        m[:, :b] = True
+    if name in ("border", "right"):
+        m[:, W - b:] = True
+    label = f"border frame {b} px wide" if name == "border" else f"{name} band {b} px"
+    return Region(name, label, m)
+
+
+def build_regions(p: ConfounderRegionParams, H: int, W: int) -> list[Region]:
+    sw = p.size_px if p.size_px is not None else max(1, round(p.size * W))
+    sh = p.size_px if p.size_px is not None else max(1, round(p.size * H))
+    sw, sh = min(sw, W), min(sh, H)
+    b = p.band_px if p.band_px is not None else max(1, round(p.band * min(H, W)))
+    b = min(b, max(1, min(H, W) // 2 - 1))
+    out: dict[str, Region] = {}
+    wanted: list[RegionName | BoxRegion] = list(p.regions)
+    if p.sweep:
+        wanted += [*CORNERS, *BANDS]  # type: ignore[list-item]
+    for i, r in enumerate(wanted):
+        if isinstance(r, BoxRegion):
+            x0, y0, x1, y1 = r.box
+            if r.units == "fraction":
+                x0, x1, y0, y1 = x0 * W, x1 * W, y0 * H, y1 * H
+            c0, c1 = int(np.floor(x0)), int(np.ceil(min(x1, W)))
+            r0, r1 = int(np.floor(y0)), int(np.ceil(min(y1, H)))
+            m = np.zeros((H, W), dtype=bool)
+            m[r0:r1, c0:c1] = True
+            if not m.any():
+                raise ValueError(f"region {r.box} ({r.units}) lies outside the {W}×{H} model input")
+            key = r.name or f"box{i}"
+            out[key] = Region(key, f"box{' ' + repr(r.name) if r.name else ''} x {c0}–{c1}, y {r0}–{r1} px", m)
+        elif r in CORNERS:
+            out.setdefault(r, _corner(r, H, W, sw, sh))
+        else:
+            out.setdefault(r, _band(r, H, W, b))
+    return list(out.values())
+
+
+REPLACE_WORDS = {"mean": "replacing that region with the image's mean colour",
+                 "blur": "blurring that region", "noise": "replacing that region with noise"}
+
+
+class ConfounderRegion(Rule):
+    kind = "confounder_region"
+    title = "Reliance on a suspect image region"
+    Params = ConfounderRegionParams
+
+    def check(self, evidence: Evidence) -> list[Finding]:
+        p: ConfounderRegionParams = self.params  # type: ignore[assignment]
+        probe = require_probe(evidence)
+        H, W = probe.input_size
+        regions = build_regions(p, H, W)
+        pr = evidence.predictions
+        ids_all = evidence.sample_ids(p.scope)
+        preds_all = pr.preds[pr.index_of(ids_all)] if ids_all else np.zeros(0, dtype=np.int64)
+        ids: list[str] = []
+        for ci in range(len(evidence.classes)):
+            members = [s for s, g in zip(ids_all, preds_all, strict=True) if g == ci]
+            if p.n is not None and len(members) > p.n:
+                pick = evidence.rng(f"{p.id}:{ci}").choice(len(members), size=p.n, replace=False)
+                members = [members[i] for i in sorted(pick)]
+            ids.extend(members)
+        if not ids:
+            return [self.error(f"no {scope_words(p.scope)} samples to test")]
+        rows = pr.index_of(ids)
+        pred = pr.preds[rows]
+        p_orig = pr.probs[rows, pred]
+        x = probe.images(ids)
+        rois = [probe.roi(s) for s in ids]
+        pos = bad = None
+        title = explainer_title(probe, p.explainer) if p.attribution else ""
+        if p.attribution:
+            aset = probe.attributions(p.explainer, ids, "predicted")
+            pos = positive_part(aset.maps)
+            bad = np.array([map_problem(m) is not None for m in aset.maps])
+        sigma = p.blur_sigma * min(H, W)
+
+        region_tables: dict[str, dict] = {}
+        cells: list[dict] = []
+        for reg in regions:
+            area = float(reg.mask.mean())
+            overlap = np.array([0.0 if r is None else float((r & reg.mask).sum() / reg.mask.sum()) for r in rois])
+            keep = np.flatnonzero(overlap <= p.max_roi_overlap)
+            seed = int(evidence.rng(f"{p.id}:{reg.key}:noise").integers(2**31 - 1))
+            gen = torch.Generator(device="cpu").manual_seed(seed)
+            mask_t = torch.from_numpy(reg.mask)
+            new = (probe.map_over_perturbations(x[torch.from_numpy(keep)],
+                                                lambda b, m=mask_t: fill_region(b, m, p.replace, sigma, gen))
+                   if len(keep) else np.zeros((0, pr.num_classes)))
+            flipped = np.zeros(len(ids), dtype=bool)
+            drop = np.full(len(ids), np.nan)
+            flipped[keep] = new.argmax(axis=1) != pred[keep]
+            drop[keep] = p_orig[keep] - new[np.arange(len(keep)), pred[keep]]
+            share = np.full(len(ids), np.nan)
+            if pos is not None and bad is not None:
+                tot = pos.reshape(len(ids), -1).sum(axis=1)
+                ins = pos[:, reg.mask].sum(axis=1)
+                share = np.where(bad, 0.0, ins / np.where(tot > 0, tot, 1.0))
+            per_class: dict[str, dict] = {}
+            for ci, cname in enumerate(evidence.classes):
+                r_all = np.flatnonzero(pred == ci)
+                r = r_all[np.isin(r_all, keep)]
+                if len(r) == 0:
+                    per_class[cname] = {"n": 0, "n_left_out_roi_overlap": int(len(r_all))}
+                    continue
+                cell = {
+                    "region": reg.key, "class": ci, "rows": r, "n": int(len(r)),
+                    "n_left_out_roi_overlap": int(len(r_all) - len(r)),
+                    "flip_rate": float(flipped[r].mean()), "n_flipped": int(flipped[r].sum()),
+                    "prob_drop": float(np.mean(drop[r])),
+                    "share": float(np.mean(share[r])) if p.attribution else None,
+                    "n_share_over": int((share[r] > p.max_share).sum()) if p.attribution else None,
+                    "n_unusable_maps": int(bad[r].sum()) if bad is not None else 0,
+                    "_flipped": flipped, "_drop": drop, "_share": share,
+                }
+                per_class[cname] = {k: (rnd(v) if isinstance(v, float) else v) for k, v in cell.items()
+                                    if k not in ("region", "class", "rows") and not k.startswith("_")}
+                if len(r) >= p.min_samples:
+                    cells.append(cell)
+            k_all = keep
+            region_tables[reg.key] = {
+                "label": reg.label, "area_fraction": rnd(area), "n": int(len(k_all)),
+                "n_left_out_roi_overlap": int(len(ids) - len(k_all)),
+                "flip_rate": rnd(flipped[k_all].mean()) if len(k_all) else None,
+                "prob_drop": rnd(np.mean(drop[k_all])) if len(k_all) else None,
+                "share": rnd(np.mean(share[k_all])) if (p.attribution and len(k_all)) else None,
+                "per_class": per_class,
+            }
+        details: dict = {"explainer": p.explainer if p.attribution else None, "scope": p.scope,
+                         "replace": p.replace, "n_evaluated": len(ids), "regions": region_tables}
+        if not cells:
+            return [self.error(f"no predicted class has {p.min_samples} or more {scope_words(p.scope)} samples "
+                               "clear of the tested regions")]
+
+        limits = {"flip_rate": p.max_flip_rate, "prob_drop": p.max_prob_drop, "share": p.max_share}
+
+        def ratios(c: dict) -> dict[str, float]:
+            out = {}
+            for k, lim in limits.items():
+                v = c[k]
+                if v is None or not np.isfinite(v):
+                    continue
+                out[k] = v / lim if lim > 0 else (np.inf if v > 0 else 0.0)
+            return out
+
+        def failed(c: dict) -> bool:
+            return any(c[k] is not None and np.isfinite(c[k]) and c[k] > lim for k, lim in limits.items())
+
+        scored = sorted(cells, key=lambda c: (not failed(c), -max(ratios(c).values(), default=0.0),
+                                              c["region"], c["class"]))
+        worst = scored[0]
+        crit = max(ratios(worst).items(), key=lambda kv: kv[1])[0]
+        n_failed = sum(failed(c) for c in cells)
+        reg = next(r for r in regions if r.key == worst["region"])
+        cname = evidence.classes[worst["class"]]
+        details.update(worst_region=reg.key, worst_class=cname, criterion=crit,
+                       failing_cells=[f"{c['region']}/{evidence.classes[c['class']]}" for c in cells if failed(c)])
+        r = worst["rows"]
+        fl, dr, sh = worst["_flipped"], worst["_drop"], worst["_share"]
+        key = np.where(fl[r], 2.0, 0.0) + np.nan_to_num(dr[r]) + (np.nan_to_num(sh[r]) if p.attribution else 0.0)
+        ev_ids = [ids[i] for i in r[np.argsort(-key, kind="stable")][:MAX_EVIDENCE_IDS]]
+
+        outside = " outside the object" if any(x_ is not None for x_ in rois) else ""
+        parts = [f"Among {worst['n']} {scope_words(p.scope)} images predicted '{cname}'"]
+        if p.attribution and worst["share"] is not None:
+            parts.append(f", {pct(worst['share'])} of {title} mass lies in the {reg.label}{outside} on average "
+                         f"({worst['n_share_over']} image(s) with more than {pct(p.max_share)} there)")
+            parts.append(f"; {REPLACE_WORDS[p.replace]} flips {pct(worst['flip_rate'])} of the predictions "
+                         f"({worst['n_flipped']} of {worst['n']})")
+        else:
+            parts.append(f", {REPLACE_WORDS[p.replace].replace('that region', 'the ' + reg.label)} flips "
+                         f"{pct(worst['flip_rate'])} of the predictions ({worst['n_flipped']} of {worst['n']})")
+        parts.append(f" and lowers the '{cname}' probability by {worst['prob_drop']:.2f} on average.")
+        msg = "".join(parts)
+        lim_words = (f"limits: flip rate {pct(p.max_flip_rate)}, probability drop {p.max_prob_drop:.2f}"
+                     + (f", share {pct(p.max_share)}" if p.attribution else ""))
+        if n_failed:
+            msg += f" {n_failed} region/class cell(s) over the limits ({lim_words})."
+        else:
+            msg = (f"no tested region ({', '.join(r_.key for r_ in regions)}) drives the predictions ({lim_words}). "
+                   f"Closest: {msg}")
+        return [self.finding(bool(n_failed), msg, worst[crit], limits[crit], ev_ids, details)]

@@ -1,0 +1,163 @@
+"""roi_attribution: explanations should point at the object (the ROI), class by class.
+
+Per evaluated sample: the share of positive attribution mass inside the ROI (the energy-based pointing
+game: Σ inside / Σ total of the map's positive part) and a pointing-game hit (the map's maximum lies within
+``tolerance_px`` of the ROI). A sample fails when its share is below ``min_share_inside``; a map without
+usable positive attribution (all zero, non-finite, constant, no positive value) fails with that reason.
+Figures are aggregated per class (true or predicted): a shortcut usually belongs to one class, and a pooled
+figure hides it. The rule fails on the worst class and reports every class.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.ndimage import distance_transform_edt
+
+from ..evidence import Evidence
+from ..types import Finding
+from ._shortcuts import (MAX_EVIDENCE_IDS, class_groups, explainer_title, map_problem, pct, positive_part,
+                         require_probe, rnd, scope_words)
+from .base import Rule, RuleParams
+
+
+class ClassOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_share_inside: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_fraction_failing: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class RoiAttributionParams(RuleParams):
+    explainer: str = "gradcam"
+    scope: Literal["correct", "picks", "all"] = "correct"
+    n: int | None = Field(default=200, ge=1, description="at most n samples per class (seeded subset); none = all")
+    min_share_inside: float = Field(default=0.25, ge=0.0, le=1.0,
+                                    description="a sample fails below this share of positive mass inside its ROI")
+    max_fraction_failing: float = Field(default=0.5, ge=0.0, le=1.0,
+                                        description="a class fails when more of its samples fail")
+    min_hit_rate: float | None = Field(default=None, ge=0.0, le=1.0,
+                                       description="optional floor on a class's pointing-game hit rate")
+    tolerance_px: float = Field(default=15.0, ge=0.0, description="pointing-game tolerance in model-input pixels")
+    per_class: dict[str, ClassOverride] = Field(default_factory=dict)
+    group_by: Literal["true", "predicted"] = "true"
+    min_samples: int = Field(default=5, ge=1, description="classes with fewer evaluated samples are reported only")
+
+
+class RoiAttribution(Rule):
+    kind = "roi_attribution"
+    title = "Attribution inside the region of interest"
+    Params = RoiAttributionParams
+
+    def check(self, evidence: Evidence) -> list[Finding]:
+        p: RoiAttributionParams = self.params  # type: ignore[assignment]
+        probe = require_probe(evidence)
+        for name in p.per_class:
+            evidence.class_index(name)  # KeyError names an unknown class
+        if not probe.has_roi():
+            return [self.error("no held-out sample has a ROI (add roi_x0..roi_y1 or roi_mask columns to the "
+                               "manifest); attribution inside the ROI cannot be measured")]
+        ids_all = evidence.sample_ids(p.scope)
+        groups_all = class_groups(evidence, ids_all, p.group_by)
+        ids: list[str] = []
+        for ci in range(len(evidence.classes)):
+            members = [s for s, g in zip(ids_all, groups_all, strict=True) if g == ci]
+            if p.n is not None and len(members) > p.n:
+                pick = evidence.rng(f"{p.id}:{ci}").choice(len(members), size=p.n, replace=False)
+                members = [members[i] for i in sorted(pick)]
+            ids.extend(members)
+        with_roi = [s for s in ids if probe.roi(s) is not None]
+        n_no_roi = len(ids) - len(with_roi)
+        if not with_roi:
+            return [self.error(f"none of the {len(ids)} {scope_words(p.scope)} samples has a ROI; "
+                               "attribution inside the ROI cannot be measured")]
+        aset = probe.attributions(p.explainer, with_roi, "predicted")
+        groups = class_groups(evidence, with_roi, p.group_by)
+        pos = positive_part(aset.maps)
+        share = np.zeros(len(with_roi))
+        hit = np.zeros(len(with_roi), dtype=bool)
+        problem: list[str | None] = []
+        for i, sid in enumerate(with_roi):
+            roi = probe.roi(sid)
+            assert roi is not None
+            why = map_problem(aset.maps[i])
+            problem.append(why)
+            if why is not None:
+                continue
+            total = pos[i].sum()
+            share[i] = float(pos[i][roi].sum() / total)
+            r, c = np.unravel_index(int(np.argmax(pos[i])), pos[i].shape)
+            hit[i] = bool(roi[r, c]) or float(distance_transform_edt(~roi)[r, c]) <= p.tolerance_px
+        bad = np.array([w is not None for w in problem])
+
+        title = explainer_title(probe, p.explainer)
+        table: dict[str, dict] = {}
+        judged: list[tuple[bool, float, float, int]] = []  # (failed, excess failing, -mean share, class)
+        failing_classes: list[str] = []
+        for ci, cname in enumerate(evidence.classes):
+            rows = np.flatnonzero(groups == ci)
+            ov = p.per_class.get(cname, ClassOverride())
+            floor = ov.min_share_inside if ov.min_share_inside is not None else p.min_share_inside
+            ceiling = ov.max_fraction_failing if ov.max_fraction_failing is not None else p.max_fraction_failing
+            if len(rows) == 0:
+                table[cname] = {"n": 0, "mean_share_inside": None, "fraction_failing": None, "hit_rate": None,
+                                "min_share_inside": floor, "max_fraction_failing": ceiling, "judged": False}
+                continue
+            fails = bad[rows] | (share[rows] < floor)
+            frac = float(fails.mean())
+            hit_rate = float(hit[rows].mean())
+            good = rows[~bad[rows]]
+            mean_share = float(share[good].mean()) if len(good) else 0.0
+            is_judged = len(rows) >= p.min_samples
+            class_failed = is_judged and (frac > ceiling or (p.min_hit_rate is not None and hit_rate < p.min_hit_rate))
+            table[cname] = {
+                "n": int(len(rows)), "mean_share_inside": rnd(mean_share), "median_share_inside":
+                rnd(float(np.median(np.where(bad[rows], 0.0, share[rows])))),
+                "fraction_failing": rnd(frac), "n_failing": int(fails.sum()), "hit_rate": rnd(hit_rate),
+                "n_unusable_maps": int(bad[rows].sum()), "min_share_inside": floor,
+                "max_fraction_failing": ceiling, "judged": is_judged, "failed": class_failed,
+            }
+            if class_failed:
+                failing_classes.append(cname)
+            if is_judged:
+                judged.append((class_failed, frac - ceiling, -mean_share, ci))
+        reasons: dict[str, int] = {}
+        for w in problem:
+            if w is not None:
+                reasons[w] = reasons.get(w, 0) + 1
+        details = {
+            "explainer": p.explainer, "scope": p.scope, "group_by": p.group_by, "n_evaluated": len(with_roi),
+            "n_skipped_without_roi": n_no_roi, "unusable_maps": reasons, "tolerance_px": p.tolerance_px,
+            "per_class": table,
+        }
+        if not judged:
+            return [self.error(f"no class has {p.min_samples} or more {scope_words(p.scope)} samples with a ROI "
+                               f"({len(with_roi)} evaluated)")]
+        judged.sort(key=lambda t: (not t[0], -t[1], t[2]))
+        worst = judged[0][3]
+        wname = evidence.classes[worst]
+        w = table[wname]
+        details["worst_class"] = wname
+        rows = np.flatnonzero(groups == worst)
+        order = rows[np.lexsort((rows, np.where(bad[rows], -1.0, share[rows])))]
+        evidence_ids = [with_roi[i] for i in order[:MAX_EVIDENCE_IDS]]
+        who = "true" if p.group_by == "true" else "predicted"
+        head = (f"'{wname}' ({who} class): {w['n_failing']} of {w['n']} {scope_words(p.scope)} samples have less "
+                f"than {pct(w['min_share_inside'])} of {title} mass inside the ROI (mean share "
+                f"{pct(w['mean_share_inside'])}, pointing-game hits {pct(w['hit_rate'])}")
+        if w["n_unusable_maps"]:
+            head += f"; {w['n_unusable_maps']} map(s) unusable: " + ", ".join(sorted(reasons))
+        head += ")"
+        others = "; ".join(f"'{c}' {pct(t['fraction_failing'])} failing, mean share {pct(t['mean_share_inside'])}"
+                           for c, t in table.items() if c != wname and t["n"])
+        skipped = f" {n_no_roi} sample(s) without ROI skipped." if n_no_roi else ""
+        if failing_classes:
+            msg = (f"{len(failing_classes)} class(es) with attribution outside the ROI. {head}, above the ceiling "
+                   f"of {pct(w['max_fraction_failing'])} failing. Other classes: {others or 'none'}.{skipped}")
+        else:
+            msg = (f"attribution inside the ROI for every class; worst {head}, within the ceiling of "
+                   f"{pct(w['max_fraction_failing'])} failing. Other classes: {others or 'none'}.{skipped}")
+        return [self.finding(bool(failing_classes), msg, w["fraction_failing"], w["max_fraction_failing"],
+                             evidence_ids if failing_classes else evidence_ids[:4], details)]

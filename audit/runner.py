@@ -1,0 +1,217 @@
+"""run_audit: chain the stages and return an AuditResult (plain data, no rendering)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__
+from .config import AuditConfig
+from .errors import AuditError, ExplainerError
+from .evidence import Evidence
+from .explainers import registry as explainer_registry
+from .loading.data import HeldOutSet, Preprocess, load_heldout, make_preprocess
+from .loading.model import LoadedModel, load_model, resolve_device, sha256_file
+from .predict import check_classes_present, predict
+from .probe import ModelProbe
+from .provenance import data_fingerprint, git_state, package_versions
+from .rules.engine import evaluate, verdict
+from .rules.pack import RulePack, find_pack, load_pack
+from .scoring import Metrics, score
+from .selection import select_samples
+from .types import AttributionSet, Finding, Picks, Predictions, SkippedSample
+
+log = logging.getLogger(__name__)
+
+MAX_EVIDENCE_IMAGES = 4  # per finding, drawn in the report
+
+
+@dataclass(frozen=True)
+class ExplainerOutcome:
+    name: str
+    title: str
+    legend: str
+    signed: bool
+    status: str  # "ok" | "unavailable"
+    reason: str = ""
+    maps: AttributionSet | None = None
+
+
+@dataclass(frozen=True)
+class SampleView:
+    """What the report needs to draw one sample: the de-normalised input and its ROI."""
+
+    sample_id: str
+    image: np.ndarray  # (H, W, 3) float in [0, 1]
+    roi: np.ndarray | None  # (H, W) bool
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    config: AuditConfig
+    classes: tuple[str, ...]
+    model_source: str
+    pickled_model: bool
+    pack: RulePack
+    predictions: Predictions
+    metrics: Metrics
+    picks: Picks
+    explanations: tuple[ExplainerOutcome, ...]
+    findings: tuple[Finding, ...]
+    finding_maps: Mapping[tuple[str, str], np.ndarray]  # (explainer, sample id) -> map, for evidence images
+    views: Mapping[str, SampleView]
+    verdict: str
+    skipped: tuple[SkippedSample, ...]
+    provenance: Mapping[str, Any]
+    n_listed: int = 0
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def _explain_picks(probe: ModelProbe, cfg: AuditConfig, ids: list[str]) -> tuple[ExplainerOutcome, ...]:
+    reg = explainer_registry()
+    out = []
+    for name in tqdm(cfg.explainers.methods, desc="explaining", unit="method", disable=not _progress(),
+                     leave=False):
+        cls = reg[name]
+        try:
+            maps = probe.attributions(name, ids, cfg.explainers.target)
+            if not np.isfinite(maps.maps).all():
+                raise ExplainerError("the maps contain NaN or infinite values")
+            out.append(ExplainerOutcome(name, cls.title, cls.legend, cls.signed, "ok", maps=maps))
+        except (ExplainerError, RuntimeError, ValueError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            log.warning("explainer %s unavailable: %s", name, reason)
+            out.append(ExplainerOutcome(name, cls.title, cls.legend, cls.signed, "unavailable", reason=reason))
+    return tuple(out)
+
+
+def _finding_material(probe: ModelProbe, findings: tuple[Finding, ...]) -> dict[tuple[str, str], np.ndarray]:
+    """Maps for the first few evidence samples of each finding that names an explainer."""
+    out: dict[tuple[str, str], np.ndarray] = {}
+    for f in findings:
+        name = f.details.get("explainer") if isinstance(f.details, Mapping) else None
+        ids = list(f.sample_ids[:MAX_EVIDENCE_IMAGES])
+        if not name or not ids:
+            continue
+        try:
+            aset = probe.attributions(str(name), ids, "predicted")
+        except (AuditError, RuntimeError, ValueError, KeyError):
+            continue
+        for sid, mp in zip(aset.ids, aset.maps, strict=True):
+            out[(str(name), sid)] = mp
+    return out
+
+
+def _views(probe: ModelProbe, preprocess: Preprocess, ids: list[str]) -> dict[str, SampleView]:
+    if not ids:
+        return {}
+    x = probe.images(ids)
+    return {sid: SampleView(sid, preprocess.unnormalize(x[i]), probe.roi(sid)) for i, sid in enumerate(ids)}
+
+
+def validate_setup(cfg: AuditConfig) -> tuple[HeldOutSet, RulePack]:
+    """Everything that can be checked before the model runs: data listing, rule pack, explainer names."""
+    heldout = load_heldout(cfg)
+    pack = load_pack(find_pack(cfg.rules.pack, cfg.base_dir))
+    reg = explainer_registry()
+    from .explainers import build_explainer
+
+    for name in cfg.explainers.methods:
+        build_explainer(name, cfg.explainers.options.get(name))  # ConfigError names unknown ones
+    unknown_opts = set(cfg.explainers.options) - set(reg)
+    if unknown_opts:
+        from .errors import ConfigError
+
+        raise ConfigError(f"explainers.options: unknown explainer(s) {', '.join(sorted(unknown_opts))}")
+    if cfg.data.image_size is None:
+        from .errors import ConfigError
+
+        raise ConfigError("data.image_size: required (the model's input height and width)")
+    return heldout, pack
+
+
+def run_audit(cfg: AuditConfig) -> AuditResult:
+    """Run one audit end to end. Raises AuditError for bad input; rule crashes become error findings."""
+    started = _now()
+    heldout, pack = validate_setup(cfg)
+    loaded: LoadedModel = load_model(cfg, len(heldout.classes))
+    device = resolve_device(cfg.device)
+    model = loaded.module.to(device)
+    preprocess = make_preprocess(cfg.data)
+    torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run
+    out = predict(model, heldout, preprocess, device, cfg.data.batch_size, cfg.data.num_workers,
+                  skip_bad=cfg.data.on_bad_image == "skip", progress=_progress())
+    preds = out.predictions
+    source = str(heldout.manifest or heldout.root)
+    check_classes_present(preds, heldout.classes, source)
+    rng = np.random.default_rng(cfg.seed)
+    metrics = score(preds, heldout.classes, rng, tuple(cfg.data.subgroups))
+    picks = select_samples(preds, heldout.classes, cfg.selection.k, cfg.selection.per_class)
+    kept = [heldout.records[i] for i in out.kept_rows]
+    mean = (out.input_sum / preds.n).float() if out.input_sum is not None else None
+    probe = ModelProbe(
+        model=model, records=kept, preprocess=preprocess, predictions=preds, device=device, seed=cfg.seed,
+        batch_size=cfg.data.batch_size, explain_batch_size=cfg.explainers.batch_size,
+        explainer_options=dict(cfg.explainers.options), dataset_mean=mean,
+    )
+    pick_ids = list(picks.all_ids())
+    explanations = _explain_picks(probe, cfg, pick_ids)
+    evidence = Evidence(
+        classes=heldout.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
+        explainers=tuple(cfg.explainers.methods), skipped=out.skipped, n_listed=len(heldout.records),
+    )
+    findings = evaluate(pack.rules, evidence)
+    finding_maps = _finding_material(probe, findings)
+    evidence_ids = [sid for f in findings for sid in f.sample_ids[:MAX_EVIDENCE_IMAGES]]
+    view_ids = list(dict.fromkeys(pick_ids + evidence_ids))
+    views = _views(probe, preprocess, view_ids)
+    provenance = {
+        "tool": {"name": "model-audit", "version": __version__},
+        "model": {
+            "source": loaded.source,
+            "files": [{"path": str(p), "sha256": sha256_file(p)} for p in loaded.files],
+            "sha256": sha256_file(loaded.files[0]) if loaded.files else None,
+            "allow_pickle": loaded.pickled,
+            "name": cfg.model.name,
+            "version": cfg.model.version,
+        },
+        "data": {
+            "source": source,
+            "manifest_sha256": sha256_file(heldout.manifest) if heldout.manifest else None,
+            "images_sha256": data_fingerprint(heldout.records, heldout.root),
+            "n_listed": len(heldout.records),
+            "n_scored": preds.n,
+            "n_skipped": len(out.skipped),
+        },
+        "rule_pack": {"name": pack.name, "path": str(pack.path), "sha256": sha256_file(pack.path)},
+        "config": cfg.to_jsonable(),
+        "model_card": cfg.model_card.model_dump(),
+        "versions": package_versions(),
+        "seed": cfg.seed,
+        "device": str(device),
+        "git": git_state(cfg.base_dir),
+        "started": started,
+        "finished": _now(),
+    }
+    return AuditResult(
+        config=cfg, classes=heldout.classes, model_source=loaded.source, pickled_model=loaded.pickled, pack=pack,
+        predictions=preds, metrics=metrics, picks=picks, explanations=explanations, findings=findings,
+        finding_maps=finding_maps, views=views, verdict=verdict(findings), skipped=out.skipped,
+        provenance=provenance, n_listed=len(heldout.records),
+    )

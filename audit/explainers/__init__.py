@@ -5,10 +5,44 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from ..errors import ConfigError
+from .attention_rollout import AttentionRollout
 from .base import ExplainContext, Explainer, ExplainerParams
+from .cam import CAM
+from .deconvnet import Deconvnet
+from .feature_inversion import FeatureInversion
 from .gradcam import GradCAM
+from .gradcam_pp import GradCAMPlusPlus
+from .gradient_shap import GradientShap
+from .guided_backprop import GuidedBackprop
+from .guided_gradcam import GuidedGradCAM
+from .integrated_gradients import IntegratedGradients
+from .kernel_shap import KernelShap
+from .layer_activations import LayerActivations
+from .lime import Lime
+from .lrp import LRP
+from .occlusion import Occlusion
+from .saliency import Saliency
+from .smoothgrad import SmoothGrad
 
-_BUILTIN: tuple[type[Explainer], ...] = (GradCAM,)
+_BUILTIN: tuple[type[Explainer], ...] = (
+    GradCAM,
+    GradCAMPlusPlus,
+    GuidedGradCAM,
+    CAM,
+    Saliency,
+    SmoothGrad,
+    GuidedBackprop,
+    Deconvnet,
+    IntegratedGradients,
+    GradientShap,
+    Occlusion,
+    Lime,
+    KernelShap,
+    LRP,
+    LayerActivations,
+    FeatureInversion,
+    AttentionRollout,
+)
 
 ENTRY_POINT_GROUP = "model_audit.explainers"
 

@@ -47,7 +47,7 @@ def target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def gaussian_blur(inputs: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur per channel with replicate padding; the kernel is cut at 3 sigma."""
-    radius = max(1, int(round(3 * sigma)))
+    radius = max(1, round(3 * sigma))
     t = torch.arange(-radius, radius + 1, device=inputs.device, dtype=inputs.dtype)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()

@@ -80,10 +80,11 @@ class CAM(Explainer):
             raise ExplainerError(f"CAM: the last Linear {fc_name!r} did not receive one {k}-vector per image")
         if not torch.allclose(logits, head["out"], rtol=1e-4, atol=1e-5):
             raise ExplainerError(f"CAM needs the last Linear {fc_name!r} to be the model output; layers follow it")
+        # the last map the head averages; pooled (B, K, 1, 1) outputs match trivially (even max pools): skip them
         for m in reversed(maps):
-            if torch.allclose(m.mean(dim=(2, 3)), head["in"], rtol=1e-4, atol=1e-5):
+            if m.shape[2] * m.shape[3] > 1 and torch.allclose(m.mean(dim=(2, 3)), head["in"], rtol=1e-4, atol=1e-5):
                 return m, fc.weight.detach()
         raise ExplainerError(
             f"CAM needs a global-average-pooling + linear head: the input of the last Linear {fc_name!r} "
-            f"is not the spatial mean of any (B, {k}, h, w) feature map"
+            f"is not the spatial mean of any (B, {k}, h, w) feature map with h * w > 1"
         )

@@ -33,7 +33,8 @@ class LRPParams(ExplainerParams):
         "epsilon", description="rule for conv/linear layers; the first one (signed input) always uses epsilon "
         "under gamma"
     )
-    epsilon: float = Field(1e-6, ge=0, description="stabiliser added to denominators (absorbs relevance)")
+    epsilon: float = Field(1e-6, ge=0, description="stabiliser added to denominators; the relevance "
+                           "it absorbs counts against conservation, so raise tolerance with it")
     gamma: float = Field(0.25, ge=0, description="weight on positive weights for the gamma rule")
     alpha: float = Field(1.0, ge=1, description="alpha of the alpha-beta rule (alpha - beta must be 1)")
     beta: float = Field(0.0, ge=0)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from markupsafe import Markup
 
 from ..errors import RenderError
 from ..resources import templates_dir
@@ -25,8 +26,9 @@ def environment() -> Environment:
 def render_html(context: dict[str, Any], template: str = "report.html.j2") -> str:
     tdir = templates_dir()
     try:
-        css = (tdir / "report.css").read_text(encoding="utf-8")
-        print_css = (tdir / "print.css").read_text(encoding="utf-8")
+        # our own style sheets are trusted; everything else in the context is autoescaped
+        css = Markup((tdir / "report.css").read_text(encoding="utf-8"))
+        print_css = Markup((tdir / "print.css").read_text(encoding="utf-8"))
         return environment().get_template(template).render(**context, css=css, print_css=print_css)
     except (TemplateError, OSError) as e:
         raise RenderError(f"cannot render {template}: {e}") from None

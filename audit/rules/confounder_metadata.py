@@ -16,8 +16,10 @@ For each metadata column (values as strings; empty values left out):
    measure; its pooled AUC (what the label alone predicts about the attribute) is reported for reference.
 3. The accuracy gap: per attribute value, the accuracy its samples would have given their class mix
    (accuracy of the other values in the same classes) minus the accuracy they have. Positive = worse.
+   A gap counts only when it is also significant (one-sided z-test of the class-weighted difference at the
+   corrected level): small subgroups otherwise produce large gaps by chance.
 
-Fails when p < alpha, or the within-class AUC > ``max_auc``, or a gap > ``max_accuracy_gap``.
+Fails when p < alpha, or the within-class AUC > ``max_auc``, or a significant gap > ``max_accuracy_gap``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field
+from scipy.stats import norm
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -149,25 +152,32 @@ def within_class_auc(features: np.ndarray, attr: np.ndarray, labels: np.ndarray,
 
 
 def accuracy_gaps(attr: np.ndarray, correct: np.ndarray, labels: np.ndarray, min_n: int) -> dict[int, dict]:
-    """Per attribute value: accuracy, the accuracy expected from its class mix, and the gap (expected − observed)."""
+    """Per attribute value v: its accuracy, the accuracy expected from its class mix (the other values'
+    accuracy in the same true classes, weighted by v's class counts), the gap (expected − observed; positive =
+    worse) and a z-score of the gap (binomial variances, smoothed)."""
     out: dict[int, dict] = {}
     for v in np.unique(attr):
         inv = attr == v
-        exp_num, exp_den = 0.0, 0
+        entry: dict = {"n": int(inv.sum()), "accuracy": float(correct[inv].mean())}
+        parts = []
         for c in np.unique(labels[inv]):
-            other = (labels == c) & ~inv
-            if other.sum() == 0:
+            a, b = (labels == c) & inv, (labels == c) & ~inv
+            if b.sum() == 0:
                 continue
-            n_vc = int(((labels == c) & inv).sum())
-            exp_num += n_vc * float(correct[other].mean())
-            exp_den += n_vc
-        obs_rows = inv & np.isin(labels, [c for c in np.unique(labels[inv]) if ((labels == c) & ~inv).any()])
-        acc = float(correct[inv].mean())
-        entry = {"n": int(inv.sum()), "accuracy": acc, "n_compared": int(obs_rows.sum())}
-        if exp_den >= min_n:
-            expected = exp_num / exp_den
-            entry["expected_accuracy"] = expected
-            entry["gap"] = expected - float(correct[obs_rows].mean())
+            n1, n0 = int(a.sum()), int(b.sum())
+            k1, k0 = int(correct[a].sum()), int(correct[b].sum())
+            p1, p0 = k1 / n1, k0 / n0
+            s1, s0 = (k1 + 0.5) / (n1 + 1), (k0 + 0.5) / (n0 + 1)
+            parts.append((n1, p0 - p1, s1 * (1 - s1) / n1 + s0 * (1 - s0) / n0, p0))
+        n_cmp = sum(q[0] for q in parts)
+        entry["n_compared"] = n_cmp
+        if n_cmp >= min_n:
+            w = np.array([q[0] for q in parts], dtype=float) / n_cmp
+            gap = float(np.sum(w * [q[1] for q in parts]))
+            se = float(np.sqrt(np.sum(w**2 * [q[2] for q in parts])))
+            entry["gap"] = gap
+            entry["expected_accuracy"] = float(np.sum(w * [q[3] for q in parts]))
+            entry["z"] = gap / se if se > 0 else 0.0
         out[int(v)] = entry
     return out
 
@@ -238,8 +248,11 @@ class ConfounderMetadata(Rule):
             if judged:
                 v, g = max(judged, key=lambda t: t[1]["gap"])
                 entry["worst_value"] = levels[v]
-                cands.append((g["gap"] > p.max_accuracy_gap, g["gap"] / max(p.max_accuracy_gap, 1e-9),
-                              "accuracy_gap", g["gap"], p.max_accuracy_gap))
+                z_crit = float(norm.isf(alpha))
+                entry["gap_z_critical"] = rnd(z_crit)
+                cands.append((g["gap"] > p.max_accuracy_gap and g["z"] > z_crit,
+                              g["gap"] / max(p.max_accuracy_gap, 1e-9), "accuracy_gap", g["gap"],
+                              p.max_accuracy_gap))
             failed_here = [c for c in cands if c[0]]
             entry["failed"] = [c[2] for c in failed_here]
             best = max(failed_here or cands, key=lambda c: c[1])
@@ -252,7 +265,7 @@ class ConfounderMetadata(Rule):
         failed, _, col, crit, value, lim = verdicts[0]
         details.update(worst_column=col, criterion=crit)
         e = table[col]
-        words = [f"'{col}':"]
+        words = [f"'{col}': "]
         words.append(f"within true classes, predictions {'depend' if e['p_value'] < alpha else 'do not depend'} on "
                      f"it (permutation p = {e['p_value']:.4f}, level {alpha:.4g})")
         if p.probe and e.get("probe_auc_within_class") is not None:
@@ -263,8 +276,8 @@ class ConfounderMetadata(Rule):
         if wv is not None:
             g = e["accuracy"][wv]
             words.append(f"; '{wv}' samples are {pct(abs(g['gap']))} {'less' if g['gap'] >= 0 else 'more'} "
-                         f"accurate than their class mix predicts ({pct(g['accuracy'])} of {g['n']}; limit "
-                         f"{pct(p.max_accuracy_gap)})")
+                         f"accurate than their class mix predicts ({pct(g['accuracy'])} of {g['n']}, z = "
+                         f"{g['z']:.1f}; limit {pct(p.max_accuracy_gap)})")
         msg = "".join(words) + "."
         n_fail = sum(1 for v in verdicts if v[0])
         msg = (f"{n_fail} of {len(verdicts)} column(s) flagged. " if n_fail else

@@ -41,15 +41,18 @@ def _fail(e: BaseException, debug: bool) -> int:
     return EXIT_INTERNAL
 
 
-def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: bool) -> int:
+def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: bool,
+                   baseline: Path | None = None, unpaired: bool = False) -> int:
+    from .compare import load_results
     from .config import load_config
     from .report.output import write_outputs
     from .runner import run_audit
 
     t0 = time.perf_counter()
     cfg = load_config(config, overrides)
+    base = load_results(baseline) if baseline is not None else None
     out_dir = out if out is not None else Path("reports") / cfg.name
-    result = run_audit(cfg)
+    result = run_audit(cfg, baseline=base, unpaired=unpaired)
     written = write_outputs(result, out_dir, cfg.report.formats)
     if not quiet:
         blocking = [f for f in result.findings if f.blocking]
@@ -69,6 +72,8 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     rules: Annotated[str | None, typer.Option(help="Rule pack name or path.")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="results.json (or its folder) of the released model.")] = None,
+    unpaired: Annotated[bool, typer.Option(help="Allow a baseline audited on another held-out set.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -81,7 +86,7 @@ def run(
     if rules is not None:
         overrides.append(f'rules.pack="{rules}"')
     try:
-        code = _run_and_write(config, out, overrides, quiet)
+        code = _run_and_write(config, out, overrides, quiet, baseline, unpaired)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - mapped to exit codes
         code = _fail(e, debug)
     raise typer.Exit(code)
@@ -91,7 +96,7 @@ def run(
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("reports/demo"),
     clean: Annotated[bool, typer.Option("--clean", help="Same digits without the planted marker.")] = False,
-    epochs: Annotated[int, typer.Option(min=1, max=100)] = 6,
+    epochs: Annotated[int, typer.Option(min=1, max=100)] = 8,
     seed: Annotated[int, typer.Option()] = 0,
     debug: DebugOpt = False,
 ) -> None:
@@ -114,6 +119,43 @@ def demo(
 
 DEMO_METHODS: tuple[str, ...] = ("gradcam",)
 DEMO_PACK = "default"
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Baseline results.json or report folder.")],
+    candidate: Annotated[Path, typer.Argument(help="Candidate results.json or report folder.")],
+    unpaired: Annotated[bool, typer.Option(help="Allow different held-out sets (no paired intervals, no flips).")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Compare two audits: metric deltas with paired bootstrap intervals, per-class changes, rule changes,
+    prediction flips. Exit 1 when a rule newly fails or a sample flipped from right to wrong."""
+    import json
+
+    from .compare import compare_results, load_results
+    from .report.results import jsonable
+
+    try:
+        comp = compare_results(load_results(baseline), load_results(candidate), unpaired=unpaired)
+    except Exception as e:  # noqa: BLE001
+        raise typer.Exit(_fail(e, debug)) from None
+    for name, d in comp["metrics"].items():
+        ci = d.get("delta_ci95")
+        ci_txt = f"  [95 % CI {ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""
+        typer.echo(f"{name:18s} {d['baseline']:.4f} -> {d['candidate']:.4f}  ({d['delta']:+.4f}){ci_txt}")
+    for r in comp["per_class"]:
+        if r["recall_delta"] < 0:
+            typer.echo(f"recall '{r['class']}': {r['recall_baseline']:.3f} -> {r['recall_candidate']:.3f}")
+    flips = comp.get("flips")
+    if flips:
+        typer.echo(f"flips: {flips['to_wrong']} right -> wrong, {flips['to_right']} wrong -> right")
+    new = comp["rules"]["newly_failing"]
+    typer.echo("newly failing rules: " + (", ".join(new) if new else "none"))
+    if json_out is not None:
+        json_out.write_text(json.dumps(jsonable(comp), indent=2) + "\n", encoding="utf-8")
+    regressed = bool(new) or bool(flips and flips["to_wrong"])
+    raise typer.Exit(EXIT_FAIL if regressed else EXIT_PASS)
 
 
 @app.command("list")

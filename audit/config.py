@@ -154,13 +154,14 @@ class AuditConfig(_Strict):
     report: ReportConfig = Field(default_factory=ReportConfig)
     model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)
+    source: str = Field(default="", exclude=True)  # the config file read, for the report's re-run line
 
     def resolve(self, p: Path) -> Path:
         """A config-relative path made absolute."""
         return p if p.is_absolute() else (self.base_dir / p)
 
     def to_jsonable(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"base_dir"})
+        return self.model_dump(mode="json", exclude={"base_dir", "source"})
 
 
 def format_validation_error(source: str, err: ValidationError) -> str:
@@ -221,9 +222,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> AuditCo
 
 
 def config_from_dict(tree: dict[str, Any], base_dir: Path, source: str = "<config>") -> AuditConfig:
-    if "base_dir" in tree:
-        raise ConfigError(f"{source}: base_dir: unknown key")
+    for internal in ("base_dir", "source"):
+        if internal in tree:
+            raise ConfigError(f"{source}: {internal}: unknown key")
     try:
-        return AuditConfig.model_validate({**tree, "base_dir": base_dir})
+        return AuditConfig.model_validate({**tree, "base_dir": base_dir, "source": source})
     except ValidationError as e:
         raise ConfigError(format_validation_error(source, e)) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -146,8 +146,26 @@ def validate_setup(cfg: AuditConfig) -> tuple[HeldOutSet, RulePack]:
     return heldout, pack
 
 
-def run_audit(cfg: AuditConfig) -> AuditResult:
-    """Run one audit end to end. Raises AuditError for bad input; rule crashes become error findings."""
+def _comparison(baseline: Mapping[str, Any], preds: Predictions, metrics: Metrics, classes: tuple[str, ...],
+                findings: tuple[Finding, ...], unpaired: bool, seed: int) -> dict[str, Any]:
+    from .compare import candidate_view, compare_results
+
+    flat = {
+        "accuracy": metrics.accuracy, "balanced_accuracy": metrics.balanced_accuracy, "macro_f1": metrics.macro_f1,
+        "weighted_f1": metrics.weighted_f1, "ece": metrics.calibration.ece, "nll": metrics.nll,
+        "brier": metrics.brier,
+        "per_class": [{"class": c.name, "precision": c.precision, "recall": c.recall, "f1": c.f1,
+                       "support": c.support} for c in metrics.per_class],
+    }
+    rules = [{"id": f.rule, "status": f.status} for f in findings]
+    cand = candidate_view(preds.ids, preds.labels, preds.preds, preds.confidence, flat, list(classes), rules)
+    return compare_results(baseline, cand, unpaired=unpaired, seed=seed)
+
+
+def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpaired: bool = False) -> AuditResult:
+    """Run one audit end to end. Raises AuditError for bad input; rule crashes become error findings.
+
+    With ``baseline`` (a previous results.json), comparison-phase rules get the diff against it."""
     started = _now()
     heldout, pack = validate_setup(cfg)
     loaded: LoadedModel = load_model(cfg, len(heldout.classes))
@@ -176,7 +194,14 @@ def run_audit(cfg: AuditConfig) -> AuditResult:
         classes=heldout.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=out.skipped, n_listed=len(heldout.records),
     )
-    findings = evaluate(pack.rules, evidence)
+    main_rules = [r for r in pack.rules if r.phase == "main"]
+    comparison_rules = [r for r in pack.rules if r.phase == "comparison"]
+    findings = evaluate(main_rules, evidence)
+    comparison = None
+    if baseline is not None:
+        comparison = _comparison(baseline, preds, metrics, heldout.classes, findings, unpaired, cfg.seed)
+        evidence = replace(evidence, extras={**evidence.extras, "comparison": comparison})
+    findings = findings + evaluate(comparison_rules, evidence)
     finding_maps = _finding_material(probe, findings)
     evidence_ids = [sid for f in findings for sid in f.sample_ids[:MAX_EVIDENCE_IMAGES]]
     view_ids = list(dict.fromkeys(pick_ids + evidence_ids))
@@ -214,4 +239,5 @@ def run_audit(cfg: AuditConfig) -> AuditResult:
         predictions=preds, metrics=metrics, picks=picks, explanations=explanations, findings=findings,
         finding_maps=finding_maps, views=views, verdict=verdict(findings), skipped=out.skipped,
         provenance=provenance, n_listed=len(heldout.records),
+        extras={"comparison": comparison} if comparison is not None else {},
     )

@@ -48,7 +48,7 @@ limitations = "Trained on 1,200 synthetic 64x64 canvases of scikit-learn digits.
 """
 
 
-def prepare_demo(workdir: Path, clean: bool, seed: int = 0, epochs: int = 6,
+def prepare_demo(workdir: Path, clean: bool, seed: int = 0, epochs: int = 8,
                  methods: tuple[str, ...] = ("gradcam",), pack: str = "default") -> Path:
     """Write heldout/, weights.safetensors and audit.toml into ``workdir``; return the config path."""
     workdir.mkdir(parents=True, exist_ok=True)

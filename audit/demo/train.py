@@ -9,7 +9,7 @@ from torch import nn
 from .model import DemoCNN
 
 
-def train_demo_model(images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int = 6, seed: int = 0,
+def train_demo_model(images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int = 8, seed: int = 0,
                      batch_size: int = 64, lr: float = 5e-3, mean: float = 0.25, std: float = 0.2) -> DemoCNN:
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

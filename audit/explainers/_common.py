@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -38,6 +39,14 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
+
+
+@contextmanager
+def quiet_relu_hooks() -> Iterator[None]:
+    """Silence captum's notice that it temporarily hooks ReLU modules (guided backprop, deconvnet)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+        yield
 
 
 def target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ import torch
 from captum.attr import Deconvolution
 from torch import nn
 
+from ._common import quiet_relu_hooks
 from .base import Explainer, ExplainerParams
 
 
@@ -27,6 +28,7 @@ class Deconvnet(Explainer):
     Params = DeconvnetParams
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with torch.enable_grad():
-            attr = Deconvolution(model).attribute(inputs, target=targets)
+        x = inputs.detach().requires_grad_(True)
+        with torch.enable_grad(), quiet_relu_hooks():
+            attr = Deconvolution(model).attribute(x, target=targets)
         return attr.detach().sum(dim=1).float().cpu()

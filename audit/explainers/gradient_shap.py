@@ -44,6 +44,7 @@ class GradientShap(Explainer):
         refs = centre + p.baseline_noise * noise.to(inputs.dtype)
         with seeded(self.context.seed, inputs.device), torch.enable_grad():
             attr = _GradientShap(model).attribute(
-                inputs, baselines=refs, target=targets, n_samples=p.n_samples, stdevs=p.stdevs,
+                inputs.detach().requires_grad_(True), baselines=refs, target=targets, n_samples=p.n_samples,
+                stdevs=p.stdevs,
             )
         return attr.detach().sum(dim=1).float().cpu()

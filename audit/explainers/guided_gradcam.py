@@ -6,6 +6,7 @@ import torch
 from captum.attr import GuidedGradCam as _GuidedGradCam
 from torch import nn
 
+from ._common import quiet_relu_hooks
 from .base import Explainer
 from .gradcam import GradCAMParams
 from .layers import resolve_layer
@@ -28,6 +29,7 @@ class GuidedGradCAM(Explainer):
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         _, layer = resolve_layer(model, self.params.layer)
-        with torch.enable_grad():
-            attr = _GuidedGradCam(model, layer).attribute(inputs, target=targets, interpolate_mode="bilinear")
+        x = inputs.detach().requires_grad_(True)
+        with torch.enable_grad(), quiet_relu_hooks():
+            attr = _GuidedGradCam(model, layer).attribute(x, target=targets, interpolate_mode="bilinear")
         return attr.detach().sum(dim=1).float().cpu()

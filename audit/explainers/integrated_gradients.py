@@ -19,7 +19,8 @@ class IntegratedGradientsParams(ExplainerParams):
         "mean: the dataset mean input",
     )
     blur_sigma: float = Field(5.0, gt=0, description="std in pixels of the blur baseline")
-    internal_batch_size: int = Field(16, ge=1, description="path points per forward pass")
+    internal_batch_size: int = Field(16, ge=1, description="path points x images per forward pass (raised to the "
+                                     "batch size when smaller)")
 
 
 class IntegratedGradients(Explainer):
@@ -43,7 +44,7 @@ class IntegratedGradients(Explainer):
         baseline = make_baseline(p.baseline, inputs, self.context, p.blur_sigma)
         with torch.enable_grad():
             attr = _IntegratedGradients(model).attribute(
-                inputs, baselines=baseline, target=targets, n_steps=p.n_steps,
+                inputs.detach().requires_grad_(True), baselines=baseline, target=targets, n_steps=p.n_steps,
                 internal_batch_size=max(p.internal_batch_size, inputs.shape[0]),
             )
         return attr.detach().sum(dim=1).float().cpu()

@@ -46,7 +46,7 @@ class Lime(Explainer):
         baselines = make_baseline(p.baseline, inputs, self.context, p.blur_sigma)
         maps = []
         with seeded(self.context.seed, inputs.device), torch.no_grad():
-            for x, b, t in zip(inputs, baselines, targets):
+            for x, b, t in zip(inputs, baselines, targets, strict=True):
                 mask = feature_mask(x, p.segmentation, p.n_segments, p.cell)
                 attr = lime.attribute(
                     x.unsqueeze(0), baselines=b.unsqueeze(0), target=t.view(1), feature_mask=mask,

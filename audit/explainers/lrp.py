@@ -119,8 +119,7 @@ class LRP(Explainer):
         idx = targets.to(logits.device).view(-1, 1)
         logit = logits.double().gather(1, idx).squeeze(1)
         r = torch.zeros_like(logits, dtype=torch.float64).scatter(1, idx, logit.view(-1, 1))
-        first_linear = next(i for i, s in enumerate(steps) if isinstance(s.module, LINEAR)) if any(
-            isinstance(s.module, LINEAR) for s in steps) else -1
+        first_linear = next((i for i, s in enumerate(steps) if isinstance(s.module, LINEAR)), -1)
         out: list[tuple[str, torch.Tensor]] = []
         i = len(steps) - 1
         with torch.enable_grad():

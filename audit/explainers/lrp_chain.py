@@ -93,7 +93,7 @@ def _validate(records: list[list], inputs: torch.Tensor, logits: torch.Tensor) -
         raise ExplainerError("LRP: the forward pass called no module")
     calls: Counter[str] = Counter()
     prev_name, prev_out = "the model input", inputs
-    for name, m, inp, out in records:
+    for name, _m, inp, out in records:
         calls[name] += 1
         if calls[name] > 1:
             raise ExplainerError(

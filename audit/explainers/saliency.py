@@ -26,6 +26,7 @@ class Saliency(Explainer):
     Params = SaliencyParams
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        x = inputs.detach().requires_grad_(True)
         with torch.enable_grad():
-            grads = _Saliency(model).attribute(inputs, target=targets, abs=True)
+            grads = _Saliency(model).attribute(x, target=targets, abs=True)
         return grads.detach().amax(dim=1).float().cpu()

@@ -33,7 +33,21 @@ def slic_mask(image: torch.Tensor, n_segments: int, compactness: float) -> torch
 
 def feature_mask(image: torch.Tensor, kind: Segmentation, n_segments: int, cell: int,
                  compactness: float = 10.0) -> torch.Tensor:
-    """(1, 1, h, w) mask shared by all channels of one (C, h, w) image, on the image's device."""
+    """(1, 1, h, w) mask shared by all channels of one (C, h, w) image, on the image's device.
+
+    SLIC can collapse to a handful of segments on textureless or noise-like images; it is retried with
+    higher compactness (towards a regular grid) and falls back to a grid of about ``n_segments`` cells.
+    """
     h, w = image.shape[-2:]
-    m = slic_mask(image, n_segments, compactness) if kind == "slic" else grid_mask(h, w, cell)
+    m = None
+    if kind == "slic":
+        for c in (compactness, compactness * 10, compactness * 100):
+            m = slic_mask(image, n_segments, c)
+            if int(m.max()) + 1 >= max(2, n_segments // 4):
+                break
+        else:
+            m = None
+    if m is None:
+        side = cell if kind == "grid" else max(1, round((h * w / n_segments) ** 0.5))
+        m = grid_mask(h, w, side)
     return m.view(1, 1, h, w).to(image.device)

@@ -34,7 +34,7 @@ class SmoothGrad(Explainer):
         tunnel = NoiseTunnel(Saliency(model))
         maps = []
         with seeded(self.context.seed, inputs.device), torch.enable_grad():
-            for x, t in zip(inputs, targets):  # per image: the noise scale follows that image's range
+            for x, t in zip(inputs, targets, strict=True):  # per image: the noise scale follows that image's range
                 x = x.unsqueeze(0)
                 sigma = float(p.stdev_fraction * (x.max() - x.min()).clamp_min(1e-12))
                 attr = tunnel.attribute(

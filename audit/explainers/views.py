@@ -39,7 +39,9 @@ def pool_features(a: torch.Tensor) -> torch.Tensor:
     return a.mean(dim=(2, 3)) if a.dim() == 4 else a.flatten(1)
 
 
-def layer_features(model: nn.Module, data: Batches, layers: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def layer_features(
+    model: nn.Module, data: Batches, layers: Sequence[str]
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """({layer: (N, D) pooled features}, labels from the batches or None), in no_grad."""
     dev = _device(model)
     mods = {n: named_module(model, n) for n in layers}

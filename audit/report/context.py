@@ -102,6 +102,31 @@ def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale]) -
     }
 
 
+def _comparison_ctx(comp: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not comp:
+        return None
+    metrics = []
+    for name, d in comp["metrics"].items():
+        ci = d.get("delta_ci95")
+        metrics.append({"name": name, "baseline": _fmt(d["baseline"], 4), "candidate": _fmt(d["candidate"], 4),
+                        "delta": f"{d['delta']:+.4f}", "ci": f"{ci[0]:+.4f} to {ci[1]:+.4f}" if ci else "—"})
+    per_class = [{"name": r["class"], "baseline": _fmt(r["recall_baseline"]), "candidate": _fmt(r["recall_candidate"]),
+                  "delta": f"{r['recall_delta']:+.3f}", "regressed": r["recall_delta"] < 0} for r in comp["per_class"]]
+    flips = comp.get("flips")
+    return {
+        "paired": comp["paired"],
+        "baseline": comp["baseline"],
+        "metrics": metrics,
+        "per_class": per_class,
+        "newly_failing": comp["rules"]["newly_failing"],
+        "newly_passing": comp["rules"]["newly_passing"],
+        "flips": None if not flips else {
+            "to_wrong": flips["to_wrong"], "to_right": flips["to_right"],
+            "examples": flips["to_wrong_examples"][:10],
+        },
+    }
+
+
 def build_context(r: AuditResult) -> dict[str, Any]:
     m = r.metrics
     scales: dict[str, figures.Scale] = {}
@@ -185,5 +210,6 @@ def build_context(r: AuditResult) -> dict[str, Any]:
         ],
         "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
         "config_json": json.dumps(r.config.to_jsonable(), indent=2),
-        "rerun": f"audit run <config.toml> --set seed={r.config.seed}",
+        "rerun": f"audit run {r.config.source or '<config.toml>'} --seed {r.config.seed}",
+        "comparison": _comparison_ctx(r.extras.get("comparison")),
     }

@@ -121,6 +121,8 @@ def build_results(r: AuditResult) -> dict[str, Any]:
         },
         "provenance": dict(r.provenance),
     }
+    if "comparison" in r.extras:
+        out["comparison"] = r.extras["comparison"]
     return jsonable(out)
 
 

@@ -32,6 +32,9 @@ class Rule(ABC):
     kind: ClassVar[str]
     title: ClassVar[str]
     Params: ClassVar[type[RuleParams]] = RuleParams
+    # "main" rules read the audit's evidence; "comparison" rules run afterwards and read
+    # evidence.extras["comparison"] (the diff against a baseline results.json)
+    phase: ClassVar[str] = "main"
 
     def __init__(self, params: RuleParams) -> None:
         self.params = params

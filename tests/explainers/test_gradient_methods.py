@@ -43,7 +43,7 @@ def test_cam_equals_gradcam_up_to_scale_on_gap_linear_net(cnn: nn.Module, batch:
     cam = build_explainer("cam", {"relu": True}).explain(cnn, x, t)
     # Grad-CAM at the map that feeds the global average pool (the ReLU after the last conv)
     grad_cam = build_explainer("gradcam", {"layer": "4"}).explain(cnn, x, t)
-    for c, g in zip(cam, grad_cam):
+    for c, g in zip(cam, grad_cam, strict=True):
         assert g.abs().max() > 0
         scale = float((c * g).sum() / (g * g).sum())
         assert scale > 0

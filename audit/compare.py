@@ -1,0 +1,159 @@
+"""Compare a candidate audit with a baseline (the released model) from their results.json files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from .errors import DataError
+
+PAIRED_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+REPORTED_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "ece", "nll", "brier")
+RESAMPLES = 1000
+MAX_LISTED_FLIPS = 50
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """A results.json, or a report folder holding one."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    if not p.is_file():
+        raise DataError(f"{p}: baseline results.json not found")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{p}: not valid JSON: {e}") from None
+    for key in ("schema_version", "metrics", "predictions", "rules", "classes"):
+        if key not in doc:
+            raise DataError(f"{p}: not a model-audit results.json (missing {key!r})")
+    if str(doc["schema_version"]).split(".")[0] != "1":
+        raise DataError(f"{p}: schema_version {doc['schema_version']} is not supported (expected 1.x)")
+    return doc
+
+
+def _metric(name: str, y: np.ndarray, p: np.ndarray) -> float:
+    if name == "accuracy":
+        return float(np.mean(y == p))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name == "balanced_accuracy":
+            return float(balanced_accuracy_score(y, p))
+        return float(f1_score(y, p, average="macro", zero_division=0))
+
+
+def _paired_ci(name: str, y: np.ndarray, pb: np.ndarray, pc: np.ndarray, rng: np.random.Generator
+               ) -> tuple[float, float]:
+    """95 % percentile interval of candidate − baseline over paired bootstrap resamples of the samples."""
+    n = len(y)
+    if name == "accuracy":
+        diff = (pc == y).astype(float) - (pb == y).astype(float)
+        idx = rng.integers(0, n, size=(RESAMPLES, n))
+        deltas = diff[idx].mean(axis=1)
+    else:
+        deltas = np.empty(RESAMPLES)
+        for i in range(RESAMPLES):
+            s = rng.integers(0, n, size=n)
+            deltas[i] = _metric(name, y[s], pc[s]) - _metric(name, y[s], pb[s])
+    lo, hi = np.quantile(deltas, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], unpaired: bool = False,
+                    seed: int = 0) -> dict[str, Any]:
+    """Deltas, per-class regressions, rule changes and prediction flips (JSON-safe dict)."""
+    if list(baseline["classes"]) != list(candidate["classes"]):
+        raise DataError(
+            f"baseline classes {baseline['classes']} differ from candidate classes {candidate['classes']}: "
+            "the audits are not comparable"
+        )
+    classes = list(candidate["classes"])
+    bp, cp = baseline["predictions"], candidate["predictions"]
+    b_ids, c_ids = list(map(str, bp["ids"])), list(map(str, cp["ids"]))
+    paired = set(b_ids) == set(c_ids) and len(b_ids) == len(c_ids)
+    if paired:
+        b_row = {sid: i for i, sid in enumerate(b_ids)}
+        order = np.array([b_row[s] for s in c_ids])
+        yb = np.asarray(bp["labels"])[order]
+        yc = np.asarray(cp["labels"])
+        if not np.array_equal(yb, yc):
+            bad = c_ids[int(np.flatnonzero(yb != yc)[0])]
+            raise DataError(f"sample {bad!r} has different labels in baseline and candidate: not the same held-out set")
+        pb = np.asarray(bp["predicted"])[order]
+        pc = np.asarray(cp["predicted"])
+        conf_b = np.asarray(bp["confidence"], dtype=float)[order]
+        conf_c = np.asarray(cp["confidence"], dtype=float)
+    elif not unpaired:
+        only_b = len(set(b_ids) - set(c_ids))
+        only_c = len(set(c_ids) - set(b_ids))
+        raise DataError(
+            f"baseline and candidate were audited on different held-out sets ({only_b} sample ids only in the "
+            f"baseline, {only_c} only in the candidate); use --unpaired to compare headline metrics anyway"
+        )
+    rng = np.random.default_rng(seed)
+    bm, cm = baseline["metrics"], candidate["metrics"]
+    metrics: dict[str, Any] = {}
+    for name in REPORTED_METRICS:
+        b, c = bm.get(name), cm.get(name)
+        if b is None or c is None:
+            continue
+        entry: dict[str, Any] = {"baseline": b, "candidate": c, "delta": c - b}
+        if paired and name in PAIRED_METRICS:
+            entry["delta_ci95"] = list(_paired_ci(name, yc, pb, pc, rng))
+        metrics[name] = entry
+    b_cls = {r["class"]: r for r in bm["per_class"]}
+    per_class = []
+    for r in cm["per_class"]:
+        b = b_cls.get(r["class"])
+        if b is None:
+            continue
+        per_class.append({
+            "class": r["class"], "recall_baseline": b["recall"], "recall_candidate": r["recall"],
+            "recall_delta": r["recall"] - b["recall"], "f1_delta": r["f1"] - b["f1"],
+        })
+    b_rules = {r["id"]: r["status"] for r in baseline["rules"]}
+    c_rules = {r["id"]: r["status"] for r in candidate["rules"]}
+    bad = ("fail", "error")
+    newly_failing = sorted(i for i, s in c_rules.items() if s in bad and b_rules.get(i) not in bad)
+    newly_passing = sorted(i for i, s in c_rules.items() if s == "pass" and b_rules.get(i) in bad)
+    out: dict[str, Any] = {
+        "paired": paired,
+        "baseline": {"name": baseline.get("name"), "verdict": baseline.get("verdict"),
+                     "model_sha256": baseline.get("provenance", {}).get("model", {}).get("sha256")},
+        "metrics": metrics,
+        "per_class": per_class,
+        "rules": {"newly_failing": newly_failing, "newly_passing": newly_passing,
+                  "baseline": b_rules, "candidate": c_rules},
+    }
+    if paired:
+        to_wrong = np.flatnonzero((pb == yc) & (pc != yc))
+        to_right = np.flatnonzero((pb != yc) & (pc == yc))
+        to_wrong = to_wrong[np.argsort(-conf_c[to_wrong], kind="stable")]
+        to_right = to_right[np.argsort(-conf_c[to_right], kind="stable")]
+
+        def _flip(i: int) -> dict[str, Any]:
+            return {"id": c_ids[i], "label": classes[yc[i]], "baseline": classes[pb[i]], "candidate": classes[pc[i]],
+                    "confidence_baseline": float(conf_b[i]), "confidence_candidate": float(conf_c[i])}
+
+        out["flips"] = {
+            "to_wrong": len(to_wrong), "to_right": len(to_right),
+            "to_wrong_examples": [_flip(int(i)) for i in to_wrong[:MAX_LISTED_FLIPS]],
+            "to_right_examples": [_flip(int(i)) for i in to_right[:MAX_LISTED_FLIPS]],
+        }
+    return out
+
+
+def candidate_view(ids: np.ndarray, labels: np.ndarray, preds: np.ndarray, confidence: np.ndarray,
+                   metrics: Mapping[str, Any], classes: list[str], rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """The subset of a results.json that compare_results reads, built from an audit in progress."""
+    return {
+        "schema_version": "1.0", "classes": classes, "metrics": dict(metrics), "rules": rules,
+        "predictions": {"ids": [str(s) for s in ids], "labels": labels.tolist(), "predicted": preds.tolist(),
+                        "confidence": confidence.tolist()},
+    }

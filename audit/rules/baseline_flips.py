@@ -1,0 +1,35 @@
+"""baseline_flips: at most N samples right under the baseline may be wrong under the candidate."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ..evidence import Evidence
+from ..types import Finding
+from ._baseline import NoBaseline, comparison
+from .base import Rule, RuleParams
+
+
+class FlipsParams(RuleParams):
+    max_new_wrong: int = Field(ge=0)
+
+
+class BaselineFlips(Rule):
+    kind = "baseline_flips"
+    title = "New errors since baseline"
+    Params = FlipsParams
+    phase = "comparison"
+
+    def check(self, evidence: Evidence) -> list[Finding]:
+        p: FlipsParams = self.params  # type: ignore[assignment]
+        try:
+            comp = comparison(evidence)
+        except NoBaseline as e:
+            return [self.error(str(e))]
+        flips = comp.get("flips")
+        if flips is None:
+            return [self.error("flips need the same held-out set in both audits (paired comparison)")]
+        n = flips["to_wrong"]
+        msg = f"{n} sample(s) right under the baseline are wrong now ({flips['to_right']} fixed)"
+        ids = [f["id"] for f in flips["to_wrong_examples"][:20]]
+        return [self.finding(n > p.max_new_wrong, msg, n, p.max_new_wrong, ids)]

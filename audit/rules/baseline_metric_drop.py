@@ -1,0 +1,45 @@
+"""baseline_metric_drop: a headline metric may not drop by more than an absolute or relative margin."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..evidence import Evidence
+from ..types import Finding
+from ._baseline import NoBaseline, comparison
+from .base import Rule, RuleParams
+
+
+class MetricDropParams(RuleParams):
+    metric: str = "accuracy"
+    max_drop: float = Field(ge=0.0)
+    mode: Literal["absolute", "relative"] = "absolute"
+    higher_is_better: bool = True
+
+
+class BaselineMetricDrop(Rule):
+    kind = "baseline_metric_drop"
+    title = "Metric drop since baseline"
+    Params = MetricDropParams
+    phase = "comparison"
+
+    def check(self, evidence: Evidence) -> list[Finding]:
+        p: MetricDropParams = self.params  # type: ignore[assignment]
+        try:
+            comp = comparison(evidence)
+        except NoBaseline as e:
+            return [self.error(str(e))]
+        d = comp["metrics"].get(p.metric)
+        if d is None:
+            return [self.error(f"metric {p.metric!r} is not in both results")]
+        drop = (d["baseline"] - d["candidate"]) if p.higher_is_better else (d["candidate"] - d["baseline"])
+        if p.mode == "relative":
+            drop = drop / abs(d["baseline"]) if d["baseline"] else float("inf") if drop > 0 else 0.0
+        ci = d.get("delta_ci95")
+        ci_txt = f" (paired 95 % CI of the change {ci[0]:+.4f} to {ci[1]:+.4f})" if ci else ""
+        unit = "" if p.mode == "absolute" else " (relative)"
+        msg = (f"{p.metric} {d['baseline']:.4f} → {d['candidate']:.4f}{ci_txt}; drop {drop:.4f}{unit}, "
+               f"allowed {p.max_drop:.4f}")
+        return [self.finding(drop > p.max_drop, msg, drop, p.max_drop, details=dict(d))]

@@ -121,6 +121,15 @@ class ExplainersConfig(_Strict):
     options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-method parameters")
 
 
+class ViewsConfig(_Strict):
+    """Model-level views: embeddings of penultimate features and per-layer linear probes."""
+
+    embeddings: list[Literal["pca", "tsne"]] = Field(default_factory=lambda: ["pca", "tsne"])
+    max_samples: int = Field(default=1000, ge=3, le=100_000)
+    probe_layers: list[str] | None = None  # default: up to five conv layers from input to output
+    probe_samples: int = Field(default=400, ge=0, le=100_000, description="0 switches the probe off")
+
+
 class RulesConfig(_Strict):
     pack: str = "default"  # a name of a bundled pack (rules/<name>.toml) or a path
 
@@ -151,6 +160,7 @@ class AuditConfig(_Strict):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     explainers: ExplainersConfig = Field(default_factory=ExplainersConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)

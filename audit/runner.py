@@ -206,6 +206,11 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     evidence_ids = [sid for f in findings for sid in f.sample_ids[:MAX_EVIDENCE_IMAGES]]
     view_ids = list(dict.fromkeys(pick_ids + evidence_ids))
     views = _views(probe, preprocess, view_ids)
+    from .views import compute_views
+
+    vc = cfg.views
+    model_views = compute_views(probe, list(vc.embeddings), vc.probe_layers, vc.max_samples, vc.probe_samples,
+                                cfg.seed)
     provenance = {
         "tool": {"name": "model-audit", "version": __version__},
         "model": {
@@ -239,5 +244,5 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
         predictions=preds, metrics=metrics, picks=picks, explanations=explanations, findings=findings,
         finding_maps=finding_maps, views=views, verdict=verdict(findings), skipped=out.skipped,
         provenance=provenance, n_listed=len(heldout.records),
-        extras={"comparison": comparison} if comparison is not None else {},
+        extras={"model_views": model_views, **({"comparison": comparison} if comparison is not None else {})},
     )

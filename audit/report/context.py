@@ -74,7 +74,9 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
             "input": figures.image_cell(view.image, view.roi),
             "cells": cells,
         })
-    return {"columns": columns, "rows": rows}
+    per_table = 5  # explainer columns per table, so a row fits an A4 page
+    chunks = [list(range(i, min(i + per_table, len(columns)))) for i in range(0, len(columns), per_table)] or [[]]
+    return {"columns": columns, "rows": rows, "chunks": chunks}
 
 
 def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale]) -> dict[str, Any]:
@@ -127,7 +129,26 @@ def _comparison_ctx(comp: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def build_context(r: AuditResult) -> dict[str, Any]:
+def _views_ctx(r: AuditResult) -> dict[str, Any] | None:
+    v = r.extras.get("model_views")
+    if v is None:
+        return None
+    pr = r.predictions
+    labels, correct = pr.labels[v.rows], pr.correct[v.rows]
+    names = {"pca": "PCA", "tsne": "t-SNE"}
+    figs = [figures.embedding_figure(c, labels, correct, r.classes, f"{names.get(m, m)} of penultimate features")
+            for m, c in v.embeddings.items()]
+    probe = figures.probe_figure(v.probe_accuracy, float(np.max(np.bincount(pr.labels)) / pr.n)) \
+        if v.probe_accuracy else None
+    return {
+        "embeddings": figs, "n": int(len(v.rows)), "probe_figure": probe,
+        "probe": [{"layer": k, "accuracy": _fmt(a)} for k, a in v.probe_accuracy.items()],
+        "notes": list(v.notes),
+    }
+
+
+def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
+    """Everything the templates show. ``document_id`` is the short SHA-256 of results.json."""
     m = r.metrics
     scales: dict[str, figures.Scale] = {}
     for e in r.explanations:
@@ -141,7 +162,13 @@ def build_context(r: AuditResult) -> dict[str, Any]:
     findings = sorted(r.findings, key=lambda f: (STATUS_ORDER[f.status], f.rule))
     prov = r.provenance
     title = r.config.report.title or f"Model audit: {r.config.model.name or r.config.name}"
+    card = dict(prov.get("model_card", {}))
     return {
+        "document_id": document_id or "draft",
+        "date": str(prov["finished"])[:10],
+        "model_name": r.config.model.name or r.config.name,
+        "model_version": r.config.model.version or card.get("version") or "—",
+        "author": card.get("owner") or "model-audit",
         "title": title,
         "name": r.config.name,
         "verdict": r.verdict,
@@ -203,6 +230,7 @@ def build_context(r: AuditResult) -> dict[str, Any]:
         },
         "calibration_figure": figures.reliability_figure(m.calibration),
         "grid": _grid(r, scales, warn),
+        "views": _views_ctx(r),
         "explainers": [
             {"name": e.name, "title": e.title, "legend": e.legend, "status": e.status, "reason": e.reason,
              "signed": e.signed, "warning": "not model-sensitive" if e.name in warn else ""}

@@ -166,3 +166,38 @@ def reliability_figure(cal: Calibration) -> str:
     axh.set_ylabel("samples", fontsize=8)
     axh.set_xlim(0, 1)
     return fig_uri(fig)
+
+
+def embedding_figure(coords: np.ndarray, labels: np.ndarray, correct: np.ndarray, classes: tuple[str, ...],
+                     title: str) -> str:
+    """Scatter of a 2-D embedding coloured by true class; misclassified samples drawn as black-edged crosses."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.0))
+    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    for ci, name in enumerate(classes):
+        m = labels == ci
+        if not m.any():
+            continue
+        color = cmap(ci % cmap.N)
+        ax.scatter(coords[m & correct, 0], coords[m & correct, 1], s=7, color=color, alpha=0.7, label=name,
+                   linewidths=0)
+        ax.scatter(coords[m & ~correct, 0], coords[m & ~correct, 1], s=28, color=color, marker="X",
+                   edgecolors="black", linewidths=0.6)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title + " (× = misclassified)", fontsize=9)
+    if len(classes) <= 20:
+        ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    return fig_uri(fig)
+
+
+def probe_figure(acc: dict[str, float], chance: float) -> str:
+    fig, ax = plt.subplots(figsize=(4.8, 2.6))
+    names = list(acc)
+    ax.plot(range(len(names)), [acc[n] for n in names], "o-", color="#4477aa")
+    ax.axhline(chance, ls="--", color="grey", lw=1, label="chance")
+    ax.set_xticks(range(len(names)), labels=names, rotation=30, ha="right", fontsize=7)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("CV accuracy", fontsize=8)
+    ax.set_title("Linear probe accuracy per layer", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig_uri(fig)

@@ -26,8 +26,10 @@ def _sha256(p: Path) -> str:
 
 
 def write_manifest(folder: Path, names: Iterable[str]) -> dict:
+    """SHA-256 of every report file; the document id printed on every PDF page is the short hash of
+    results.json (the manifest cannot hash the PDF that prints its own hash)."""
     files = {n: _sha256(folder / n) for n in sorted(names)}
-    doc_id = hashlib.sha256("".join(f"{n}:{h}\n" for n, h in files.items()).encode()).hexdigest()[:12]
+    doc_id = files.get("results.json", "")[:12]
     manifest = {"algorithm": "sha256", "files": files, "document_id": doc_id}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
@@ -46,7 +48,9 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) ->
     written: dict[str, str] = {}
     try:
         results = build_results(result)
-        (tmp / "results.json").write_text(dumps(results), encoding="utf-8")
+        results_text = dumps(results)
+        (tmp / "results.json").write_text(results_text, encoding="utf-8")
+        document_id = hashlib.sha256(results_text.encode("utf-8")).hexdigest()[:12]
         written["json"] = "results.json"
         (tmp / "summary.md").write_text(build_summary(results), encoding="utf-8")
         written["summary"] = "summary.md"
@@ -54,7 +58,7 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) ->
             (tmp / "report.junit.xml").write_text(build_junit(results), encoding="utf-8")
             written["junit"] = "report.junit.xml"
         if "html" in formats or "pdf" in formats:
-            html = render_html(build_context(result))
+            html = render_html(build_context(result, document_id))
             if "html" in formats:
                 (tmp / "report.html").write_text(html, encoding="utf-8")
                 written["html"] = "report.html"

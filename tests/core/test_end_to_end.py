@@ -57,6 +57,12 @@ def test_pdf_text_holds_verdict_and_sections(passing_run):
                     "Picked samples with explanations", "Rule findings", "Appendix: resolved configuration"):
         assert heading in text, heading
     assert "Page 1 of" in text
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert f"Document {manifest['document_id']}" in text
+    assert "Prepared by" in text and "Approved by" in text
+    meta = PdfReader(out / "report.pdf").metadata
+    assert meta.title == "Model audit: tiny"
+    assert "verdict pass" in (meta.subject or "")
 
 
 def test_junit_counts_match_results(passing_run):

@@ -130,6 +130,13 @@ class ViewsConfig(_Strict):
     probe_samples: int = Field(default=400, ge=0, le=100_000, description="0 switches the probe off")
 
 
+class CacheConfig(_Strict):
+    """Reuse predictions when model weights, images and preprocessing are unchanged."""
+
+    enabled: bool = True
+    dir: Path = Path(".audit-cache")
+
+
 class RulesConfig(_Strict):
     pack: str = "default"  # a name of a bundled pack (rules/<name>.toml) or a path
 
@@ -161,6 +168,7 @@ class AuditConfig(_Strict):
     explainers: ExplainersConfig = Field(default_factory=ExplainersConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     views: ViewsConfig = Field(default_factory=ViewsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)

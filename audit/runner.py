@@ -173,8 +173,20 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     model = loaded.module.to(device)
     preprocess = make_preprocess(cfg.data)
     torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run
-    out = predict(model, heldout, preprocess, device, cfg.data.batch_size, cfg.data.num_workers,
-                  skip_bad=cfg.data.on_bad_image == "skip", progress=_progress())
+    images_sha256 = data_fingerprint(heldout.records, heldout.root)
+    out = None
+    cache_key = ""
+    if cfg.cache.enabled:
+        from . import cache
+
+        cache_key = cache.prediction_key(model, images_sha256, cfg.data.model_dump(mode="json"), device)
+        out = cache.load(cfg.resolve(cfg.cache.dir), cache_key)
+    cached = out is not None
+    if out is None:
+        out = predict(model, heldout, preprocess, device, cfg.data.batch_size, cfg.data.num_workers,
+                      skip_bad=cfg.data.on_bad_image == "skip", progress=_progress())
+        if cfg.cache.enabled:
+            cache.save(cfg.resolve(cfg.cache.dir), cache_key, out)
     preds = out.predictions
     source = str(heldout.manifest or heldout.root)
     check_classes_present(preds, heldout.classes, source)
@@ -224,7 +236,7 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
         "data": {
             "source": source,
             "manifest_sha256": sha256_file(heldout.manifest) if heldout.manifest else None,
-            "images_sha256": data_fingerprint(heldout.records, heldout.root),
+            "images_sha256": images_sha256,
             "n_listed": len(heldout.records),
             "n_scored": preds.n,
             "n_skipped": len(out.skipped),
@@ -244,5 +256,5 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
         predictions=preds, metrics=metrics, picks=picks, explanations=explanations, findings=findings,
         finding_maps=finding_maps, views=views, verdict=verdict(findings), skipped=out.skipped,
         provenance=provenance, n_listed=len(heldout.records),
-        extras={"model_views": model_views, **({"comparison": comparison} if comparison is not None else {})},
+        extras={"model_views": model_views, "predictions_from_cache": cached, **({"comparison": comparison} if comparison is not None else {})},
     )

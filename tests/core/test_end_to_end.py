@@ -183,3 +183,21 @@ def test_verify_detects_a_changed_byte(passing_run):
     html.write_bytes(bytes(data))
     res = runner.invoke(app, ["verify", str(out)])
     assert res.exit_code == 1 and "report.html" in res.output
+
+
+def test_prediction_cache_reused_and_invalidated(tiny, tmp_path):
+    first = _run("run", str(tiny.config), "--out", str(tmp_path / "a"))
+    assert "reused from the cache" not in first.output
+    second = _run("run", str(tiny.config), "--out", str(tmp_path / "b"))
+    assert "reused from the cache" in second.output
+    ra, rb = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("a", "b"))
+    for r in (ra, rb):
+        r["provenance"].pop("started")
+        r["provenance"].pop("finished")
+    assert ra == rb
+    # one changed image invalidates the cache
+    from PIL import Image
+
+    Image.new("L", (32, 32), 200).save(tiny.root / "img" / "000.png")
+    third = _run("run", str(tiny.config), "--out", str(tmp_path / "c"))
+    assert "reused from the cache" not in third.output

@@ -5,6 +5,10 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from .base import Rule, RuleParams
+from .baseline_flips import BaselineFlips
+from .baseline_metric_drop import BaselineMetricDrop
+from .baseline_new_failures import BaselineNewFailures
+from .baseline_recall_drop import BaselineRecallDrop
 from .class_recall import ClassRecallMin
 from .confusion import ConfusionMax
 from .metric import MetricMax, MetricMin
@@ -24,6 +28,7 @@ _BUILTIN: tuple[type[Rule], ...] = (
     ShortcutDiscovery,
     ExplanationSanity,
     Faithfulness,
+    BaselineMetricDrop, BaselineRecallDrop, BaselineFlips, BaselineNewFailures,
 )
 
 ENTRY_POINT_GROUP = "model_audit.rules"

@@ -115,29 +115,49 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(y, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
 
 
+LUMA = (0.299, 0.587, 0.114)
+
+
+def greyscale(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Colour removed: the luminance of the un-normalised RGB image in every channel, normalised again."""
+    m = torch.tensor(list(mean), dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(list(std), dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    raw = x * s + m
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    y = (raw * w).sum(dim=1, keepdim=True)
+    return (y - m) / s
+
+
 def fill_region(x: torch.Tensor, mask: torch.Tensor, how: str, sigma: float = 2.0,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None,
+                norm: tuple[Sequence[float], Sequence[float]] | None = None) -> torch.Tensor:
     """Replace the pixels of ``mask`` (H, W bool) in every image of x (B, C, H, W).
 
-    ``mean``: each image's per-channel mean outside the region; ``blur``: a Gaussian blur of the image
-    (sigma in pixels); ``noise``: Gaussian noise with each image's per-channel mean and std outside the
-    region (seeded through ``generator``).
+    ``mean``: each image's per-channel mean outside the region (the whole image's mean when the region
+    covers it); ``blur``: a Gaussian blur of the image (sigma in pixels); ``noise``: Gaussian noise with each
+    image's per-channel mean and std outside the region (seeded through ``generator``); ``greyscale``: the
+    region's colour removed (luminance kept; needs 3 channels and the preprocessing ``norm`` = (mean, std)).
     """
     m = mask.to(x.device, dtype=x.dtype)[None, None]
     keep = 1.0 - m
     if how == "blur":
         fill = gaussian_blur(x, sigma)
-    else:
-        n_out = keep.sum().clamp_min(1.0)
-        mean = (x * keep).sum(dim=(2, 3), keepdim=True) / n_out
+    elif how == "greyscale":
+        if x.shape[1] != 3:
+            raise ValueError("replace = 'greyscale' needs 3-channel (RGB) model inputs")
+        fill = greyscale(x, *(norm or ((0.0,) * 3, (1.0,) * 3)))
+    elif how in ("mean", "noise"):
+        ref = keep if bool((keep > 0).any()) else torch.ones_like(keep)  # statistics of the rest of the image
+        n_ref = ref.sum().clamp_min(1.0)
+        mean = (x * ref).sum(dim=(2, 3), keepdim=True) / n_ref
         if how == "mean":
             fill = mean.expand_as(x)
-        elif how == "noise":
-            var = (((x - mean) * keep) ** 2).sum(dim=(2, 3), keepdim=True) / n_out
+        else:
+            var = (((x - mean) * ref) ** 2).sum(dim=(2, 3), keepdim=True) / n_ref
             z = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device, x.dtype)
             fill = mean + var.sqrt() * z
-        else:
-            raise ValueError(f"replace must be 'mean', 'blur' or 'noise'; got {how!r}")
+    else:
+        raise ValueError(f"replace must be 'mean', 'blur', 'noise' or 'greyscale'; got {how!r}")
     return x * keep + fill * m
 
 

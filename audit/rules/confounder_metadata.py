@@ -16,8 +16,9 @@ For each metadata column (values as strings; empty values left out):
    measure; its pooled AUC (what the label alone predicts about the attribute) is reported for reference.
 3. The accuracy gap: per attribute value, the accuracy its samples would have given their class mix
    (accuracy of the other values in the same classes) minus the accuracy they have. Positive = worse.
-   A gap counts only when it is also significant (one-sided z-test of the class-weighted difference at the
-   corrected level): small subgroups otherwise produce large gaps by chance.
+   A gap counts only when it is also significant (one-sided z-test of the class-weighted difference at half
+   the corrected level, the other half going to the chi-square test): small subgroups otherwise produce
+   large gaps by chance.
 
 Fails when p < alpha, or the within-class AUC > ``max_auc``, or a significant gap > ``max_accuracy_gap``.
 """
@@ -201,7 +202,11 @@ class ConfounderMetadata(Rule):
             cols = [c for c in meta.columns
                     if 2 <= meta[c].astype(str).replace("", np.nan).dropna().nunique() <= p.max_levels]
             if not cols:
-                return [self.error(f"no metadata column with 2..{p.max_levels} distinct values to test")]
+                if len(meta.columns) == 0:  # nothing listed, nothing to test: say so plainly
+                    return [self.finding(False, "not applicable: the held-out set has no metadata columns (list "
+                                         "columns in the rule to require them)", details={"not_applicable": True})]
+                return [self.error(f"no metadata column with 2..{p.max_levels} distinct values to test "
+                                   f"(columns: {', '.join(map(str, meta.columns))})")]
         if p.probe and pr.features is None:
             return [self.error("penultimate features were not gathered (predictions.features is None); the linear "
                                "probe cannot run (set probe = false to test predictions only)")]
@@ -248,7 +253,7 @@ class ConfounderMetadata(Rule):
             if judged:
                 v, g = max(judged, key=lambda t: t[1]["gap"])
                 entry["worst_value"] = levels[v]
-                z_crit = float(norm.isf(alpha))
+                z_crit = float(norm.isf(alpha / 2))  # the level is split between the two tests
                 entry["gap_z_critical"] = rnd(z_crit)
                 cands.append((g["gap"] > p.max_accuracy_gap and g["z"] > z_crit,
                               g["gap"] / max(p.max_accuracy_gap, 1e-9), "accuracy_gap", g["gap"],

@@ -2,8 +2,11 @@
 
 For each declared region (named corners, border bands, boxes) or every region of a ``sweep``:
 (a) the share of positive attribution mass inside the region, per predicted class;
-(b) a counterfactual: the region is replaced (image mean colour, blur, or seeded noise) and the prediction
-    flip rate and the mean drop of the predicted class's probability are measured, per predicted class.
+(b) a counterfactual: the region is replaced (image mean colour, blur, seeded noise, or its colour removed:
+    greyscale) and the prediction flip rate and the mean drop of the predicted class's probability are
+    measured, per predicted class.
+Region "full" is the whole image: with ``replace = "greyscale"`` it tests a colour cast (a tint that rides
+along with one class); no attribution share is measured for it.
 Samples whose ROI covers more than ``max_roi_overlap`` of the region are left out for that region (replacing
 it would remove the object itself). The rule fails on the worst (region, class) cell: flip rate above
 ``max_flip_rate``, mean probability drop above ``max_prob_drop`` or attribution share above ``max_share``.
@@ -26,7 +29,7 @@ from ._shortcuts import (MAX_EVIDENCE_IDS, explainer_title, fill_region, map_pro
 from .base import Rule, RuleParams
 
 RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top", "bottom", "left",
-                     "right"]
+                     "right", "full"]
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 BANDS = ("border", "top", "bottom", "left", "right")
 
@@ -51,7 +54,7 @@ class BoxRegion(BaseModel):
 class ConfounderRegionParams(RuleParams):
     regions: list[RegionName | BoxRegion] = Field(default_factory=list)
     sweep: bool = Field(default=False, description="test every corner and every border band (plus the regions)")
-    size: float = Field(default=0.2, gt=0.0, le=1.0, description="corner box side, fraction of the image side")
+    size: float = Field(default=0.25, gt=0.0, le=1.0, description="corner box side, fraction of the image side")
     size_px: int | None = Field(default=None, ge=1, description="corner box side in pixels (overrides size)")
     band: float = Field(default=0.1, gt=0.0, lt=0.5, description="border band width, fraction of the image side")
     band_px: int | None = Field(default=None, ge=1, description="border band width in pixels (overrides band)")
@@ -59,7 +62,7 @@ class ConfounderRegionParams(RuleParams):
     attribution: bool = Field(default=True, description="also measure the attribution share inside each region")
     scope: Literal["correct", "picks", "all"] = "correct"
     n: int | None = Field(default=100, ge=1, description="at most n samples per predicted class (seeded)")
-    replace: Literal["mean", "blur", "noise"] = "mean"
+    replace: Literal["mean", "blur", "noise", "greyscale"] = "mean"
     blur_sigma: float = Field(default=0.1, gt=0.0, description="blur sigma, fraction of the shorter image side")
     max_flip_rate: float = Field(default=0.2, ge=0.0, le=1.0)
     max_prob_drop: float = Field(default=0.2, ge=0.0, le=1.0)
@@ -131,13 +134,16 @@ def build_regions(p: ConfounderRegionParams, H: int, W: int) -> list[Region]:
             out[key] = Region(key, f"box{' ' + repr(r.name) if r.name else ''} x {c0}–{c1}, y {r0}–{r1} px", m)
         elif r in CORNERS:
             out.setdefault(r, _corner(r, H, W, sw, sh))
+        elif r == "full":
+            out.setdefault(r, Region("full", "whole image", np.ones((H, W), dtype=bool)))
         else:
             out.setdefault(r, _band(r, H, W, b))
     return list(out.values())
 
 
 REPLACE_WORDS = {"mean": "replacing that region with the image's mean colour",
-                 "blur": "blurring that region", "noise": "replacing that region with noise"}
+                 "blur": "blurring that region", "noise": "replacing that region with noise",
+                 "greyscale": "removing the colour of that region (greyscale)"}
 
 
 class ConfounderRegion(Rule):
@@ -150,6 +156,13 @@ class ConfounderRegion(Rule):
         probe = require_probe(evidence)
         H, W = probe.input_size
         regions = build_regions(p, H, W)
+        if p.replace == "greyscale" and probe.preprocess.channels != 3:
+            if probe.preprocess.channels == 1:  # nothing to remove: a single-channel model sees no colour
+                return [self.finding(False, "not applicable: the model takes single-channel input, so it cannot "
+                                     "rely on a colour cast", details={"not_applicable": True})]
+            return [self.error(f"replace = 'greyscale' needs RGB model inputs; the model takes "
+                               f"{probe.preprocess.channels} channels")]
+        norm = (probe.preprocess.mean, probe.preprocess.std)
         pr = evidence.predictions
         ids_all = evidence.sample_ids(p.scope)
         preds_all = pr.preds[pr.index_of(ids_all)] if ids_all else np.zeros(0, dtype=np.int64)
@@ -169,7 +182,7 @@ class ConfounderRegion(Rule):
         rois = [probe.roi(s) for s in ids]
         pos = bad = None
         title = explainer_title(probe, p.explainer) if p.attribution else ""
-        if p.attribution:
+        if p.attribution and any(not r.mask.all() for r in regions):
             aset = probe.attributions(p.explainer, ids, "predicted")
             pos = positive_part(aset.maps)
             bad = np.array([map_problem(m) is not None for m in aset.maps])
@@ -179,20 +192,22 @@ class ConfounderRegion(Rule):
         cells: list[dict] = []
         for reg in regions:
             area = float(reg.mask.mean())
-            overlap = np.array([0.0 if r is None else float((r & reg.mask).sum() / reg.mask.sum()) for r in rois])
+            whole = bool(reg.mask.all())  # the whole image: the object is part of it by design
+            overlap = np.array([0.0 if (r is None or whole) else float((r & reg.mask).sum() / reg.mask.sum())
+                                for r in rois])
             keep = np.flatnonzero(overlap <= p.max_roi_overlap)
             seed = int(evidence.rng(f"{p.id}:{reg.key}:noise").integers(2**31 - 1))
             gen = torch.Generator(device="cpu").manual_seed(seed)
             mask_t = torch.from_numpy(reg.mask)
             new = (probe.map_over_perturbations(x[torch.from_numpy(keep)],
-                                                lambda b, m=mask_t: fill_region(b, m, p.replace, sigma, gen))
+                                                lambda b, m=mask_t: fill_region(b, m, p.replace, sigma, gen, norm))
                    if len(keep) else np.zeros((0, pr.num_classes)))
             flipped = np.zeros(len(ids), dtype=bool)
             drop = np.full(len(ids), np.nan)
             flipped[keep] = new.argmax(axis=1) != pred[keep]
             drop[keep] = p_orig[keep] - new[np.arange(len(keep)), pred[keep]]
             share = np.full(len(ids), np.nan)
-            if pos is not None and bad is not None:
+            if pos is not None and bad is not None and not whole:
                 tot = pos.reshape(len(ids), -1).sum(axis=1)
                 ins = pos[:, reg.mask].sum(axis=1)
                 share = np.where(bad, 0.0, ins / np.where(tot > 0, tot, 1.0))
@@ -208,8 +223,8 @@ class ConfounderRegion(Rule):
                     "n_left_out_roi_overlap": int(len(r_all) - len(r)),
                     "flip_rate": float(flipped[r].mean()), "n_flipped": int(flipped[r].sum()),
                     "prob_drop": float(np.mean(drop[r])),
-                    "share": float(np.mean(share[r])) if p.attribution else None,
-                    "n_share_over": int((share[r] > p.max_share).sum()) if p.attribution else None,
+                    "share": float(np.mean(share[r])) if (p.attribution and not whole) else None,
+                    "n_share_over": int((share[r] > p.max_share).sum()) if (p.attribution and not whole) else None,
                     "n_unusable_maps": int(bad[r].sum()) if bad is not None else 0,
                     "_flipped": flipped, "_drop": drop, "_share": share,
                 }
@@ -223,7 +238,7 @@ class ConfounderRegion(Rule):
                 "n_left_out_roi_overlap": int(len(ids) - len(k_all)),
                 "flip_rate": rnd(flipped[k_all].mean()) if len(k_all) else None,
                 "prob_drop": rnd(np.mean(drop[k_all])) if len(k_all) else None,
-                "share": rnd(np.mean(share[k_all])) if (p.attribution and len(k_all)) else None,
+                "share": rnd(np.mean(share[k_all])) if (p.attribution and len(k_all) and not whole) else None,
                 "per_class": per_class,
             }
         details: dict = {"explainer": p.explainer if p.attribution else None, "scope": p.scope,
@@ -262,7 +277,7 @@ class ConfounderRegion(Rule):
 
         outside = " outside the object" if any(x_ is not None for x_ in rois) else ""
         parts = [f"Among {worst['n']} {scope_words(p.scope)} images predicted '{cname}'"]
-        if p.attribution and worst["share"] is not None:
+        if worst["share"] is not None:
             parts.append(f", {pct(worst['share'])} of {title} mass lies in the {reg.label}{outside} on average "
                          f"({worst['n_share_over']} image(s) with more than {pct(p.max_share)} there)")
             parts.append(f"; {REPLACE_WORDS[p.replace]} flips {pct(worst['flip_rate'])} of the predictions "

@@ -35,8 +35,8 @@ class ExplanationSanityParams(RuleParams):
     scope: Literal["correct", "picks", "all"] = "correct"
     n: int = Field(default=16, ge=2)
     layers: int | Literal["all"] = Field(default="all", description="how many layers to randomise, from the top")
-    max_spearman: float = Field(default=0.6, ge=-1.0, le=1.0)
-    max_ssim: float = Field(default=0.6, ge=-1.0, le=1.0)
+    max_spearman: float = Field(default=0.7, ge=-1.0, le=1.0)
+    max_ssim: float = Field(default=0.7, ge=-1.0, le=1.0)
     statistic: Literal["mean", "final", "min"] = "mean"
 
 

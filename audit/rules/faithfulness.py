@@ -11,7 +11,9 @@ under the curve (fraction of pixels on the x axis, trapezoidal) is computed. The
     deletion gain  = AUC_del(random) − AUC_del(explainer)
     insertion gain = AUC_ins(explainer) − AUC_ins(random)
 
-The explainer fails when a gain in ``mode`` is below its margin. A constant map ranks pixels at random, so
+The explainer fails when a gain in ``mode`` is below its margin. Samples whose target probability barely
+drops when the whole image is replaced by the baseline (e.g. a colour cast that survives a blur) are left
+out and counted: their curves are flat for every order and would only dilute the gains. A constant map ranks pixels at random, so
 it earns no gain (it is counted in the details, never a silent pass). Every perturbed image goes through
 ``probe.map_over_perturbations`` in chunks (steps × samples images per call, bounded in memory).
 """
@@ -44,6 +46,9 @@ class FaithfulnessParams(RuleParams):
     mode: Literal["both", "deletion", "insertion"] = "both"
     min_deletion_gain: float = Field(default=0.05, description="random deletion AUC minus the explainer's")
     min_insertion_gain: float = Field(default=0.05, description="the explainer's insertion AUC minus random")
+    min_baseline_drop: float = Field(default=0.1, ge=0.0, le=1.0,
+                                     description="samples whose target probability drops less than this from the "
+                                     "image to the baseline are left out (their curves cannot discriminate)")
 
 
 def _ranks(maps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -124,9 +129,17 @@ class Faithfulness(Rule):
             d, i = perturbation_curves(probe, x, base, rr, targets, p.steps)
             rand_del.append(auc(d))
             rand_ins.append(auc(i))
-            rand_curves.append((d.mean(0), i.mean(0)))
+            rand_curves.append((d, i))
         r_del = np.mean(rand_del, axis=0)
         r_ins = np.mean(rand_ins, axis=0)
+        drop = d[:, 0] - d[:, -1]  # image -> full baseline (the same for every order)
+        informative = drop >= p.min_baseline_drop
+        n_left_out = int((~informative).sum())
+        if informative.sum() < 2:
+            return [self.error(
+                f"the '{p.baseline}' baseline keeps the prediction: on {n_left_out} of {len(ids)} samples the "
+                f"target probability drops by less than {p.min_baseline_drop:.2f} when every pixel is replaced, so "
+                "deletion and insertion curves cannot tell a good order from a random one (try another baseline)")]
         labels = evidence.predictions.labels[evidence.predictions.index_of(ids)]
         per: dict[str, dict] = {}
         errors: list[str] = []
@@ -140,20 +153,21 @@ class Faithfulness(Rule):
                 continue
             const = int(sum(1 for m in maps if not np.isfinite(m).all() or np.ptp(m) == 0))
             d, i = perturbation_curves(probe, x, base, _ranks(maps, rng), targets, p.steps)
+            d, i = d[informative], i[informative]
             e_del, e_ins = auc(d), auc(i)
-            g_del = r_del - e_del
-            g_ins = e_ins - r_ins
+            g_del = r_del[informative] - e_del
+            g_ins = e_ins - r_ins[informative]
             sample_gain[name] = g_del + g_ins
             per_class = {}
             for ci, cname in enumerate(evidence.classes):
-                rows = labels == ci
+                rows = labels[informative] == ci
                 if rows.any():
                     per_class[cname] = {"n": int(rows.sum()), "deletion_gain": rnd(g_del[rows].mean()),
                                         "insertion_gain": rnd(g_ins[rows].mean())}
             entry = {
-                "title": explainer_title(probe, name), "n": len(ids), "n_constant_maps": const,
-                "deletion_auc": rnd(e_del.mean()), "deletion_auc_random": rnd(r_del.mean()),
-                "insertion_auc": rnd(e_ins.mean()), "insertion_auc_random": rnd(r_ins.mean()),
+                "title": explainer_title(probe, name), "n": int(informative.sum()), "n_constant_maps": const,
+                "deletion_auc": rnd(e_del.mean()), "deletion_auc_random": rnd(r_del[informative].mean()),
+                "insertion_auc": rnd(e_ins.mean()), "insertion_auc_random": rnd(r_ins[informative].mean()),
                 "deletion_gain": rnd(g_del.mean()), "insertion_gain": rnd(g_ins.mean()),
                 "deletion_curve": [rnd(v) for v in d.mean(0)], "insertion_curve": [rnd(v) for v in i.mean(0)],
                 "per_class": per_class,
@@ -171,9 +185,9 @@ class Faithfulness(Rule):
             entry["failed"] = [c[3] for c in checks if c[0]]
             verdicts.append(max(checks, key=lambda c: (c[0], c[1])))
         details = {"explainers": per, "steps": p.steps, "baseline": p.baseline, "random_repeats": p.random_repeats,
-                   "n_samples": len(ids), "errors": errors,
-                   "random_deletion_curve": [rnd(v) for v in np.mean([c[0] for c in rand_curves], axis=0)],
-                   "random_insertion_curve": [rnd(v) for v in np.mean([c[1] for c in rand_curves], axis=0)],
+                   "n_samples": len(ids), "n_left_out_baseline_keeps_prediction": n_left_out, "errors": errors,
+                   "random_deletion_curve": [rnd(v) for v in np.mean([c[0][informative].mean(0) for c in rand_curves], 0)],
+                   "random_insertion_curve": [rnd(v) for v in np.mean([c[1][informative].mean(0) for c in rand_curves], 0)],
                    "unfaithful": [n for n in per if per[n]["failed"]]}
         if not verdicts:
             return [self.error("no explainer could be tested: " + "; ".join(errors))]
@@ -182,8 +196,9 @@ class Faithfulness(Rule):
         verdicts.sort(key=lambda c: (not c[0], -c[1]))
         failed, _, name, crit, value, lim = verdicts[0]
         details.update(explainer=name, criterion=crit)
+        inf_ids = [s for s, k in zip(ids, informative, strict=True) if k]
         order = np.argsort(sample_gain[name], kind="stable")
-        ev_ids = [ids[i] for i in order[:MAX_EVIDENCE_IDS]] if failed else []
+        ev_ids = [inf_ids[i] for i in order[:MAX_EVIDENCE_IDS]] if failed else []
         summary = "; ".join(
             f"{e['title']}: deletion AUC {e['deletion_auc']:.3f} vs random {e['deletion_auc_random']:.3f} "
             f"(gain {e['deletion_gain']:+.3f}), insertion AUC {e['insertion_auc']:.3f} vs random "
@@ -196,6 +211,9 @@ class Faithfulness(Rule):
         else:
             msg = (f"every tested explainer beats a random pixel order by the margin on {len(ids)} "
                    f"{scope_words(p.scope)} samples. {summary}.")
+        if n_left_out:
+            msg += (f" {n_left_out} of {len(ids)} samples left out: the baseline barely lowers their target "
+                    f"probability (< {p.min_baseline_drop:.2f}).")
         if errors:
             msg += " Not tested: " + "; ".join(errors) + "."
         return [self.finding(failed, msg, value, lim, ev_ids, details)]

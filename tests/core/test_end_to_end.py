@@ -106,8 +106,8 @@ def test_crashing_rule_becomes_error_and_blocks(tiny, tmp_path):
 
 def test_same_seed_same_results(tiny, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    _run("run", str(tiny.config), "--out", str(a))
-    _run("run", str(tiny.config), "--out", str(b))
+    _run("run", str(tiny.config), "--out", str(a), "--set", "cache.enabled=false")
+    _run("run", str(tiny.config), "--out", str(b), "--set", "cache.enabled=false")
     ra, rb = (json.loads((d / "results.json").read_text()) for d in (a, b))
     for r in (ra, rb):
         r["provenance"].pop("started")

@@ -6,7 +6,7 @@ Data: 32×32 RGB images, three classes (disc, square, cross) of 7–10 px drawn 
 4 px clear of the border) on a noisy grey background; the ROI is the shape's bounding box. A metadata column
 ``site`` (north / south) is correlated with the label in every version (85 % of 'disc' images are 'north',
 15 % of the others). Shortcuts, on 90 % of one target class's images (3 % of the others):
-- corner: a bright 5×5 patch in the top-left corner;
+- corner: a red 6×6 tag in the top-left corner (shapes are kept clear of the top-left 8×8 zone in every version);
 - frame: a bright 2 px frame around the image;
 - tint: a colour cast (red +0.12, blue −0.12) over the whole image;
 - site: a faint horizontal stripe texture (+0.08 every 4th row) on every 'north' image (whatever the class).
@@ -45,7 +45,7 @@ ZOO_VERSION = 3
 CLASSES = ("disc", "square", "cross")
 SHORTCUTS = ("corner", "frame", "tint", "site")
 SITE_CLASS = 0  # 'site' is correlated with this class in every version
-TARGET = {"none": 0, "corner": 2, "frame": 1, "tint": 0, "site": 0}
+TARGET = {"none": 0, "corner": 2, "frame": 1, "tint": 0, "site": SITE_CLASS}
 MEAN, STD = 0.5, 0.25
 CACHE = Path(os.environ.get("MODEL_AUDIT_ZOO_CACHE", "/tmp/model-audit-zoo"))
 
@@ -61,7 +61,6 @@ class ZooSpec:
     leak: float = 0.03
     noise: float = 0.06
     shape_sizes: tuple[int, int] = (9, 13)
-    train_shape_noise: float = 0.25  # training split only: share of target-class images drawing another shape
     contrast: tuple[float, float] = (0.55, 0.95)  # shape intensity range (background ≈ 0.3)
     seed: int = 0
     epochs: int = 25
@@ -106,19 +105,19 @@ def make_data(spec: ZooSpec, n: int, split_seed: int) -> ZooData:
     size = spec.size
     labels = np.arange(n) % len(CLASSES)
     rng.shuffle(labels)
-    shapes = labels.copy()
-    swap = rng.random(n) < (spec.train_shape_noise if split_seed == 1 else 0.0)
-    shapes[swap & (labels == spec.target)] = (spec.target + rng.integers(1, len(CLASSES), n))[swap & (labels == spec.target)] % len(CLASSES)
     imgs = np.zeros((n, size, size, 3))
     boxes = np.zeros((n, 4), dtype=np.int64)
     margin = 4
     for i in range(n):
         s = int(rng.integers(spec.shape_sizes[0], spec.shape_sizes[1] + 1))
-        x0 = int(rng.integers(margin, size - margin - s + 1))
-        y0 = int(rng.integers(margin, size - margin - s + 1))
+        while True:  # keep the shape clear of the top-left 8×8 zone (where the corner tag goes)
+            x0 = int(rng.integers(margin, size - margin - s + 1))
+            y0 = int(rng.integers(margin, size - margin - s + 1))
+            if x0 >= 8 or y0 >= 8:
+                break
         bg = rng.normal(0.3, spec.noise, (size, size, 3))
         col = rng.uniform(*spec.contrast) * np.ones(3) + rng.normal(0, 0.05, 3)
-        m = _shape(int(shapes[i]), s)[..., None]
+        m = _shape(int(labels[i]), s)[..., None]
         bg[y0:y0 + s, x0:x0 + s] = bg[y0:y0 + s, x0:x0 + s] * (1 - m) + m * col
         imgs[i] = bg
         boxes[i] = (x0, y0, x0 + s, y0 + s)
@@ -127,7 +126,7 @@ def make_data(spec: ZooSpec, n: int, split_seed: int) -> ZooData:
     site = np.where(rng.random(n) < np.where(labels == SITE_CLASS, 0.85, 0.15), "north", "south")
     sc = spec.shortcut
     if sc == "corner":
-        imgs[has, 1:6, 1:6, :] = 0.95
+        imgs[has, 1:7, 1:7, :] = (1.0, 0.15, 0.15)
     elif sc == "frame":
         for sl in ((slice(None), slice(0, 2)), (slice(None), slice(-2, None)),
                    (slice(0, 2), slice(None)), (slice(-2, None), slice(None))):
@@ -376,7 +375,7 @@ def zoo(zoo_dir: Path) -> Callable[[str], ZooModel]:
         if key not in cache:
             spec = ZooSpec(shortcut=kind, target=TARGET[kind], seed=seed)
             model, test = load_or_train(spec)
-            cache[key] = ZooModel(spec, model, test, zoo_dir / key)
+            cache[key] = ZooModel(spec, model, test, zoo_dir / f"{kind}-{spec.key()}")
         return cache[key]
 
     return get

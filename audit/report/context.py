@@ -11,6 +11,7 @@ import numpy as np
 from ..runner import AuditResult
 from ..types import Finding
 from . import figures
+from .questions import explainer_questions
 from .results import jsonable
 
 STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3}
@@ -236,6 +237,7 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
              "signed": e.signed, "warning": "not model-sensitive" if e.name in warn else ""}
             for e in r.explanations
         ],
+        "questions": explainer_questions(r),
         "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
         "config_json": json.dumps(r.config.to_jsonable(), indent=2),
         "rerun": f"audit run {r.config.source or '<config.toml>'} --seed {r.config.seed}",

@@ -1,0 +1,111 @@
+"""The four questions a reviewer asks of each explainer, answered from the audit's own evidence.
+
+1. Did it add value? — do its maps differ between correct and incorrect predictions?
+2. Is it meaningful? — did it pass the model-parameter randomisation test (when the pack ran one)?
+3. Is it expected? — how much of its positive mass lies inside the region of interest?
+4. What to do differently? — a recommendation that follows from 1–3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from ..runner import AuditResult, ExplainerOutcome
+
+
+def _norm(m: np.ndarray) -> np.ndarray:
+    m = np.abs(np.nan_to_num(m.astype(np.float64)))
+    s = m.sum()
+    return m / s if s > 0 else m
+
+
+def _ssim(a: np.ndarray, b: np.ndarray) -> float:
+    rng = float(max(a.max(), b.max()) - min(a.min(), b.min()))
+    if rng == 0:
+        return 1.0
+    win = min(7, *a.shape) // 2 * 2 + 1 if min(a.shape) >= 3 else 3
+    return float(structural_similarity(a, b, data_range=rng, win_size=max(3, win)))
+
+
+def _roi_share(e: ExplainerOutcome, r: AuditResult) -> tuple[float, int] | None:
+    assert e.maps is not None
+    shares = []
+    for sid, m in zip(e.maps.ids, e.maps.maps, strict=True):
+        view = r.views.get(sid)
+        if view is None or view.roi is None:
+            continue
+        pos = np.clip(np.nan_to_num(m), 0, None)
+        total = pos.sum()
+        if total > 0:
+            shares.append(float(pos[view.roi].sum() / total))
+    return (float(np.mean(shares)), len(shares)) if shares else None
+
+
+def _sanity(r: AuditResult) -> tuple[set[str], set[str]]:
+    """Explainers flagged not model-sensitive, and explainers the sanity rule evaluated."""
+    flagged: set[str] = set()
+    tested: set[str] = set()
+    for f in r.findings:
+        d = f.details if isinstance(f.details, Mapping) else {}
+        flagged.update(str(n) for n in d.get("not_model_sensitive", []) or [])
+        if f.kind == "explanation_sanity":
+            for key in ("explainers", "curves", "per_explainer"):
+                v = d.get(key)
+                if isinstance(v, Mapping):
+                    tested.update(str(k) for k in v)
+                elif isinstance(v, list):
+                    tested.update(str(k) for k in v if isinstance(k, str))
+    return flagged, tested
+
+
+def explainer_questions(r: AuditResult) -> list[dict[str, Any]]:
+    flagged, tested = _sanity(r)
+    pr = r.predictions
+    out = []
+    for e in r.explanations:
+        if e.status != "ok" or e.maps is None:
+            out.append({"name": e.name, "title": e.title, "value": "—", "meaningful": "—", "expected": "—",
+                        "todo": f"Not shown: {e.reason}"})
+            continue
+        rows = pr.index_of(list(e.maps.ids))
+        correct = pr.correct[rows]
+        maps = np.stack([_norm(m) for m in e.maps.maps])
+        zero = int(sum(1 for m in e.maps.maps if not np.any(m)))
+        if correct.any() and (~correct).any():
+            s = _ssim(maps[correct].mean(0), maps[~correct].mean(0))
+            value = (f"mean maps of correct and incorrect picks are nearly identical (SSIM {s:.2f}): this method "
+                     "does not discriminate right from wrong here") if s > 0.9 else \
+                    (f"mean maps of correct and incorrect picks differ (SSIM {s:.2f}): the maps carry information "
+                     "about the outcome")
+        else:
+            value = "not assessed: the picks hold only correct or only incorrect predictions"
+        if zero:
+            value += f"; {zero} of {len(maps)} maps are all zero"
+        if e.name in flagged:
+            meaningful = "NO — maps barely change when the model's weights are randomised (not model-sensitive)"
+        elif e.name in tested:
+            meaningful = "yes — maps change when the weights are randomised (randomisation test passed)"
+        else:
+            meaningful = "not tested (add an explanation_sanity rule to the pack)"
+        share = _roi_share(e, r)
+        if share is None:
+            expected = "not assessed: no region of interest given"
+        else:
+            s, n = share
+            expected = (f"{s:.0%} of positive mass inside the ROI on average over {n} picks"
+                        + (" — mostly outside the object" if s < 0.3 else ""))
+        if e.name in flagged:
+            todo = "Do not rely on these maps; prefer a method that passed the randomisation test."
+        elif share is not None and share[0] < 0.3:
+            todo = "Inspect the outlying maps: the model may use context or a shortcut; check the confounder findings."
+        elif "does not discriminate" in value:
+            todo = "Use it for localisation only; it says little about why predictions fail."
+        else:
+            todo = "No change suggested by the evidence; read the maps with the method's limits in mind."
+        out.append({"name": e.name, "title": e.title, "value": value, "meaningful": meaningful,
+                    "expected": expected, "todo": todo})
+    return out

@@ -221,6 +221,10 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     from .views import compute_views
 
     vc = cfg.views
+    from .layer_views import compute_layer_views
+
+    layer_views = compute_layer_views(probe, preprocess, list(cfg.explainers.methods), dict(cfg.explainers.options),
+                                      pick_ids)
     model_views = compute_views(probe, list(vc.embeddings), vc.probe_layers, vc.max_samples, vc.probe_samples,
                                 cfg.seed)
     provenance = {
@@ -256,5 +260,5 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
         predictions=preds, metrics=metrics, picks=picks, explanations=explanations, findings=findings,
         finding_maps=finding_maps, views=views, verdict=verdict(findings), skipped=out.skipped,
         provenance=provenance, n_listed=len(heldout.records),
-        extras={"model_views": model_views, "predictions_from_cache": cached, **({"comparison": comparison} if comparison is not None else {})},
+        extras={"model_views": model_views, "layer_views": layer_views, "predictions_from_cache": cached, **({"comparison": comparison} if comparison is not None else {})},
     )

@@ -148,6 +148,29 @@ def _views_ctx(r: AuditResult) -> dict[str, Any] | None:
     }
 
 
+def _layer_views_ctx(r: AuditResult) -> dict[str, Any] | None:
+    lv = r.extras.get("layer_views")
+    if lv is None:
+        return None
+    rows = []
+    for i, sid in enumerate(lv.ids):
+        view = r.views[sid]
+        act_cells = []
+        for layer in lv.layers:
+            if layer in lv.activations:
+                m = lv.activations[layer][i]
+                act_cells.append(figures.overlay_cell(view.image, m, figures.shared_scale(m[None], bool((m < 0).any()))))
+        inv_cells = [figures.image_cell(lv.inversions[layer][i]) for layer in lv.layers if layer in lv.inversions]
+        rows.append({"id": sid, "input": figures.image_cell(view.image, view.roi), "activations": act_cells,
+                     "inversions": inv_cells})
+    return {
+        "layers": list(lv.layers), "rows": rows, "has_activations": bool(lv.activations),
+        "has_inversions": bool(lv.inversions),
+        "gains": [{"layer": k, "gain": f"{v:.0%}"} for k, v in lv.inversion_gain.items()],
+        "notes": list(lv.notes),
+    }
+
+
 def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
     """Everything the templates show. ``document_id`` is the short SHA-256 of results.json."""
     m = r.metrics
@@ -232,6 +255,7 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
         "calibration_figure": figures.reliability_figure(m.calibration),
         "grid": _grid(r, scales, warn),
         "views": _views_ctx(r),
+        "layer_views": _layer_views_ctx(r),
         "explainers": [
             {"name": e.name, "title": e.title, "legend": e.legend, "status": e.status, "reason": e.reason,
              "signed": e.signed, "warning": "not model-sensitive" if e.name in warn else ""}

@@ -62,6 +62,9 @@ def _sanity(r: AuditResult) -> tuple[set[str], set[str]]:
     return flagged, tested
 
 
+NOT_ATTRIBUTIONS = {"layer_activations", "feature_inversion"}  # show the input's content, not class evidence
+
+
 def explainer_questions(r: AuditResult) -> list[dict[str, Any]]:
     flagged, tested = _sanity(r)
     pr = r.predictions
@@ -91,8 +94,10 @@ def explainer_questions(r: AuditResult) -> list[dict[str, Any]]:
             meaningful = "yes — maps change when the weights are randomised (randomisation test passed)"
         else:
             meaningful = "not tested (add an explanation_sanity rule to the pack)"
-        share = _roi_share(e, r)
-        if share is None:
+        share = None if e.name in NOT_ATTRIBUTIONS else _roi_share(e, r)
+        if e.name in NOT_ATTRIBUTIONS:
+            expected = "not applicable: not an attribution of the class score"
+        elif share is None:
             expected = "not assessed: no region of interest given"
         else:
             s, n = share

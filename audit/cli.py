@@ -45,13 +45,14 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
                    baseline: Path | None = None, unpaired: bool = False) -> int:
     from .compare import load_results
     from .config import load_config
-    from .report.output import write_outputs
+    from .report.output import check_output_dir, write_outputs
     from .runner import run_audit
 
     t0 = time.perf_counter()
     cfg = load_config(config, overrides)
     base = load_results(baseline) if baseline is not None else None
     out_dir = out if out is not None else Path("reports") / cfg.name
+    check_output_dir(out_dir)  # before the audit runs, not after
     result = run_audit(cfg, baseline=base, unpaired=unpaired)
     written = write_outputs(result, out_dir, cfg.report.formats)
     if not quiet:
@@ -119,8 +120,9 @@ def demo(
     raise typer.Exit(code)
 
 
-DEMO_METHODS: tuple[str, ...] = ("gradcam",)
-DEMO_PACK = "default"
+DEMO_METHODS: tuple[str, ...] = ("gradcam", "gradcam_pp", "guided_gradcam", "saliency", "integrated_gradients",
+                                  "occlusion", "lime", "layer_activations")
+DEMO_PACK = "demo"
 
 
 @app.command()

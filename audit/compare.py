@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from .errors import DataError
 
@@ -38,31 +36,38 @@ def load_results(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def _metric(name: str, y: np.ndarray, p: np.ndarray) -> float:
-    if name == "accuracy":
-        return float(np.mean(y == p))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if name == "balanced_accuracy":
-            return float(balanced_accuracy_score(y, p))
-        return float(f1_score(y, p, average="macro", zero_division=0))
+def _resampled_metrics(y: np.ndarray, p: np.ndarray, weights: np.ndarray, C: int) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy and macro F1 (scikit-learn's definitions) for every bootstrap resample at once.
+
+    ``weights`` (R, n) holds how often each sample appears in each resample."""
+    Y = np.eye(C)[y]
+    P = np.eye(C)[p]
+    tp = weights @ (Y * P)
+    support = weights @ Y
+    predicted = weights @ P
+    n = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, tp / support, np.nan)
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), np.nan)
+    return {
+        "accuracy": tp.sum(axis=1) / n,
+        "balanced_accuracy": np.nanmean(recall, axis=1),  # classes present in y_true
+        "macro_f1": np.nanmean(f1, axis=1),  # classes present in y_true or y_pred
+    }
 
 
-def _paired_ci(name: str, y: np.ndarray, pb: np.ndarray, pc: np.ndarray, rng: np.random.Generator
-               ) -> tuple[float, float]:
-    """95 % percentile interval of candidate − baseline over paired bootstrap resamples of the samples."""
+def _paired_cis(y: np.ndarray, pb: np.ndarray, pc: np.ndarray, C: int, rng: np.random.Generator
+                ) -> dict[str, tuple[float, float]]:
+    """95 % percentile intervals of candidate − baseline over paired bootstrap resamples of the samples."""
     n = len(y)
-    if name == "accuracy":
-        diff = (pc == y).astype(float) - (pb == y).astype(float)
-        idx = rng.integers(0, n, size=(RESAMPLES, n))
-        deltas = diff[idx].mean(axis=1)
-    else:
-        deltas = np.empty(RESAMPLES)
-        for i in range(RESAMPLES):
-            s = rng.integers(0, n, size=n)
-            deltas[i] = _metric(name, y[s], pc[s]) - _metric(name, y[s], pb[s])
-    lo, hi = np.quantile(deltas, [0.025, 0.975])
-    return float(lo), float(hi)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=RESAMPLES).astype(float)
+    mb = _resampled_metrics(y, pb, weights, C)
+    mc = _resampled_metrics(y, pc, weights, C)
+    out = {}
+    for name in PAIRED_METRICS:
+        lo, hi = np.quantile(mc[name] - mb[name], [0.025, 0.975])
+        out[name] = (float(lo), float(hi))
+    return out
 
 
 def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], unpaired: bool = False,
@@ -99,13 +104,14 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
     rng = np.random.default_rng(seed)
     bm, cm = baseline["metrics"], candidate["metrics"]
     metrics: dict[str, Any] = {}
+    cis = _paired_cis(yc, pb, pc, len(classes), rng) if paired else {}
     for name in REPORTED_METRICS:
         b, c = bm.get(name), cm.get(name)
         if b is None or c is None:
             continue
         entry: dict[str, Any] = {"baseline": b, "candidate": c, "delta": c - b}
-        if paired and name in PAIRED_METRICS:
-            entry["delta_ci95"] = list(_paired_ci(name, yc, pb, pc, rng))
+        if name in cis:
+            entry["delta_ci95"] = list(cis[name])
         metrics[name] = entry
     b_cls = {r["class"]: r for r in bm["per_class"]}
     per_class = []

@@ -98,9 +98,20 @@ per_class = 1
 methods = ["gradcam"]
 [rules]
 pack = "{pack}"
+[views]
+embeddings = ["pca"]
+probe_samples = 0
+[report]
+formats = ["html", "json", "junit"]
 {extra}
 """)
     return TinySetup(root, config, manifest, weights)
+
+
+@pytest.fixture(scope="session")
+def make_setup():
+    """``write_setup`` for fixtures of wider scope than ``tiny``."""
+    return write_setup
 
 
 @pytest.fixture(scope="session")

@@ -71,3 +71,22 @@ def test_baseline_rules_without_baseline_are_errors(tiny, tmp_path):
     assert res.exit_code == 1
     rules = {r["id"]: r for r in json.loads((tmp_path / "o" / "results.json").read_text())["rules"]}
     assert rules["accuracy-drop"]["status"] == "error" and "--baseline" in rules["accuracy-drop"]["message"]
+
+
+def test_vectorised_bootstrap_metrics_equal_sklearn():
+    import numpy as np
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    from audit.compare import _resampled_metrics
+
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 4, 60), rng.integers(0, 4, 60)
+    p[:5] = 3
+    idx = rng.integers(0, 60, size=(5, 60))
+    weights = np.stack([np.bincount(i, minlength=60) for i in idx]).astype(float)
+    got = _resampled_metrics(y, p, weights, 4)
+    for r in range(5):
+        yi, pi = y[idx[r]], p[idx[r]]
+        assert got["accuracy"][r] == pytest.approx(accuracy_score(yi, pi))
+        assert got["balanced_accuracy"][r] == pytest.approx(balanced_accuracy_score(yi, pi))
+        assert got["macro_f1"][r] == pytest.approx(f1_score(yi, pi, average="macro", zero_division=0))

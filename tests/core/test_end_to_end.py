@@ -19,10 +19,14 @@ def _run(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-@pytest.fixture()
-def passing_run(tiny, tmp_path):
-    out = tmp_path / "report"
-    res = _run("run", str(tiny.config), "--out", str(out))
+@pytest.fixture(scope="module")
+def passing_run(tiny_model, make_setup, tmp_path_factory):
+    """One full audit (every format, model views on) shared by the read-only tests below."""
+    root = tmp_path_factory.mktemp("passing")
+    setup = make_setup(root / "tiny", tiny_model)
+    out = root / "report"
+    res = _run("run", str(setup.config), "--out", str(out), "--set", 'report.formats=["html","pdf","json","junit"]',
+               "--set", 'views.embeddings=["pca","tsne"]', "--set", "views.probe_samples=45")
     return res, out
 
 
@@ -174,8 +178,11 @@ def test_html_escapes_hostile_class_names(tiny, tmp_path):
     assert hostile not in html and "&lt;script&gt;" in html
 
 
-def test_verify_detects_a_changed_byte(passing_run):
-    _, out = passing_run
+def test_verify_detects_a_changed_byte(passing_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(passing_run[1], out)
     assert _run("verify", str(out)).exit_code == 0
     html = out / "report.html"
     data = bytearray(html.read_bytes())

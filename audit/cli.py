@@ -30,7 +30,8 @@ def _fail(e: BaseException, debug: bool) -> int:
     if isinstance(e, AuditError):
         if debug:
             traceback.print_exc()
-        typer.echo(f"error: {e}", err=True)
+        one_line = " ".join(ln.strip() for ln in str(e).splitlines() if ln.strip())  # the contract: one line
+        typer.echo(f"error: {one_line}", err=True)
         return EXIT_INPUT
     if isinstance(e, KeyboardInterrupt):
         typer.echo("interrupted: no report was written", err=True)
@@ -195,7 +196,7 @@ def validate(
         typer.echo(f"ok: {len(heldout.records)} samples, {len(heldout.classes)} classes, "
                    f"{len(pack.rules)} rules in pack {pack.name!r}")
         code = EXIT_PASS
-    except Exception as e:  # noqa: BLE001
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
         code = _fail(e, debug)
     raise typer.Exit(code)
 

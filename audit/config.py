@@ -5,6 +5,7 @@ Relative paths in the file are resolved against the file's folder. Errors name t
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -85,8 +86,15 @@ class DataConfig(_Strict):
     @field_validator("std")
     @classmethod
     def _std_positive(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and any(s <= 0 for s in v):
-            raise ValueError("every std value must be > 0")
+        if v is not None and not all(0 < s < math.inf for s in v):
+            raise ValueError("every std value must be a finite number > 0")
+        return v
+
+    @field_validator("mean")
+    @classmethod
+    def _mean_finite(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and not all(math.isfinite(m) for m in v):
+            raise ValueError("every mean value must be a finite number")
         return v
 
     @model_validator(mode="after")

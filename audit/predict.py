@@ -42,7 +42,9 @@ def predict(
     progress: bool | None = None,
 ) -> PredictOutput:
     """Run the model once over every sample under inference_mode; validate its outputs."""
-    ds = ImageDataset(heldout.records, preprocess, skip_bad=skip_bad)
+    # bad images come back as (index, None, reason) even without skip_bad, so that the error is raised here in the
+    # main process (a worker process would wrap it in its traceback)
+    ds = ImageDataset(heldout.records, preprocess, skip_bad=True)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
         pin_memory=device.type == "cuda", persistent_workers=False,
@@ -63,11 +65,19 @@ def predict(
         with torch.inference_mode():
             for idx, x, bad in tqdm(loader, desc="scoring", unit="batch", disable=not show, leave=False):
                 for i, err in bad:
+                    if not skip_bad:
+                        raise DataError(err)
                     skipped.append(SkippedSample(path=str(heldout.records[i].path), reason=err))
                 if x is None:
                     continue
                 captured.clear()
-                logits = model(x.to(device, non_blocking=True))
+                try:
+                    logits = model(x.to(device, non_blocking=True))
+                except RuntimeError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - whatever the user's forward raises is a model problem
+                    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                    raise ModelError(f"the model failed on the held-out images: {type(e).__name__}: {msg}") from None
                 if not isinstance(logits, torch.Tensor):
                     raise ModelError(f"the model returned {type(logits).__name__}, expected a tensor of logits")
                 if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
@@ -96,7 +106,9 @@ def predict(
         if hook is not None:
             hook.remove()
     if not rows_parts:
-        raise DataError("no readable image in the held-out set" + (f" ({len(skipped)} skipped)" if skipped else ""))
+        where = heldout.manifest or heldout.root
+        raise DataError(f"{where}: no readable image in the held-out set"
+                        + (f" ({len(skipped)} skipped, e.g. {skipped[0].reason})" if skipped else ""))
     rows = np.concatenate(rows_parts)
     probs = np.concatenate(probs_parts)
     features = np.concatenate(feat_parts) if feat_parts and sum(len(f) for f in feat_parts) == len(rows) else None

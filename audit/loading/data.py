@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from ..config import AuditConfig, DataConfig
 from ..errors import DataError
@@ -151,7 +152,20 @@ def _read_manifest(cfg: DataConfig, manifest: Path, allow_outside: bool) -> Held
         classes = tuple(names)
         raw_labels = [classes.index(str(lbl)) for lbl in raw_labels]
     recs = tuple(SampleRecord(label=int(lbl), **r) for lbl, r in zip(raw_labels, records, strict=True))
+    for rec in recs:
+        if rec.roi_box is not None or rec.roi_mask is not None:
+            _check_roi(rec)
     return HeldOutSet(recs, classes, meta_cols, root, manifest)
+
+
+def _check_roi(rec: SampleRecord) -> None:
+    """Up front, from the image header: a ROI box lies inside its image, a mask has the image's size and a non-zero
+    pixel. An image whose header cannot be read is left to decoding, which fails or skips it (data.on_bad_image)."""
+    try:
+        w, h = image_size_of(rec.path)
+    except DataError:
+        return
+    roi_mask(rec, (h, w))
 
 
 def _read_folder(cfg: DataConfig, folder: Path) -> HeldOutSet:
@@ -169,6 +183,9 @@ def _read_folder(cfg: DataConfig, folder: Path) -> HeldOutSet:
         d = folder / name
         files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS) if d.is_dir() else []
         for f in files:
+            if not cfg.allow_outside_root and not _within(folder, f):
+                raise DataError(f"{f}: points outside the image folder {folder} (a link?); "
+                                f"set data.allow_outside_root to allow it")
             rel = f.relative_to(folder).as_posix()
             recs.append(SampleRecord(id=rel, path=f, label=ci, source=str(f)))
     if not recs:
@@ -184,6 +201,10 @@ def load_heldout(cfg: AuditConfig) -> HeldOutSet:
     else:
         assert d.image_folder is not None
         hs = _read_folder(d, cfg.resolve(d.image_folder))
+    counts = np.bincount([r.label for r in hs.records], minlength=len(hs.classes))
+    empty = [c for c, n in zip(hs.classes, counts, strict=False) if n == 0]
+    if empty:
+        raise DataError(f"{hs.manifest or hs.root}: class(es) with no held-out samples: {', '.join(empty)}")
     for col in d.subgroups:
         if col not in hs.metadata_columns:
             raise DataError(
@@ -193,31 +214,48 @@ def load_heldout(cfg: AuditConfig) -> HeldOutSet:
     return hs
 
 
-def open_image(path: Path, channels: int) -> Image.Image:
-    """Decode one image fully and convert it to L or RGB; errors name the file."""
+@contextmanager
+def _strict_decoding() -> Iterator[None]:
+    """Truncated files are errors and decompression-bomb warnings are refusals while an image is decoded.
+    (WeasyPrint sets the process-wide ImageFile.LOAD_TRUNCATED_IMAGES = True on import, which would let a
+    truncated held-out image through as a partly black picture.)"""
+    prev = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                img = im
+            yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = prev
+
+
+def open_image(path: Path, channels: int) -> Image.Image:
+    """Decode one image fully and convert it to L or RGB; errors name the file."""
+    try:
+        with _strict_decoding(), Image.open(path) as im:
+            im.load()
+            img = im
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(f"{path}: image refused as a possible decompression bomb ({e})") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not a readable image (empty, corrupt or unknown format)") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - OSError, SyntaxError, ValueError, struct.error, … from a bad file
         raise DataError(f"{path}: cannot decode image: {e}") from None
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8), mode="L")
-    target = "L" if channels == 1 else "RGB"
-    if img.mode != target:
-        if img.mode in ("RGBA", "LA", "P", "PA"):
-            img = img.convert("RGBA")
-            bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
-            img = Image.alpha_composite(bg, img)
-        img = img.convert(target)
+    mode = img.mode
+    try:
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            arr = np.asarray(img, dtype=np.float64)
+            hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+            img = Image.fromarray(np.clip(np.nan_to_num(arr) / hi * 255.0, 0, 255).astype(np.uint8), mode="L")
+        target = "L" if channels == 1 else "RGB"
+        if img.mode != target:
+            if img.mode in ("RGBA", "LA", "P", "PA"):
+                img = img.convert("RGBA")
+                bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
+                img = Image.alpha_composite(bg, img)
+            img = img.convert(target)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: unsupported image mode {mode!r} ({e})") from None
     return img
 
 
@@ -280,9 +318,10 @@ class ImageDataset(torch.utils.data.Dataset):
                 raise DataError(f"{rec.path}: data.image_size is not set")
             return i, self.preprocess(img), ""
         except DataError as e:
+            msg = str(e) if rec.source in ("", str(rec.path)) else f"{rec.source}: {e}"  # name the manifest row
             if self.skip_bad:
-                return i, None, str(e)
-            raise
+                return i, None, msg
+            raise DataError(msg) from None
 
 
 def collate(batch: list[tuple[int, torch.Tensor | None, str]]) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[int, str]]]:
@@ -297,9 +336,11 @@ def collate(batch: list[tuple[int, torch.Tensor | None, str]]) -> tuple[torch.Te
 def image_size_of(path: Path) -> tuple[int, int]:
     """(width, height) from the header only."""
     try:
-        with Image.open(path) as im:
+        with _strict_decoding(), Image.open(path) as im:
             return im.size
-    except (OSError, UnidentifiedImageError) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{path}: image refused as a possible decompression bomb ({e})") from None
+    except Exception as e:  # noqa: BLE001 - OSError, SyntaxError, … from a bad file
         raise DataError(f"{path}: cannot read image header: {e}") from None
 
 
@@ -321,10 +362,10 @@ def roi_mask(rec: SampleRecord, input_size: tuple[int, int]) -> np.ndarray | Non
         return m
     assert rec.roi_mask is not None
     try:
-        with Image.open(rec.roi_mask) as im:
+        with _strict_decoding(), Image.open(rec.roi_mask) as im:
             im.load()
             mask_img = im.convert("L")
-    except (OSError, UnidentifiedImageError) as e:
+    except Exception as e:  # noqa: BLE001 - OSError, SyntaxError, DecompressionBombError, … from a bad file
         raise DataError(f"{rec.source}: roi_mask {rec.roi_mask}: cannot decode: {e}") from None
     if mask_img.size != (w0, h0):
         raise DataError(

@@ -6,7 +6,6 @@ import hashlib
 import importlib
 import pickle
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,12 +36,11 @@ def _read_state_dict(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, … from a corrupt file
             raise ModelError(f"{path}: not a valid safetensors file: {e}") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -51,11 +49,15 @@ def _read_state_dict(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
             raise ModelError(
                 f"{path}: refused to unpickle: the checkpoint holds objects other than tensors "
                 f"(loading it could run code). Re-save it as a state_dict or .safetensors, or set "
-                f"model.allow_pickle = true if you trust its origin. ({str(e).splitlines()[0]})"
+                f"model.allow_pickle = true if you trust its origin. ({(str(e).strip() or type(e).__name__).splitlines()[0]})"
             ) from None
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
-        raise ModelError(f"{path}: cannot read checkpoint (truncated or not a PyTorch file): {e}") from None
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e2:  # noqa: BLE001 - an arbitrary pickle fails in arbitrary ways
+            raise ModelError(f"{path}: cannot unpickle checkpoint: {type(e2).__name__}: {e2}") from None
+    except Exception as e:  # noqa: BLE001 - corrupt archives raise RuntimeError, OSError, KeyError, …
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: cannot read checkpoint (truncated or not a PyTorch file): {first}") from None
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -114,6 +116,8 @@ def _factory(mc: ModelConfig, base_dir: Path) -> nn.Module:
         module = importlib.import_module(mod_name)
     except ImportError as e:
         raise ModelError(f"model.factory: cannot import module {mod_name!r}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - the user's module failed while being imported (syntax error, …)
+        raise ModelError(f"model.factory: importing {mod_name!r} failed: {type(e).__name__}: {e}") from None
     finally:
         if added:
             sys.path.remove(str(base_dir))
@@ -125,8 +129,8 @@ def _factory(mc: ModelConfig, base_dir: Path) -> nn.Module:
         kwargs.setdefault("num_classes", mc.num_classes)
     try:
         model = fn(**kwargs)
-    except TypeError as e:
-        raise ModelError(f"model.factory: calling {mc.factory} failed: {e}") from None
+    except Exception as e:  # noqa: BLE001 - whatever the user's factory raises is a problem with the model input
+        raise ModelError(f"model.factory: calling {mc.factory} failed: {type(e).__name__}: {e}") from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"model.factory: {mc.factory} returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -143,7 +147,7 @@ def load_model(cfg: AuditConfig, num_classes: int) -> LoadedModel:
             raise ModelError(f"{path}: TorchScript file not found")
         try:
             module = torch.jit.load(str(path), map_location="cpu")
-        except (RuntimeError, ValueError, zipfile.BadZipFile) as e:
+        except Exception as e:  # noqa: BLE001 - the C++ loader raises RuntimeError, UnicodeDecodeError, …
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"{path}: not a TorchScript archive: {first}") from None
         files.append(path)

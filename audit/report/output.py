@@ -35,6 +35,24 @@ def write_manifest(folder: Path, names: Iterable[str]) -> dict:
     return manifest
 
 
+def check_output_dir(out_dir: Path) -> None:
+    """Fail fast, before the audit runs, when no report can be written at ``out_dir``. Creates nothing."""
+    out_dir = out_dir.resolve()
+    anc = out_dir.parent
+    try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise RenderError(f"{out_dir}: exists and is not a folder (the report is written as a folder)")
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        if not anc.is_dir():
+            raise RenderError(f"{out_dir}: cannot create the output folder: {anc} is a file, not a folder")
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out_dir.name}.probe-", dir=anc))
+    except OSError as e:
+        raise RenderError(
+            f"{out_dir}: cannot create the output folder: {anc} is not writable ({e.strerror or e})"
+        ) from None
+
+
 def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) -> dict[str, Path]:
     """Write the requested formats (json, html, pdf, junit) plus summary.md and manifest.json."""
     formats = list(dict.fromkeys(formats))
@@ -85,6 +103,11 @@ def _replace_dir(src: Path, dst: Path) -> None:
             raise RenderError(f"{dst}: exists and is not a folder")
         old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
         os.replace(dst, old)
-    os.replace(src, dst)
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        if old is not None:  # put the earlier report back: a failed run must not lose it
+            os.replace(old, dst)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

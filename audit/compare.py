@@ -28,6 +28,8 @@ def load_results(path: str | Path) -> dict[str, Any]:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{p}: not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise DataError(f"{p}: not a model-audit results.json (top level is {type(doc).__name__}, not an object)")
     for key in ("schema_version", "metrics", "predictions", "rules", "classes"):
         if key not in doc:
             raise DataError(f"{p}: not a model-audit results.json (missing {key!r})")

@@ -61,6 +61,10 @@ class Rule(ABC):
             status = "error"
             message = f"could not evaluate: measured value is {value} ({message})"
             value = None
+        elif threshold is not None and not math.isfinite(float(threshold)):
+            status = "error"
+            message = f"could not evaluate: threshold is {threshold} ({message})"
+            threshold = None
         elif failed:
             status = "fail" if self.params.severity == "error" else "warn"
         else:

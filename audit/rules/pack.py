@@ -49,16 +49,21 @@ def load_pack(path: Path) -> RulePack:
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))} (expected [pack] and [[rule]])")
     meta = tree.get("pack", {})
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path}: pack: must be a table ([pack]), got {type(meta).__name__}")
     entries = tree.get("rule", [])
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: a rule pack needs at least one [[rule]] table")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: rule[{i}]: must be a table ([[rule]]), got {type(entry).__name__}")
     reg = registry()
     rules: list[Rule] = []
     seen: set[str] = set()
     for i, entry in enumerate(entries):
         where = f"{path}: rule[{i}]"
         kind = entry.get("kind")
-        if kind not in reg:
+        if not isinstance(kind, str) or kind not in reg:
             raise ConfigError(f"{where}: kind: unknown rule kind {kind!r}; known: {', '.join(sorted(reg))}")
         cls = reg[kind]
         try:

@@ -77,9 +77,29 @@ def test_rule_that_raises_or_returns_nothing_is_an_error():
     assert verdict(findings) == "fail"
 
 
-@pytest.mark.xfail(reason="Rule.finding checks the measured value but not the threshold: a pack with "
-                          "threshold = nan makes `value < nan` False, so metric_min passes (fix in rules/base.py)")
 def test_nan_threshold_is_an_error_never_a_pass():
     # metric_min compares value < threshold, which is False for a NaN threshold: the rule says "not failed"
     (f,) = Measured(0.3, failed=False, threshold=math.nan).check(None)
     assert f.status == "error"
+
+
+@pytest.mark.parametrize("pack_text", ["rule = [1, 2]\n", "pack = 3\n[[rule]]\nid='a'\nkind='metric_min'\n",
+                                       "[[rule]]\nid = 'a'\nkind = ['x']\n"])
+def test_malformed_pack_is_a_config_error(tmp_path, pack_text):
+    from audit.errors import ConfigError
+    from audit.rules.pack import load_pack
+
+    p = tmp_path / "p.toml"
+    p.write_text(pack_text)
+    with pytest.raises(ConfigError, match="p.toml"):
+        load_pack(p)
+
+
+def test_baseline_that_is_not_an_object_is_refused(tmp_path):
+    from audit.compare import load_results
+    from audit.errors import DataError
+
+    p = tmp_path / "results.json"
+    p.write_text("5")
+    with pytest.raises(DataError, match="not an object"):
+        load_results(p)

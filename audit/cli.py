@@ -122,7 +122,7 @@ def demo(
 
 
 DEMO_METHODS: tuple[str, ...] = ("gradcam", "gradcam_pp", "guided_gradcam", "saliency", "integrated_gradients",
-                                  "occlusion", "lime", "layer_activations")
+                                  "occlusion", "layer_activations")
 DEMO_PACK = "demo"
 
 

@@ -133,7 +133,7 @@ class ViewsConfig(_Strict):
     """Model-level views: embeddings of penultimate features and per-layer linear probes."""
 
     embeddings: list[Literal["pca", "tsne"]] = Field(default_factory=lambda: ["pca", "tsne"])
-    max_samples: int = Field(default=1000, ge=3, le=100_000)
+    max_samples: int = Field(default=500, ge=3, le=100_000, description="samples embedded (seeded subset)")
     probe_layers: list[str] | None = None  # default: up to five conv layers from input to output
     probe_samples: int = Field(default=400, ge=0, le=100_000, description="0 switches the probe off")
 

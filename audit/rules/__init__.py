@@ -10,15 +10,15 @@ from .baseline_metric_drop import BaselineMetricDrop
 from .baseline_new_failures import BaselineNewFailures
 from .baseline_recall_drop import BaselineRecallDrop
 from .class_recall import ClassRecallMin
-from .confusion import ConfusionMax
-from .metric import MetricMax, MetricMin
-from .skipped import SkippedMax
-from .roi_attribution import RoiAttribution
-from .confounder_region import ConfounderRegion
 from .confounder_metadata import ConfounderMetadata
-from .shortcut_discovery import ShortcutDiscovery
+from .confounder_region import ConfounderRegion
+from .confusion import ConfusionMax
 from .explanation_sanity import ExplanationSanity
 from .faithfulness import Faithfulness
+from .metric import MetricMax, MetricMin
+from .roi_attribution import RoiAttribution
+from .shortcut_discovery import ShortcutDiscovery
+from .skipped import SkippedMax
 
 _BUILTIN: tuple[type[Rule], ...] = (
     MetricMin, MetricMax, ClassRecallMin, ConfusionMax, SkippedMax,

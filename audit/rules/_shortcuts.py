@@ -96,7 +96,7 @@ def scope_words(scope: str) -> str:
 # ---- tensor helpers (run on the probe's device) --------------------------------------------------
 
 def gaussian_kernel1d(sigma: float, device: torch.device) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
+    radius = max(1, math.ceil(3.0 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
     k = torch.exp(-0.5 * (t / max(sigma, 1e-6)) ** 2)
     return k / k.sum()

@@ -201,12 +201,12 @@ class ConfounderMetadata(Rule):
         else:
             cols = [c for c in meta.columns
                     if 2 <= meta[c].astype(str).replace("", np.nan).dropna().nunique() <= p.max_levels]
-            if not cols:
-                if len(meta.columns) == 0:  # nothing listed, nothing to test: say so plainly
-                    return [self.finding(False, "not applicable: the held-out set has no metadata columns (list "
-                                         "columns in the rule to require them)", details={"not_applicable": True})]
-                return [self.error(f"no metadata column with 2..{p.max_levels} distinct values to test "
-                                   f"(columns: {', '.join(map(str, meta.columns))})")]
+            if not cols:  # nothing listed and nothing testable: say so plainly (list columns to require them)
+                what = (f"no metadata column has 2..{p.max_levels} distinct values (columns: "
+                        f"{', '.join(map(str, meta.columns))})" if len(meta.columns) else
+                        "the held-out set has no metadata columns")
+                return [self.finding(False, f"not applicable: {what}; list columns in the rule to require them",
+                                     details={"not_applicable": True, "columns_seen": [str(c) for c in meta.columns]})]
         if p.probe and pr.features is None:
             return [self.error("penultimate features were not gathered (predictions.features is None); the linear "
                                "probe cannot run (set probe = false to test predictions only)")]
@@ -219,7 +219,7 @@ class ConfounderMetadata(Rule):
             ok = (vals != "") & (vals.str.lower() != "nan")
             rows = np.flatnonzero(ok.to_numpy())
             levels = sorted(set(vals.iloc[rows].tolist()))
-            entry: dict = {"levels": levels, "n": int(len(rows)), "n_missing": int(pr.n - len(rows))}
+            entry: dict = {"levels": levels, "n": len(rows), "n_missing": int(pr.n - len(rows))}
             table[col] = entry
             if len(levels) < 2:
                 entry["note"] = "fewer than two values"

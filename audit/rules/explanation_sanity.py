@@ -93,41 +93,53 @@ class ExplanationSanity(Rule):
         x = probe.images(ids)
         targets = probe.targets_for(ids, "predicted")
         seed = int(evidence.rng(f"{p.id}:randomise").integers(2**31 - 1))
-        models = [probe.randomized_copy(steps[: k + 1], seed + k) for k in range(len(steps))]
-        per: dict[str, dict] = {}
-        insensitive: list[str] = []
         errors: list[str] = []
-        worst: tuple[float, str] | None = None
+        trained: dict[str, np.ndarray] = {}
         for name in names:
             try:
-                trained = probe.explain_tensor(name, x, targets)
+                trained[name] = probe.explain_tensor(name, x, targets)
             except (AuditError, RuntimeError, ValueError) as e:
                 errors.append(f"{name}: {e}")
-                continue
-            sp_curve: list[float] = []
-            ss_curve: list[float] = []
-            comparable = [i for i in range(len(ids)) if spearman_abs(trained[i], trained[i]) is not None]
-            n_const_rand = 0
-            for m in models:
-                rand = probe.explain_tensor(name, x, targets, model=m)
+        comparable = {n: [i for i in range(len(ids)) if spearman_abs(t[i], t[i]) is not None]
+                      for n, t in trained.items()}
+        sp_curves: dict[str, list[float]] = {n: [] for n in trained}
+        ss_curves: dict[str, list[float]] = {n: [] for n in trained}
+        n_const_rand = dict.fromkeys(trained, 0)
+        for k in range(len(steps)):
+            # one seed for every step: a prefix of the same draws, so randomised layers keep their weights (cascade)
+            model = probe.randomized_copy(steps[: k + 1], seed)
+            for name in list(sp_curves):
+                try:
+                    rand = probe.explain_tensor(name, x, targets, model=model)
+                except (AuditError, RuntimeError, ValueError) as e:
+                    errors.append(f"{name} (after randomising {k + 1} layer(s)): {e}")
+                    del sp_curves[name], ss_curves[name]
+                    continue
                 sps, sss = [], []
-                for i in comparable:
-                    s = spearman_abs(trained[i], rand[i])
-                    q = ssim_abs(trained[i], rand[i])
+                for i in comparable[name]:
                     if np.ptp(np.abs(rand[i])) == 0 or not np.isfinite(rand[i]).all():
-                        n_const_rand += 1
+                        n_const_rand[name] += 1
+                    s = spearman_abs(trained[name][i], rand[i])
+                    q = ssim_abs(trained[name][i], rand[i])
                     sps.append(0.0 if s is None else s)
                     if q is not None:
                         sss.append(q)
-                sp_curve.append(float(np.mean(sps)) if sps else float("nan"))
-                ss_curve.append(float(np.mean(sss)) if sss else float("nan"))
+                sp_curves[name].append(float(np.mean(sps)) if sps else float("nan"))
+                ss_curves[name].append(float(np.mean(sss)) if sss else float("nan"))
+            del model
+        per: dict[str, dict] = {}
+        insensitive: list[str] = []
+        worst: tuple[float, str] | None = None
+        for name, sp_curve in sp_curves.items():
+            ss_curve = ss_curves[name]
             entry = {
-                "title": explainer_title(probe, name), "n_compared": len(comparable),
-                "n_constant_trained_maps": len(ids) - len(comparable), "n_constant_randomised_maps": n_const_rand,
-                "layers": steps, "spearman_curve": [rnd(v) for v in sp_curve], "ssim_curve": [rnd(v) for v in ss_curve],
+                "title": explainer_title(probe, name), "n_compared": len(comparable[name]),
+                "n_constant_trained_maps": len(ids) - len(comparable[name]),
+                "n_constant_randomised_maps": n_const_rand[name], "layers": steps,
+                "spearman_curve": [rnd(v) for v in sp_curve], "ssim_curve": [rnd(v) for v in ss_curve],
             }
             per[name] = entry
-            if not comparable:
+            if not comparable[name]:
                 errors.append(f"{name}: every trained map is constant (nothing to compare)")
                 continue
             sp = summarise(sp_curve, p.statistic)

@@ -18,8 +18,17 @@ from scipy.ndimage import distance_transform_edt
 
 from ..evidence import Evidence
 from ..types import Finding
-from ._shortcuts import (MAX_EVIDENCE_IDS, class_groups, explainer_title, map_problem, pct, positive_part,
-                         require_probe, rnd, scope_words)
+from ._shortcuts import (
+    MAX_EVIDENCE_IDS,
+    class_groups,
+    explainer_title,
+    map_problem,
+    pct,
+    positive_part,
+    require_probe,
+    rnd,
+    scope_words,
+)
 from .base import Rule, RuleParams
 
 
@@ -113,7 +122,7 @@ class RoiAttribution(Rule):
             is_judged = len(rows) >= p.min_samples
             class_failed = is_judged and (frac > ceiling or (p.min_hit_rate is not None and hit_rate < p.min_hit_rate))
             table[cname] = {
-                "n": int(len(rows)), "mean_share_inside": rnd(mean_share), "median_share_inside":
+                "n": len(rows), "mean_share_inside": rnd(mean_share), "median_share_inside":
                 rnd(float(np.median(np.where(bad[rows], 0.0, share[rows])))),
                 "fraction_failing": rnd(frac), "n_failing": int(fails.sum()), "hit_rate": rnd(hit_rate),
                 "n_unusable_maps": int(bad[rows].sum()), "min_share_inside": floor,

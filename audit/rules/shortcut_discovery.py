@@ -2,8 +2,9 @@
 
 Per class: the positive parts of the maps are average-pooled to ``grid``×``grid`` and normalised to unit mass;
 a symmetric k-nearest-neighbour affinity (Gaussian of the Euclidean distance, bandwidth = median kNN
-distance) is built and the number of clusters is chosen by the largest eigengap of the normalised Laplacian
-(at most ``max_clusters``); spectral clustering (scikit-learn, precomputed affinity, seeded) groups the maps.
+distance) is built and the number of clusters is chosen by the eigengap of the normalised Laplacian (at
+most ``max_clusters``; the smallest k whose gap is at least half the largest gap, so comparable gaps favour
+fewer clusters); spectral clustering (scikit-learn, precomputed affinity, seeded) groups the maps.
 A cluster (at least ``min_cluster_size`` members) is flagged when its members put most of their mass
 outside their ROI (mean share outside > ``max_outside_share``), or when the mass that lies outside the
 members' ROIs concentrates in one fixed small window (more than ``min_window_mass`` of the cluster's mass in
@@ -26,8 +27,18 @@ from sklearn.cluster import SpectralClustering
 
 from ..evidence import Evidence
 from ..types import Finding
-from ._shortcuts import (MAX_EVIDENCE_IDS, class_groups, explainer_title, map_problem, nested, pct, positive_part,
-                         require_probe, rnd, scope_words)
+from ._shortcuts import (
+    MAX_EVIDENCE_IDS,
+    class_groups,
+    explainer_title,
+    map_problem,
+    nested,
+    pct,
+    positive_part,
+    require_probe,
+    rnd,
+    scope_words,
+)
 from .base import Rule, RuleParams
 
 
@@ -75,8 +86,9 @@ def eigengap_k(A: np.ndarray, kmax: int) -> tuple[int, list[float]]:
     ev = np.sort(np.linalg.eigvalsh(L))[: kmax + 1]
     if len(ev) < 2:
         return 1, ev.tolist()
-    gaps = np.diff(ev)
-    return int(np.argmax(gaps[:kmax]) + 1), ev.tolist()
+    gaps = np.diff(ev)[:kmax]
+    # the smallest k whose gap is at least half the largest one: with comparable gaps, fewer clusters
+    return int(np.flatnonzero(gaps >= 0.5 * gaps.max())[0] + 1), ev.tolist()
 
 
 def best_window(m: np.ndarray, side: int) -> tuple[float, tuple[int, int]]:
@@ -98,7 +110,7 @@ class ShortcutDiscovery(Rule):
         H, W = probe.input_size
         g = p.grid
         side = max(1, int(np.floor(np.sqrt(p.window_area) * g)))
-        margin = int(round(p.roi_margin * min(H, W)))
+        margin = round(p.roi_margin * min(H, W))
         ids_all = evidence.sample_ids(p.scope)
         groups_all = class_groups(evidence, ids_all, p.group_by)
         title = explainer_title(probe, p.explainer)
@@ -165,7 +177,7 @@ class ShortcutDiscovery(Rule):
                         reasons.append(f"{pct(wmass)} of the mass in one fixed window "
                                        f"({pct(side * side / (g * g))} of the image)")
                 entry = {
-                    "size": int(len(rows)), "flagged": bool(reasons), "reasons": reasons,
+                    "size": len(rows), "flagged": bool(reasons), "reasons": reasons,
                     "outside_share": rnd(out_share), "window_mass": rnd(wmass),
                     "window_px": [int(wc * W / g), int(wr * H / g), int((wc + side) * W / g),
                                   int((wr + side) * H / g)],

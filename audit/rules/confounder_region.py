@@ -390,6 +390,15 @@ class ConfounderRegion(Rule):
         scored = sorted(cells, key=lambda c: (not failed(c), -max(ratios(c).values(), default=0.0),
                                               c["region"], c["class"]))
         worst = scored[0]
+        if failed(worst):
+            # name the most specific culprit: among this class's failing regions that are comparably strong
+            # (at least half the worst excess), the smallest one (a corner box rather than the whole border)
+            area = {r.key: float(r.mask.mean()) for r in regions}
+            top = max(ratios(worst).values(), default=0.0)
+            strong = [c for c in cells if c["class"] == worst["class"] and failed(c)
+                      and max(ratios(c).values(), default=0.0) >= 0.5 * top]
+            worst = min(strong, key=lambda c: (area[c["region"]], -max(ratios(c).values(), default=0.0),
+                                               c["region"]))
         crit = max(ratios(worst).items(), key=lambda kv: kv[1])[0]
         n_failed = sum(failed(c) for c in cells)
         reg = next(r for r in regions if r.key == worst["region"])
@@ -420,7 +429,10 @@ class ConfounderRegion(Rule):
         lim_words = (f"limits: flip rate {pct(p.max_flip_rate)}, probability drop {p.max_prob_drop:.2f}"
                      + (f", share {pct(p.max_share)}" if p.attribution else ""))
         if n_failed:
-            msg += f" {n_failed} region/class cell(s) over the limits ({lim_words})."
+            labels = {r_.key: r_.label for r_ in regions}
+            same = [labels[c["region"]] for c in cells if c["class"] == worst["class"] and failed(c)]
+            msg += (f" {n_failed} region/class cell(s) over the limits ({lim_words}); for '{cname}': "
+                    f"{'; '.join(same)}.")
         else:
             msg = (f"no tested region ({', '.join(r_.key for r_ in regions)}) drives the predictions ({lim_words}). "
                    f"Closest: {msg}")

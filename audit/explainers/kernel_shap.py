@@ -7,9 +7,9 @@ from captum.attr import KernelShap as _KernelShap
 from pydantic import Field
 from torch import nn
 
-from ._common import BaselineKind, make_baseline, seeded
+from ._common import BaselineKind, make_baseline
 from .base import Explainer, ExplainerParams
-from .segments import Segmentation, feature_mask
+from .segments import Segmentation, attribute_per_segment
 
 
 class KernelShapParams(ExplainerParams):
@@ -42,13 +42,4 @@ class KernelShap(Explainer):
         p = self.params
         shap = _KernelShap(model)
         baselines = make_baseline(p.baseline, inputs, self.context, p.blur_sigma)
-        maps = []
-        with seeded(self.context.seed, inputs.device), torch.no_grad():
-            for x, b, t in zip(inputs, baselines, targets, strict=True):
-                mask = feature_mask(x, p.segmentation, p.n_segments, p.cell)
-                attr = shap.attribute(
-                    x.unsqueeze(0), baselines=b.unsqueeze(0), target=t.view(1), feature_mask=mask,
-                    n_samples=p.n_samples, perturbations_per_eval=p.perturbations_per_eval,
-                )
-                maps.append(attr.detach().mean(dim=1))
-        return torch.cat(maps).float().cpu()
+        return attribute_per_segment(shap, inputs, baselines, targets, p, self.context.seed)

@@ -51,3 +51,22 @@ def feature_mask(image: torch.Tensor, kind: Segmentation, n_segments: int, cell:
         side = cell if kind == "grid" else max(1, round((h * w / n_segments) ** 0.5))
         m = grid_mask(h, w, side)
     return m.view(1, 1, h, w).to(image.device)
+
+
+def attribute_per_segment(method, inputs: torch.Tensor, baselines: torch.Tensor,
+                          targets: torch.Tensor, params, seed: int) -> torch.Tensor:
+    """Run a captum surrogate method (Lime, KernelShap) image by image over its segment mask.
+
+    Returns (B, H, W): the channel mean (every channel of a segment gets the same value)."""
+    from ._common import seeded
+
+    maps = []
+    with seeded(seed, inputs.device), torch.no_grad():
+        for x, b, t in zip(inputs, baselines, targets, strict=True):
+            mask = feature_mask(x, params.segmentation, params.n_segments, params.cell)
+            attr = method.attribute(
+                x.unsqueeze(0), baselines=b.unsqueeze(0), target=t.view(1), feature_mask=mask,
+                n_samples=params.n_samples, perturbations_per_eval=params.perturbations_per_eval,
+            )
+            maps.append(attr.detach().mean(dim=1))
+    return torch.cat(maps).float().cpu()

@@ -3,4 +3,4 @@
 __version__ = "0.1.0"
 SCHEMA_VERSION = "1.0"
 
-__all__ = ["__version__", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "__version__"]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
-
-import warnings
 
 import numpy as np
 from sklearn.metrics import (
@@ -157,7 +156,7 @@ def _group_metrics(column: str, value: Any, labels: np.ndarray, preds: np.ndarra
     return GroupMetrics(
         column=column,
         value=str(value),
-        n=int(len(labels)),
+        n=len(labels),
         accuracy=float(accuracy_score(labels, preds)),
         accuracy_ci=bootstrap_accuracy_ci(labels == preds, rng),
         balanced_accuracy=_balanced_accuracy(labels, preds),

@@ -142,7 +142,7 @@ def _views_ctx(r: AuditResult) -> dict[str, Any] | None:
     probe = figures.probe_figure(v.probe_accuracy, float(np.max(np.bincount(pr.labels)) / pr.n)) \
         if v.probe_accuracy else None
     return {
-        "embeddings": figs, "n": int(len(v.rows)), "probe_figure": probe,
+        "embeddings": figs, "n": len(v.rows), "probe_figure": probe,
         "probe": [{"layer": k, "accuracy": _fmt(a)} for k, a in v.probe_accuracy.items()],
         "notes": list(v.notes),
     }

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
-from matplotlib.colors import Normalize, TwoSlopeNorm  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import Normalize, TwoSlopeNorm
+from PIL import Image
 
-from ..scoring import Calibration  # noqa: E402
+from ..scoring import Calibration
 
 CELL_PX = 128  # displayed size of a sample cell
 ROI_COLOR = np.array([0.0, 1.0, 1.0])  # cyan outline

@@ -1,6 +1,5 @@
 """Grad-CAM against a hand computation and against CAM on a GAP + linear head."""
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -121,6 +121,9 @@ _SIGINT_SCRIPT = """
 import os, signal, sys, time
 import audit.runner
 
+# a background job of a non-interactive shell starts with SIGINT ignored; behave like a terminal session
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 def predict(*a, **k):  # SIGINT to this very process while the held-out set is scored
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(60)

@@ -32,16 +32,29 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _read_state_dict(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
+def unsafe_torch_load(path: Path, allow_pickle: bool, what: str) -> object:
+    """The only place that unpickles arbitrary objects (which can run code): refused unless the config opted in
+    with ``model.allow_pickle = true``."""
+    if not allow_pickle:
+        raise ModelError(f"{path}: refused to unpickle {what}: set model.allow_pickle = true only if you trust it")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - an arbitrary pickle fails in arbitrary ways
+        raise ModelError(f"{path}: cannot unpickle {what}: {type(e).__name__}: {e}") from None
+
+
+def _read_state_dict(path: Path, allow_pickle: bool) -> tuple[dict[str, torch.Tensor], bool]:
+    """The checkpoint's tensors, and whether arbitrary unpickling (opt-in) was needed to read them."""
     if not path.is_file():
         raise ModelError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            return load_file(str(path)), False
         except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, … from a corrupt file
             raise ModelError(f"{path}: not a valid safetensors file: {e}") from None
+    unpickled = False
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -51,10 +64,8 @@ def _read_state_dict(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
                 f"(loading it could run code). Re-save it as a state_dict or .safetensors, or set "
                 f"model.allow_pickle = true if you trust its origin. ({(str(e).strip() or type(e).__name__).splitlines()[0]})"
             ) from None
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e2:  # noqa: BLE001 - an arbitrary pickle fails in arbitrary ways
-            raise ModelError(f"{path}: cannot unpickle checkpoint: {type(e2).__name__}: {e2}") from None
+        obj = unsafe_torch_load(path, allow_pickle, "checkpoint")
+        unpickled = True
     except Exception as e:  # noqa: BLE001 - corrupt archives raise RuntimeError, OSError, KeyError, …
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"{path}: cannot read checkpoint (truncated or not a PyTorch file): {first}") from None
@@ -64,11 +75,12 @@ def _read_state_dict(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelError(f"{path}: expected a state_dict (a mapping of names to tensors)")
-    return obj
+    return obj, unpickled
 
 
-def _apply_weights(module: nn.Module, path: Path, allow_pickle: bool) -> None:
-    sd = _read_state_dict(path, allow_pickle)
+def _apply_weights(module: nn.Module, path: Path, allow_pickle: bool) -> bool:
+    """Load the weights strictly; True when reading them needed the allow_pickle opt-in."""
+    sd, unpickled = _read_state_dict(path, allow_pickle)
     # checkpoints saved from DataParallel / torch.compile carry prefixes
     for prefix in ("module.", "_orig_mod."):
         if sd and all(k.startswith(prefix) for k in sd):
@@ -90,6 +102,7 @@ def _apply_weights(module: nn.Module, path: Path, allow_pickle: bool) -> None:
             parts.append("unexpected keys: " + ", ".join(unexpected[:3]) + (" …" if len(unexpected) > 3 else ""))
         raise ModelError(f"{path}: weights do not fit the model: " + "; ".join(parts))
     module.load_state_dict(sd, strict=True)
+    return unpickled
 
 
 def _torchvision(mc: ModelConfig, num_classes: int) -> nn.Module:
@@ -156,10 +169,7 @@ def load_model(cfg: AuditConfig, num_classes: int) -> LoadedModel:
         path = cfg.resolve(mc.pickle)
         if not path.is_file():
             raise ModelError(f"{path}: pickled model file not found")
-        try:
-            module = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001 - arbitrary pickles fail in arbitrary ways
-            raise ModelError(f"{path}: cannot unpickle model: {e}") from None
+        module = unsafe_torch_load(path, mc.allow_pickle, "model")
         if not isinstance(module, nn.Module):
             raise ModelError(f"{path}: the pickle holds {type(module).__name__}, not a torch.nn.Module")
         files.append(path)
@@ -174,9 +184,9 @@ def load_model(cfg: AuditConfig, num_classes: int) -> LoadedModel:
             source = f"factory {mc.factory}"
         if mc.weights:
             path = cfg.resolve(mc.weights)
-            _apply_weights(module, path, mc.allow_pickle)
+            pickled = _apply_weights(module, path, mc.allow_pickle)
             files.append(path)
-            source += f" + {path.name}"
+            source += f" + {path.name}" + (" (unpickled with allow_pickle)" if pickled else "")
         else:
             source += " (no weights file: initial weights)"
     module.eval()

@@ -8,7 +8,6 @@ with --debug and report it).
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -222,11 +221,7 @@ def verify(
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        app()
-    except SystemExit as e:
-        # click reports usage errors with exit code 2, which matches EXIT_INPUT
-        sys.exit(e.code)
+    app()  # click reports usage errors with exit code 2, which matches EXIT_INPUT
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -133,14 +132,6 @@ class Finding:
     def blocking(self) -> bool:
         """True when this finding stops a release (an error-severity rule failed or could not run)."""
         return self.severity == "error" and self.status in ("fail", "error")
-
-
-def finite_or_none(x: float | None) -> float | None:
-    """A float for JSON, or None for missing / NaN / inf."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runner import AuditResult
+from ..runner import MAX_EVIDENCE_IMAGES, AuditResult
 from ..types import Finding
 from . import figures
 from .questions import explainer_questions
@@ -83,7 +83,7 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
 def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale]) -> dict[str, Any]:
     name = f.details.get("explainer") if isinstance(f.details, Mapping) else None
     images = []
-    for sid in f.sample_ids[:4]:
+    for sid in f.sample_ids[:MAX_EVIDENCE_IMAGES]:
         view = r.views.get(sid)
         if view is None:
             continue
@@ -178,10 +178,9 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
     for e in r.explanations:
         if e.status == "ok" and e.maps is not None:
             scales[e.name] = figures.shared_scale(e.maps.maps, e.signed)
-    for (name, _sid), amap in r.finding_maps.items():
-        if name not in scales:
-            same = np.stack([v for (n, _), v in r.finding_maps.items() if n == name])
-            scales[name] = figures.shared_scale(same, bool(np.any(same < 0)))
+    for name in {n for n, _ in r.finding_maps} - set(scales):
+        same = np.stack([v for (n, _), v in r.finding_maps.items() if n == name])
+        scales[name] = figures.shared_scale(same, bool(np.any(same < 0)))
     warn = _not_model_sensitive(r.findings)
     findings = sorted(r.findings, key=lambda f: (STATUS_ORDER[f.status], f.rule))
     prov = r.provenance

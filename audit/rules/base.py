@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -86,5 +86,3 @@ class Rule(ABC):
             rule=self.params.id, kind=self.kind, severity=self.params.severity, status="error", message=message
         )
 
-
-Comparison = Literal["min", "max"]

@@ -10,7 +10,6 @@ from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.report.junit import build_junit  # noqa: F401 - imported to check the module loads
 
 runner = CliRunner()
 

@@ -41,6 +41,14 @@ def _fail(e: BaseException, debug: bool) -> int:
     return EXIT_INTERNAL
 
 
+def _maps_of(results_path: Path) -> dict | None:
+    """The maps.npz beside a results.json, or None (older reports, or report.save_maps = false)."""
+    from .mapstore import load_maps, maps_beside
+
+    f = maps_beside(results_path)
+    return load_maps(f) if f is not None else None
+
+
 def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: bool,
                    baseline: Path | None = None, unpaired: bool = False) -> int:
     from .compare import load_results
@@ -51,9 +59,10 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
     t0 = time.perf_counter()
     cfg = load_config(config, overrides)
     base = load_results(baseline) if baseline is not None else None
+    base_maps = _maps_of(baseline) if baseline is not None else None
     out_dir = out if out is not None else Path("reports") / cfg.name
     check_output_dir(out_dir)  # before the audit runs, not after
-    result = run_audit(cfg, baseline=base, unpaired=unpaired)
+    result = run_audit(cfg, baseline=base, unpaired=unpaired, baseline_maps=base_maps)
     written = write_outputs(result, out_dir, cfg.report.formats)
     if not quiet:
         blocking = [f for f in result.findings if f.blocking]
@@ -138,10 +147,15 @@ def compare(
     import json
 
     from .compare import compare_results, load_results
+    from .compare_maps import compare_explanations
     from .report.results import jsonable
 
     try:
-        comp = compare_results(load_results(baseline), load_results(candidate), unpaired=unpaired)
+        b_doc, c_doc = load_results(baseline), load_results(candidate)
+        comp = compare_results(b_doc, c_doc, unpaired=unpaired)
+        b_maps, c_maps = _maps_of(baseline), _maps_of(candidate)
+        if comp["paired"] and b_maps and c_maps:
+            comp["explanations"] = compare_explanations(b_maps, c_maps, c_doc["classes"])
     except Exception as e:  # noqa: BLE001
         raise typer.Exit(_fail(e, debug)) from None
     for name, d in comp["metrics"].items():
@@ -154,6 +168,13 @@ def compare(
     flips = comp.get("flips")
     if flips:
         typer.echo(f"flips: {flips['to_wrong']} right -> wrong, {flips['to_right']} wrong -> right")
+    for name, e in (comp.get("explanations") or {}).items():
+        if e["status"] == "ok":
+            typer.echo(f"maps {name}: {e['n_compared']} shared picks, median Spearman {e['spearman']['median']:.2f}"
+                       + (f", median SSIM {e['ssim']['median']:.2f}" if e["ssim"]["median"] is not None else ""))
+        for r in e.get("roi_share_per_class", []):
+            if abs(r["delta"]) >= 0.05:
+                typer.echo(f"  ROI share '{r['class']}': {r['baseline']:.2f} -> {r['candidate']:.2f} (n={r['n']})")
     new = comp["rules"]["newly_failing"]
     typer.echo("newly failing rules: " + (", ".join(new) if new else "none"))
     if json_out is not None:

@@ -96,7 +96,17 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
         pc = np.asarray(cp["predicted"])
         conf_b = np.asarray(bp["confidence"], dtype=float)[order]
         conf_c = np.asarray(cp["confidence"], dtype=float)
-    elif not unpaired:
+    hb = (baseline.get("provenance") or {}).get("data", {}).get("images_sha256")
+    hc = (candidate.get("provenance") or {}).get("data", {}).get("images_sha256")
+    if paired and hb and hc and hb != hc:
+        if not unpaired:
+            raise DataError(
+                "baseline and candidate list the same sample ids and labels but the image files differ "
+                f"(images_sha256 {str(hb)[:12]} vs {str(hc)[:12]}): not the same held-out set; use --unpaired to "
+                "compare headline metrics anyway"
+            )
+        paired = False
+    if not paired and not unpaired:
         only_b = len(set(b_ids) - set(c_ids))
         only_c = len(set(c_ids) - set(b_ids))
         raise DataError(
@@ -158,10 +168,12 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
 
 
 def candidate_view(ids: np.ndarray, labels: np.ndarray, preds: np.ndarray, confidence: np.ndarray,
-                   metrics: Mapping[str, Any], classes: list[str], rules: list[dict[str, Any]]) -> dict[str, Any]:
+                   metrics: Mapping[str, Any], classes: list[str], rules: list[dict[str, Any]],
+                   images_sha256: str | None = None) -> dict[str, Any]:
     """The subset of a results.json that compare_results reads, built from an audit in progress."""
     return {
         "schema_version": "1.0", "classes": classes, "metrics": dict(metrics), "rules": rules,
+        "provenance": {"data": {"images_sha256": images_sha256}},
         "predictions": {"ids": [str(s) for s in ids], "labels": labels.tolist(), "predicted": preds.tolist(),
                         "confidence": confidence.tolist()},
     }

@@ -154,6 +154,9 @@ class ReportConfig(_Strict):
         default_factory=lambda: ["html", "pdf", "json", "junit"]
     )
     title: str | None = None
+    save_maps: bool = Field(default=True, description="keep the report's maps in maps.npz (float16) for comparisons")
+    pdf_variant: Literal["pdf/a-1b", "pdf/a-2b", "pdf/a-3b", "pdf/a-2u", "pdf/a-3u", "pdf/ua-1"] | None = Field(
+        default=None, description="archival PDF variant written by WeasyPrint (not validated here)")
 
 
 class ModelCardConfig(_Strict):

@@ -120,7 +120,13 @@ class ModelProbe:
             return np.zeros((0, *self.input_size), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
 
-    def targets_for(self, ids: Sequence[str], target: str = "predicted") -> np.ndarray:
+    def targets_for(self, ids: Sequence[str], target: str | np.ndarray = "predicted") -> np.ndarray:
+        """Class explained per sample: the predicted class, the label, or given explicitly (one per id)."""
+        if not isinstance(target, str):
+            t = np.asarray(target, dtype=np.int64)
+            if t.shape != (len(ids),):
+                raise ValueError(f"{len(ids)} sample ids but {t.shape} targets")
+            return t
         rows = self._rows(ids)
         if target == "predicted":
             return self.predictions.preds[rows]
@@ -128,7 +134,7 @@ class ModelProbe:
             return self.predictions.labels[rows]
         raise ValueError(f"target must be 'predicted' or 'label'; got {target!r}")
 
-    def attributions(self, name: str, ids: Sequence[str], target: str = "predicted") -> AttributionSet:
+    def attributions(self, name: str, ids: Sequence[str], target: str | np.ndarray = "predicted") -> AttributionSet:
         """Maps of explainer ``name`` for the given samples of the audited model, cached per sample."""
         ids = list(ids)
         targets = self.targets_for(ids, target)

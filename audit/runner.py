@@ -19,7 +19,9 @@ from .errors import AuditError, ExplainerError
 from .evidence import Evidence
 from .explainers import registry as explainer_registry
 from .loading.data import HeldOutSet, Preprocess, load_heldout, make_preprocess
+from .compare_maps import compare_explanations
 from .loading.model import LoadedModel, load_model, resolve_device, sha256_file
+from .mapstore import StoredMaps, from_attributions
 from .predict import check_classes_present, predict
 from .probe import ModelProbe
 from .provenance import data_fingerprint, git_state, package_versions
@@ -146,8 +148,63 @@ def validate_setup(cfg: AuditConfig) -> tuple[HeldOutSet, RulePack]:
     return heldout, pack
 
 
+def _kept_maps(probe: ModelProbe, explanations: tuple[ExplainerOutcome, ...]) -> dict[str, StoredMaps]:
+    """The report's maps with labels and ROI shares, as written to maps.npz and compared with a baseline."""
+    out = {}
+    for o in explanations:
+        if o.maps is not None:
+            labels = probe.predictions.labels[probe.predictions.index_of(list(o.maps.ids))]
+            out[o.name] = from_attributions(o.maps, labels, probe.roi)
+    return out
+
+
+def _maps_for_comparison(probe: ModelProbe, kept: Mapping[str, StoredMaps],
+                         baseline_maps: Mapping[str, StoredMaps]) -> dict[str, StoredMaps]:
+    """The candidate's maps, plus maps for the classes the baseline explained on shared picks where the
+    candidate now predicts another class (so that every shared pick is compared for the same class)."""
+    out = dict(kept)
+    for name, cand in kept.items():
+        base = baseline_maps.get(name)
+        if base is None:
+            continue
+        have = cand.index()
+        shared = set(cand.ids)
+        missing = [(sid, int(t)) for sid, t in zip(base.ids, base.targets, strict=True)
+                   if sid in shared and (sid, int(t)) not in have]
+        if not missing:
+            continue
+        try:
+            extra = probe.attributions(name, [m[0] for m in missing], np.array([m[1] for m in missing]))
+        except (AuditError, RuntimeError, ValueError) as e:
+            log.warning("maps of %s for the baseline's classes unavailable: %s", name, e)
+            continue
+        labels = probe.predictions.labels[probe.predictions.index_of(list(extra.ids))]
+        add = from_attributions(extra, labels, probe.roi)
+        out[name] = StoredMaps(
+            explainer=name, ids=cand.ids + add.ids, targets=np.concatenate([cand.targets, add.targets]),
+            labels=np.concatenate([cand.labels, add.labels]), maps=np.concatenate([cand.maps, add.maps]),
+            roi_share=np.concatenate([cand.roi_share, add.roi_share]), signed=cand.signed)
+    return out
+
+
+def _least_similar_pairs(summary: Mapping[str, Any], base: Mapping[str, StoredMaps],
+                         cand: Mapping[str, StoredMaps], classes: tuple[str, ...], n: int = 3
+                         ) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """(sample id, baseline map, candidate map) of the least similar shared picks, for the report."""
+    out: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for name, e in summary.items():
+        bi, ci = base[name].index(), cand[name].index()
+        rows = []
+        for r in e.get("lowest", [])[:n]:
+            key = (r["id"], classes.index(r["target"]))
+            rows.append((r["id"], base[name].maps[bi[key]], cand[name].maps[ci[key]]))
+        if rows:
+            out[name] = rows
+    return out
+
+
 def _comparison(baseline: Mapping[str, Any], preds: Predictions, metrics: Metrics, classes: tuple[str, ...],
-                findings: tuple[Finding, ...], unpaired: bool, seed: int) -> dict[str, Any]:
+                findings: tuple[Finding, ...], unpaired: bool, seed: int, images_sha256: str) -> dict[str, Any]:
     from .compare import candidate_view, compare_results
 
     flat = {
@@ -158,14 +215,17 @@ def _comparison(baseline: Mapping[str, Any], preds: Predictions, metrics: Metric
                        "support": c.support} for c in metrics.per_class],
     }
     rules = [{"id": f.rule, "status": f.status} for f in findings]
-    cand = candidate_view(preds.ids, preds.labels, preds.preds, preds.confidence, flat, list(classes), rules)
+    cand = candidate_view(preds.ids, preds.labels, preds.preds, preds.confidence, flat, list(classes), rules,
+                          images_sha256)
     return compare_results(baseline, cand, unpaired=unpaired, seed=seed)
 
 
-def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpaired: bool = False) -> AuditResult:
+def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpaired: bool = False,
+              baseline_maps: Mapping[str, StoredMaps] | None = None) -> AuditResult:
     """Run one audit end to end. Raises AuditError for bad input; rule crashes become error findings.
 
-    With ``baseline`` (a previous results.json), comparison-phase rules get the diff against it."""
+    With ``baseline`` (a previous results.json), comparison-phase rules get the diff against it; with
+    ``baseline_maps`` (its maps.npz) the diff also compares the explanations of shared picks."""
     started = _now()
     heldout, pack = validate_setup(cfg)
     loaded: LoadedModel = load_model(cfg, len(heldout.classes))
@@ -202,6 +262,7 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     )
     pick_ids = list(picks.all_ids())
     explanations = _explain_picks(probe, cfg, pick_ids)
+    kept_maps = _kept_maps(probe, explanations)
     evidence = Evidence(
         classes=heldout.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=out.skipped, n_listed=len(heldout.records),
@@ -210,13 +271,20 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     comparison_rules = [r for r in pack.rules if r.phase == "comparison"]
     findings = evaluate(main_rules, evidence)
     comparison = None
+    map_pairs: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
     if baseline is not None:
-        comparison = _comparison(baseline, preds, metrics, heldout.classes, findings, unpaired, cfg.seed)
+        comparison = _comparison(baseline, preds, metrics, heldout.classes, findings, unpaired, cfg.seed,
+                                 images_sha256)
+        if baseline_maps and comparison.get("paired"):
+            cand_maps = _maps_for_comparison(probe, kept_maps, baseline_maps)
+            comparison["explanations"] = compare_explanations(baseline_maps, cand_maps, heldout.classes)
+            map_pairs = _least_similar_pairs(comparison["explanations"], baseline_maps, cand_maps, heldout.classes)
         evidence = replace(evidence, extras={**evidence.extras, "comparison": comparison})
     findings = findings + evaluate(comparison_rules, evidence)
     finding_maps = _finding_material(probe, findings)
     evidence_ids = [sid for f in findings for sid in f.sample_ids[:MAX_EVIDENCE_IMAGES]]
-    view_ids = list(dict.fromkeys(pick_ids + evidence_ids))
+    pair_ids = [sid for pairs in map_pairs.values() for sid, _, _ in pairs]
+    view_ids = list(dict.fromkeys(pick_ids + evidence_ids + pair_ids))
     views = _views(probe, preprocess, view_ids)
     from .views import compute_views
 
@@ -260,5 +328,6 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
         predictions=preds, metrics=metrics, picks=picks, explanations=explanations, findings=findings,
         finding_maps=finding_maps, views=views, verdict=verdict(findings), skipped=out.skipped,
         provenance=provenance, n_listed=len(heldout.records),
-        extras={"model_views": model_views, "layer_views": layer_views, "predictions_from_cache": cached, **({"comparison": comparison} if comparison is not None else {})},
+        extras={"model_views": model_views, "layer_views": layer_views, "predictions_from_cache": cached,
+                "kept_maps": kept_maps, "map_pairs": map_pairs, **({"comparison": comparison} if comparison is not None else {})},
     )

@@ -105,7 +105,43 @@ def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale]) -
     }
 
 
-def _comparison_ctx(comp: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _explanation_changes_ctx(comp: Mapping[str, Any], r: AuditResult) -> list[dict[str, Any]]:
+    """Per explainer: similarity of shared picks' maps, ROI share per class, and the least similar pairs drawn."""
+    titles = {e.name: e.title for e in r.explanations}
+    pairs = r.extras.get("map_pairs") or {}
+    out = []
+    for name, e in (comp.get("explanations") or {}).items():
+        images = []
+        for sid, bmap, cmap in pairs.get(name, []):
+            view = r.views.get(sid)
+            if view is None:
+                continue
+            both = np.stack([bmap, cmap])
+            sc = figures.shared_scale(both, bool(np.any(both < 0)))
+            row = next((x for x in e["lowest"] if x["id"] == sid), {})
+            images.append({
+                "id": sid, "input": figures.image_cell(view.image, view.roi),
+                "baseline": figures.overlay_cell(view.image, bmap, sc, view.roi),
+                "candidate": figures.overlay_cell(view.image, cmap, sc, view.roi),
+                "caption": f"true '{row.get('label', '')}', explained '{row.get('target', '')}': Spearman "
+                           f"{_fmt(row.get('spearman'), 2)}, SSIM {_fmt(row.get('ssim'), 2)}",
+            })
+        out.append({
+            "name": name, "title": titles.get(name, name), "status": e["status"], "reason": e.get("reason", ""),
+            "n_compared": e["n_compared"], "n_target_differs": e.get("n_target_differs", 0),
+            "n_undefined": e.get("n_undefined", 0),
+            "spearman_median": _fmt((e.get("spearman") or {}).get("median"), 2),
+            "spearman_min": _fmt((e.get("spearman") or {}).get("min"), 2),
+            "ssim_median": _fmt((e.get("ssim") or {}).get("median"), 2),
+            "roi": [{"name": c["class"], "n": c["n"], "baseline": _fmt(c["baseline"], 2),
+                     "candidate": _fmt(c["candidate"], 2), "delta": f"{c['delta']:+.2f}",
+                     "regressed": c["delta"] <= -0.1} for c in e.get("roi_share_per_class", [])],
+            "images": images,
+        })
+    return out
+
+
+def _comparison_ctx(comp: Mapping[str, Any] | None, r: AuditResult) -> dict[str, Any] | None:
     if not comp:
         return None
     metrics = []
@@ -123,6 +159,7 @@ def _comparison_ctx(comp: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "per_class": per_class,
         "newly_failing": comp["rules"]["newly_failing"],
         "newly_passing": comp["rules"]["newly_passing"],
+        "explanations": _explanation_changes_ctx(comp, r),
         "flips": None if not flips else {
             "to_wrong": flips["to_wrong"], "to_right": flips["to_right"],
             "examples": flips["to_wrong_examples"][:10],
@@ -264,5 +301,5 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
         "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
         "config_json": json.dumps(r.config.to_jsonable(), indent=2),
         "rerun": f"audit run {r.config.source or '<config.toml>'} --seed {r.config.seed}",
-        "comparison": _comparison_ctx(r.extras.get("comparison")),
+        "comparison": _comparison_ctx(r.extras.get("comparison"), r),
     }

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import RenderError
+from ..mapstore import MAPS_FILE, save_maps
 from ..runner import AuditResult
 from .context import build_context
 from .junit import build_junit
@@ -65,7 +66,11 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) ->
         raise RenderError(f"{out_dir}: cannot create the output folder: {e.strerror or e}") from None
     written: dict[str, str] = {}
     try:
-        results = build_results(result)
+        kept = result.extras.get("kept_maps") or {}
+        if result.config.report.save_maps and kept:
+            save_maps(tmp / MAPS_FILE, kept)
+            written["maps"] = MAPS_FILE
+        results = build_results(result, maps_file=written.get("maps"))
         results_text = dumps(results)
         (tmp / "results.json").write_text(results_text, encoding="utf-8")
         document_id = hashlib.sha256(results_text.encode("utf-8")).hexdigest()[:12]
@@ -81,7 +86,7 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) ->
                 (tmp / "report.html").write_text(html, encoding="utf-8")
                 written["html"] = "report.html"
             if "pdf" in formats:
-                render_pdf(html, tmp / "report.pdf")
+                render_pdf(html, tmp / "report.pdf", result.config.report.pdf_variant)
                 written["pdf"] = "report.pdf"
         write_manifest(tmp, written.values())
         written["manifest"] = MANIFEST

@@ -34,13 +34,14 @@ def render_html(context: dict[str, Any], template: str = "report.html.j2") -> st
         raise RenderError(f"cannot render {template}: {e}") from None
 
 
-def render_pdf(html: str, path: Path) -> None:
-    """Write ``html`` as a PDF (print CSS applies). Title, author and subject come from the HTML head."""
+def render_pdf(html: str, path: Path, variant: str | None = None) -> None:
+    """Write ``html`` as a PDF (print CSS applies). Title, author and subject come from the HTML head;
+    ``variant`` asks WeasyPrint for an archival flavour such as "pdf/a-3b" (sRGB output intent, XMP metadata)."""
     from weasyprint import HTML
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     try:
-        HTML(string=html, base_url=str(templates_dir())).write_pdf(str(path))
+        HTML(string=html, base_url=str(templates_dir())).write_pdf(str(path), pdf_variant=variant)
     except Exception as e:  # noqa: BLE001 - WeasyPrint raises many kinds
         raise RenderError(f"{path}: cannot write PDF: {e}") from None

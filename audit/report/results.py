@@ -54,7 +54,8 @@ def finding_dict(f: Finding) -> dict[str, Any]:
     }
 
 
-def build_results(r: AuditResult) -> dict[str, Any]:
+def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any]:
+    """The results.json document; ``maps_file`` names the maps.npz written beside it, if any."""
     m, classes = r.metrics, r.classes
     samples: dict[str, Any] = {c: [_pick(p, classes) for p in r.picks.overall.get(c, ())]
                                for c in ("correct", "incorrect", "borderline")}
@@ -121,6 +122,7 @@ def build_results(r: AuditResult) -> dict[str, Any]:
         },
         "provenance": dict(r.provenance),
     }
+    out["maps_file"] = maps_file
     if "comparison" in r.extras:
         out["comparison"] = r.extras["comparison"]
     return jsonable(out)

@@ -31,4 +31,11 @@ def build_summary(results: Mapping[str, Any]) -> str:
         lines += ["", "Changes since baseline:"]
         for name, d in comp.get("metrics", {}).items():
             lines.append(f"- {name}: {_f(d.get('baseline'))} → {_f(d.get('candidate'))} (Δ {_f(d.get('delta'))})")
+        flips = comp.get("flips")
+        if flips:
+            lines.append(f"- flips: {flips['to_wrong']} right → wrong, {flips['to_right']} wrong → right")
+        for name, e in (comp.get("explanations") or {}).items():
+            if e.get("status") == "ok":
+                lines.append(f"- {name} maps of {e['n_compared']} shared picks: median Spearman "
+                             f"{_f(e['spearman']['median'])}, median SSIM {_f(e['ssim']['median'])}")
     return "\n".join(lines) + "\n"

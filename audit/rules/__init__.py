@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from .base import Rule, RuleParams
+from .baseline_explanation_change import BaselineExplanationChange
 from .baseline_flips import BaselineFlips
 from .baseline_metric_drop import BaselineMetricDrop
 from .baseline_new_failures import BaselineNewFailures
@@ -28,7 +29,7 @@ _BUILTIN: tuple[type[Rule], ...] = (
     ShortcutDiscovery,
     ExplanationSanity,
     Faithfulness,
-    BaselineMetricDrop, BaselineRecallDrop, BaselineFlips, BaselineNewFailures,
+    BaselineMetricDrop, BaselineRecallDrop, BaselineFlips, BaselineNewFailures, BaselineExplanationChange,
 )
 
 ENTRY_POINT_GROUP = "model_audit.rules"

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..errors import AuditError
 from ..evidence import Evidence
+from ..mapstats import map_problem, positive_part, share_inside  # noqa: F401 - re-exported for the rules
 from ..probe import ModelProbe
 
 MAX_EVIDENCE_IDS = 12
@@ -51,33 +52,6 @@ def nested(a: np.ndarray, digits: int = 3) -> list:
 
 def pct(x: float) -> str:
     return f"{100.0 * x:.0f} %"
-
-
-def map_problem(m: np.ndarray) -> str | None:
-    """Why a map carries no usable positive attribution, or None when it does."""
-    if not np.isfinite(m).all():
-        return "non-finite values in the map"
-    if not np.any(m):
-        return "all-zero map"
-    if not np.any(m > 0):
-        return "no positive attribution"
-    if float(m.max() - m.min()) == 0.0:
-        return "constant map"
-    return None
-
-
-def positive_part(maps: np.ndarray) -> np.ndarray:
-    """Positive part of maps (n, H, W) as float64 with non-finite values set to 0."""
-    m = np.nan_to_num(np.asarray(maps, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    return np.clip(m, 0.0, None)
-
-
-def share_inside(pos: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Σ inside / Σ total of non-negative maps (n, H, W) for boolean masks (n, H, W) or (H, W); NaN when empty."""
-    total = pos.reshape(len(pos), -1).sum(axis=1)
-    inside = (pos * masks).reshape(len(pos), -1).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
 
 
 def class_groups(evidence: Evidence, ids: Sequence[str], group_by: str) -> np.ndarray:

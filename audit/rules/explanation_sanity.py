@@ -19,11 +19,10 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.stats import rankdata
-from skimage.metrics import structural_similarity
 
 from ..errors import AuditError
 from ..evidence import Evidence
+from ..mapstats import spearman_abs, ssim_abs
 from ..types import Finding
 from ._shortcuts import explainer_title, require_probe, rnd, scope_words
 from .base import Rule, RuleParams
@@ -38,32 +37,6 @@ class ExplanationSanityParams(RuleParams):
     max_spearman: float = Field(default=0.7, ge=-1.0, le=1.0)
     max_ssim: float = Field(default=0.7, ge=-1.0, le=1.0)
     statistic: Literal["mean", "final", "min"] = "mean"
-
-
-def spearman_abs(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman correlation of |a| and |b| (flattened); None when ``a`` is constant, 0 when ``b`` is."""
-    x, y = np.abs(a).ravel(), np.abs(b).ravel()
-    if not np.isfinite(x).all() or np.ptp(x) == 0:
-        return None
-    if not np.isfinite(y).all() or np.ptp(y) == 0:
-        return 0.0
-    rx, ry = rankdata(x), rankdata(y)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    return float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))
-
-
-def ssim_abs(a: np.ndarray, b: np.ndarray) -> float | None:
-    x, y = np.abs(a), np.abs(b)
-    if not np.isfinite(x).all() or x.max() == 0 or np.ptp(x) == 0:
-        return None
-    if not np.isfinite(y).all() or y.max() == 0 or np.ptp(y) == 0:
-        return 0.0
-    win = min(7, min(x.shape))
-    win = win if win % 2 == 1 else win - 1
-    if win < 3:
-        return None
-    return float(structural_similarity(x / x.max(), y / y.max(), data_range=1.0, win_size=win))
 
 
 def summarise(curve: list[float], how: str) -> float:

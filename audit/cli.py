@@ -110,9 +110,15 @@ def demo(
     clean: Annotated[bool, typer.Option("--clean", help="Same digits without the planted marker.")] = False,
     epochs: Annotated[int, typer.Option(min=1, max=100)] = 8,
     seed: Annotated[int, typer.Option()] = 0,
+    baseline: Annotated[Path | None, typer.Option(
+        help="Compare with an earlier demo report as the released model (e.g. reports/demo-clean); adds the "
+             "demo-gate rules.")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Offline demo: build digits with a planted corner marker, train a small CNN, audit it."""
+    """Offline demo: build digits with a planted corner marker, train a small CNN, audit it.
+
+    `audit demo --clean` trains the twin without the marker (same held-out set); then
+    `audit demo --baseline reports/demo-clean` gates the confounded model against it."""
     from .demo.run import prepare_demo
 
     try:
@@ -121,9 +127,15 @@ def demo(
             out = Path("reports/demo-clean")
         workdir = out.with_name(out.name + "-inputs")
         typer.echo(f"demo: building data and training ({'clean' if clean else 'with corner marker'}) in {workdir}")
-        cfg = prepare_demo(workdir, clean=clean, seed=seed, epochs=epochs, methods=DEMO_METHODS, pack=DEMO_PACK)
-        typer.echo(f"demo: trained in {time.perf_counter() - t0:.1f} s; auditing with {cfg}")
-        code = _run_and_write(cfg, out, [], quiet=False)
+        if baseline is not None:
+            from .compare import load_results
+
+            load_results(baseline)  # a missing or bad baseline fails before training, not after
+        pack = DEMO_PACK if baseline is None else DEMO_GATE_PACK
+        cfg = prepare_demo(workdir, clean=clean, seed=seed, epochs=epochs, methods=DEMO_METHODS, pack=pack)
+        typer.echo(f"demo: trained in {time.perf_counter() - t0:.1f} s; auditing with {cfg}"
+                   + (f" against baseline {baseline}" if baseline is not None else ""))
+        code = _run_and_write(cfg, out, [], quiet=False, baseline=baseline)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
         code = _fail(e, debug)
     raise typer.Exit(code)
@@ -132,6 +144,7 @@ def demo(
 DEMO_METHODS: tuple[str, ...] = ("gradcam", "gradcam_pp", "guided_gradcam", "saliency", "integrated_gradients",
                                   "occlusion", "layer_activations")
 DEMO_PACK = "demo"
+DEMO_GATE_PACK = "demo-gate"
 
 
 @app.command()

@@ -1,6 +1,8 @@
 """Compare the explanations of two audits sample by sample: map similarity and ROI share per class.
 
-Only maps of the same sample *and* the same explained class are compared (a map of another class answers another
+``audit compare`` has only the two reports' maps, so it compares the picks both audits share; ``audit run
+--baseline`` explains every baseline pick with the candidate too. Only maps of the same sample *and* the same
+explained class are compared (a map of another class answers another
 question). Similarity is the Spearman rank correlation of absolute values and SSIM of the maps scaled to [0, 1]
 (the measures of the randomisation test). A baseline map with no structure (constant) cannot be compared and is
 counted as undefined; a constant candidate map counts as similarity 0.

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cache import AttributionStore
 from .errors import ExplainerError
 from .explainers import ExplainContext, Explainer, build_explainer
 from .loading.data import ImageDataset, Preprocess, SampleRecord, roi_mask
@@ -33,6 +34,7 @@ class ModelProbe:
     explain_batch_size: int = 16
     explainer_options: dict[str, dict] = field(default_factory=dict)
     dataset_mean: torch.Tensor | None = None
+    attribution_store: Callable[[str], AttributionStore] | None = None  # disk cache per explainer name
     _attr_cache: dict[tuple[str, str, int], np.ndarray] = field(default_factory=dict, repr=False)
     _roi_cache: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
     _explainers: dict[str, Explainer] = field(default_factory=dict, repr=False)
@@ -139,10 +141,18 @@ class ModelProbe:
         ids = list(ids)
         targets = self.targets_for(ids, target)
         todo = [(i, sid) for i, sid in enumerate(ids) if (name, sid, int(targets[i])) not in self._attr_cache]
-        if todo:
-            todo_ids = [sid for _, sid in todo]
-            maps = self.explain_tensor(name, self.images(todo_ids), targets[[i for i, _ in todo]])
-            for (i, sid), mp in zip(todo, maps, strict=True):
+        store = self.attribution_store(name) if self.attribution_store is not None and todo else None
+        if store is not None:
+            for (sid, t), mp in store.get([(sid, int(targets[i])) for i, sid in todo]).items():
+                self._attr_cache[(name, sid, t)] = mp
+            todo = [(i, sid) for i, sid in todo if (name, sid, int(targets[i])) not in self._attr_cache]
+        for s in range(0, len(todo), self.explain_batch_size):
+            part = todo[s:s + self.explain_batch_size]  # one batch, stored as soon as it is done (resumable)
+            part_ids, part_t = [sid for _, sid in part], targets[[i for i, _ in part]]
+            maps = self.explain_tensor(name, self.images(part_ids), part_t)
+            if store is not None:
+                store.put(part_ids, part_t, maps)
+            for (i, sid), mp in zip(part, maps, strict=True):
                 self._attr_cache[(name, sid, int(targets[i]))] = mp
         maps_arr = (
             np.stack([self._attr_cache[(name, sid, int(targets[i]))] for i, sid in enumerate(ids)])

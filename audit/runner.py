@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -14,12 +14,13 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
+from .cache import AttributionStore
+from .compare_maps import compare_explanations
 from .config import AuditConfig
 from .errors import AuditError, ExplainerError
 from .evidence import Evidence
 from .explainers import registry as explainer_registry
 from .loading.data import HeldOutSet, Preprocess, load_heldout, make_preprocess
-from .compare_maps import compare_explanations
 from .loading.model import LoadedModel, load_model, resolve_device, sha256_file
 from .mapstore import StoredMaps, from_attributions
 from .predict import check_classes_present, predict
@@ -127,6 +128,22 @@ def _views(probe: ModelProbe, preprocess: Preprocess, ids: list[str]) -> dict[st
     return {sid: SampleView(sid, preprocess.unnormalize(x[i]), probe.roi(sid)) for i, sid in enumerate(ids)}
 
 
+def _attribution_stores(cfg: AuditConfig, prediction_key: str) -> Callable[[str], AttributionStore]:
+    """Per explainer, the disk cache of its maps for this model, data, preprocessing and explainer settings."""
+    from .cache import attribution_key
+
+    stores: dict[str, AttributionStore] = {}
+
+    def store(name: str) -> AttributionStore:
+        if name not in stores:
+            key = attribution_key(prediction_key, name, cfg.explainers.options.get(name), cfg.seed,
+                                  cfg.explainers.batch_size)
+            stores[name] = AttributionStore(cfg.resolve(cfg.cache.dir), key)
+        return stores[name]
+
+    return store
+
+
 def validate_setup(cfg: AuditConfig) -> tuple[HeldOutSet, RulePack]:
     """Everything that can be checked before the model runs: data listing, rule pack, explainer names."""
     heldout = load_heldout(cfg)
@@ -160,15 +177,16 @@ def _kept_maps(probe: ModelProbe, explanations: tuple[ExplainerOutcome, ...]) ->
 
 def _maps_for_comparison(probe: ModelProbe, kept: Mapping[str, StoredMaps],
                          baseline_maps: Mapping[str, StoredMaps]) -> dict[str, StoredMaps]:
-    """The candidate's maps, plus maps for the classes the baseline explained on shared picks where the
-    candidate now predicts another class (so that every shared pick is compared for the same class)."""
+    """The candidate's maps, plus candidate maps for every baseline pick it lacks, explained for the class the
+    baseline explained (so that each baseline pick in the held-out set is compared like for like)."""
     out = dict(kept)
+    in_set = set(probe.predictions.ids.tolist())
     for name, cand in kept.items():
         base = baseline_maps.get(name)
         if base is None:
             continue
         have = cand.index()
-        shared = set(cand.ids)
+        shared = in_set
         missing = [(sid, int(t)) for sid, t in zip(base.ids, base.targets, strict=True)
                    if sid in shared and (sid, int(t)) not in have]
         if not missing:
@@ -239,7 +257,8 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     if cfg.cache.enabled:
         from . import cache
 
-        cache_key = cache.prediction_key(model, images_sha256, cfg.data.model_dump(mode="json"), device)
+        cache_key = cache.prediction_key(cache.model_digest(model), images_sha256, cfg.data.model_dump(mode="json"),
+                                         device)
         out = cache.load(cfg.resolve(cfg.cache.dir), cache_key)
     cached = out is not None
     if out is None:
@@ -259,6 +278,7 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
         model=model, records=kept, preprocess=preprocess, predictions=preds, device=device, seed=cfg.seed,
         batch_size=cfg.data.batch_size, explain_batch_size=cfg.explainers.batch_size,
         explainer_options=dict(cfg.explainers.options), dataset_mean=mean,
+        attribution_store=_attribution_stores(cfg, cache_key) if cfg.cache.enabled else None,
     )
     pick_ids = list(picks.all_ids())
     explanations = _explain_picks(probe, cfg, pick_ids)
@@ -313,7 +333,8 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
             "n_scored": preds.n,
             "n_skipped": len(out.skipped),
         },
-        "rule_pack": {"name": pack.name, "path": str(pack.path), "sha256": sha256_file(pack.path)},
+        "rule_pack": {"name": pack.name, "path": str(pack.path), "sha256": sha256_file(pack.path),
+                      "extends": [{"path": str(f), "sha256": sha256_file(f)} for f in pack.files[1:]]},
         "config": cfg.to_jsonable(),
         "model_card": cfg.model_card.model_dump(),
         "versions": package_versions(),

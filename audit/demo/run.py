@@ -53,17 +53,21 @@ def prepare_demo(workdir: Path, clean: bool, seed: int = 0, epochs: int = 8,
     """Write heldout/, weights.safetensors and audit.toml into ``workdir``; return the config path."""
     workdir.mkdir(parents=True, exist_ok=True)
     spec = DemoSpec(seed=seed)
-    data = make_digits(spec, with_marker=not clean)
+    # the held-out set is the same for both twins (markers included), so that their audits can be compared
+    # sample by sample; only the training data of the clean twin lacks the marker
+    heldout = make_digits(spec, with_marker=True)
+    data = make_digits(spec, with_marker=False) if clean else heldout
     model = train_demo_model(data.images[data.train], data.labels[data.train], len(CLASS_NAMES), epochs=epochs,
                              seed=seed)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(workdir / "weights.safetensors"))
-    write_heldout(data, workdir / "heldout")
+    write_heldout(heldout, workdir / "heldout")
     cfg = workdir / "audit.toml"
     name = "demo-clean" if clean else "demo"
     cfg.write_text(CONFIG_TEMPLATE.format(
         config=cfg, name=name, seed=seed, suffix=" (clean data)" if clean else "",
         classes="[" + ", ".join(f'"{c}"' for c in CLASS_NAMES) + "]",
         methods="[" + ", ".join(f'"{m}"' for m in methods) + "]", pack=pack,
-        limitations="" if clean else " A marker in the top-left corner of most 'seven' images was planted on purpose.",
+        limitations=" Trained without the marker; the held-out set carries it." if clean else
+        " A marker in the top-left corner of most 'seven' images was planted on purpose.",
     ), encoding="utf-8")
     return cfg

@@ -21,6 +21,7 @@ class RulePack:
     description: str
     path: Path
     rules: tuple[Rule, ...]
+    files: tuple[Path, ...] = ()  # this pack's file and every pack it extends, outermost first
 
 
 def find_pack(spec: str, base_dir: Path) -> Path:
@@ -38,7 +39,11 @@ def find_pack(spec: str, base_dir: Path) -> Path:
     return bundled
 
 
-def load_pack(path: Path) -> RulePack:
+def load_pack(path: Path, _chain: tuple[Path, ...] = ()) -> RulePack:
+    """Read and validate a pack. ``[pack] extends = "NAME or path"`` starts from another pack's rules; an entry
+    with the id of an inherited rule replaces it (to change a threshold), other entries are appended."""
+    if path.resolve() in _chain:
+        raise ConfigError(f"{path}: pack: 'extends' forms a cycle ({' -> '.join(str(p) for p in _chain)} -> {path})")
     try:
         tree = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
@@ -51,8 +56,14 @@ def load_pack(path: Path) -> RulePack:
     meta = tree.get("pack", {})
     if not isinstance(meta, dict):
         raise ConfigError(f"{path}: pack: must be a table ([pack]), got {type(meta).__name__}")
+    parent: RulePack | None = None
+    extends = meta.get("extends")
+    if extends is not None:
+        if not isinstance(extends, str) or not extends.strip():
+            raise ConfigError(f"{path}: pack.extends: must be a pack name or path, got {extends!r}")
+        parent = load_pack(find_pack(extends, path.parent), (*_chain, path.resolve()))
     entries = tree.get("rule", [])
-    if not isinstance(entries, list) or not entries:
+    if not isinstance(entries, list) or (not entries and parent is None):
         raise ConfigError(f"{path}: a rule pack needs at least one [[rule]] table")
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -74,5 +85,9 @@ def load_pack(path: Path) -> RulePack:
             raise ConfigError(f"{where}: id: duplicate rule id {params.id!r}")
         seen.add(params.id)
         rules.append(cls(params))
+    if parent is not None:
+        own = {r.params.id: r for r in rules}
+        inherited = [own.pop(r.params.id, r) for r in parent.rules]
+        rules = inherited + [r for r in rules if r.params.id in own]
     return RulePack(name=str(meta.get("name", path.stem)), description=str(meta.get("description", "")),
-                    path=path, rules=tuple(rules))
+                    path=path, rules=tuple(rules), files=(path, *(parent.files if parent else ())))

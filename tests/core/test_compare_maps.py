@@ -131,7 +131,7 @@ def test_bias_change_keeps_gradcam_maps(base_report, tiny_model, tmp_path):
     e = json.loads((out / "results.json").read_text())["comparison"]["explanations"]["gradcam"]
     assert e["n_target_differs"] == 0 and e["n_compared"] > 0
     assert e["spearman"]["min"] > 0.99 and e["ssim"]["min"] > 0.99
-    assert "Explanations of shared picks" in (out / "report.html").read_text()
+    assert "Explanations of the same samples" in (out / "report.html").read_text()
 
 
 def test_changed_features_lower_map_similarity(base_report, tiny_model, tmp_path):

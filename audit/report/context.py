@@ -15,6 +15,7 @@ from .questions import explainer_questions
 from .results import jsonable
 
 STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3}
+MAX_DRAWN_PAIRS = 2  # least similar samples drawn per explainer in "Changes since baseline"
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -112,7 +113,7 @@ def _explanation_changes_ctx(comp: Mapping[str, Any], r: AuditResult) -> list[di
     out = []
     for name, e in (comp.get("explanations") or {}).items():
         images = []
-        for sid, bmap, cmap in pairs.get(name, []):
+        for sid, bmap, cmap in pairs.get(name, [])[:MAX_DRAWN_PAIRS]:
             view = r.views.get(sid)
             if view is None:
                 continue
@@ -123,7 +124,7 @@ def _explanation_changes_ctx(comp: Mapping[str, Any], r: AuditResult) -> list[di
                 "id": sid, "input": figures.image_cell(view.image, view.roi),
                 "baseline": figures.overlay_cell(view.image, bmap, sc, view.roi),
                 "candidate": figures.overlay_cell(view.image, cmap, sc, view.roi),
-                "caption": f"true '{row.get('label', '')}', explained '{row.get('target', '')}': Spearman "
+                "caption": f"true '{row.get('label', '')}', explained '{row.get('target', '')}', Spearman "
                            f"{_fmt(row.get('spearman'), 2)}, SSIM {_fmt(row.get('ssim'), 2)}",
             })
         out.append({
@@ -141,6 +142,24 @@ def _explanation_changes_ctx(comp: Mapping[str, Any], r: AuditResult) -> list[di
     return out
 
 
+def _roi_change_table(explanations: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table, classes x explainers: candidate ROI share and its change since the baseline."""
+    with_roi = [e for e in explanations if e["roi"]]
+    classes: dict[str, int] = {}
+    for e in with_roi:
+        for c in e["roi"]:
+            classes.setdefault(c["name"], c["n"])
+    rows = []
+    for name, n in classes.items():
+        cells = []
+        for e in with_roi:
+            c = next((x for x in e["roi"] if x["name"] == name), None)
+            cells.append({"text": f"{c['candidate']} ({c['delta']})", "regressed": c["regressed"]} if c
+                         else {"text": "—", "regressed": False})
+        rows.append({"name": name, "n": n, "cells": cells})
+    return {"explainers": [e["title"] for e in with_roi], "rows": rows}
+
+
 def _comparison_ctx(comp: Mapping[str, Any] | None, r: AuditResult) -> dict[str, Any] | None:
     if not comp:
         return None
@@ -152,6 +171,7 @@ def _comparison_ctx(comp: Mapping[str, Any] | None, r: AuditResult) -> dict[str,
     per_class = [{"name": r["class"], "baseline": _fmt(r["recall_baseline"]), "candidate": _fmt(r["recall_candidate"]),
                   "delta": f"{r['recall_delta']:+.3f}", "regressed": r["recall_delta"] < 0} for r in comp["per_class"]]
     flips = comp.get("flips")
+    explanations = _explanation_changes_ctx(comp, r)
     return {
         "paired": comp["paired"],
         "baseline": comp["baseline"],
@@ -159,7 +179,9 @@ def _comparison_ctx(comp: Mapping[str, Any] | None, r: AuditResult) -> dict[str,
         "per_class": per_class,
         "newly_failing": comp["rules"]["newly_failing"],
         "newly_passing": comp["rules"]["newly_passing"],
-        "explanations": _explanation_changes_ctx(comp, r),
+        "explanations": explanations,
+        "roi_table": _roi_change_table(explanations),
+        "max_pairs": max((len(e["images"]) for e in explanations), default=0),
         "flips": None if not flips else {
             "to_wrong": flips["to_wrong"], "to_right": flips["to_right"],
             "examples": flips["to_wrong_examples"][:10],

@@ -50,13 +50,13 @@ class BaselineExplanationChange(Rule):
             return [self.error(f"explainer {p.explainer!r} was not run in both audits "
                                f"(compared: {', '.join(explanations) or 'none'})")]
         if e["status"] != "ok" or e["n_compared"] < p.min_samples:
-            return [self.error(f"{p.explainer}: only {e['n_compared']} shared pick(s) could be compared "
+            return [self.error(f"{p.explainer}: only {e['n_compared']} sample(s) could be compared "
                                f"(need {p.min_samples}){': ' + e['reason'] if e.get('reason') else ''}")]
         problems = []
         median = e["spearman"]["median"]
         if p.min_median_spearman is not None and median < p.min_median_spearman:
             problems.append(f"median Spearman similarity of {p.explainer} maps {median:.2f} < "
-                            f"{p.min_median_spearman:.2f} over {e['n_compared']} shared picks")
+                            f"{p.min_median_spearman:.2f} over {e['n_compared']} samples")
         dropped = []
         if p.max_roi_share_drop is not None:
             dropped = [c for c in e["roi_share_per_class"] if -c["delta"] > p.max_roi_share_drop]
@@ -65,7 +65,7 @@ class BaselineExplanationChange(Rule):
         if problems:
             msg = "; ".join(problems)
         else:
-            msg = (f"{p.explainer} maps of {e['n_compared']} shared picks: median Spearman {median:.2f}"
+            msg = (f"{p.explainer} maps of {e['n_compared']} samples: median Spearman {median:.2f}"
                    + (f" (limit {p.min_median_spearman:.2f})" if p.min_median_spearman is not None else "")
                    + ("; no class lost more than " f"{p.max_roi_share_drop:.2f} ROI share"
                       if p.max_roi_share_drop is not None else ""))

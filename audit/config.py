@@ -145,6 +145,14 @@ class CacheConfig(_Strict):
     dir: Path = Path(".audit-cache")
 
 
+class ComputeConfig(_Strict):
+    """Inference speed-ups: autocast (inference passes only, never explainers) and channels-last memory format."""
+
+    autocast: Literal["off", "auto", "fp16", "bf16"] = Field(
+        default="off", description="'auto' = fp16 on CUDA; changes probabilities slightly, so off by default")
+    channels_last: Literal["auto", "on", "off"] = Field(default="auto", description="'auto' = on CUDA")
+
+
 class RulesConfig(_Strict):
     pack: str = "default"  # a name of a bundled pack (rules/<name>.toml) or a path
 
@@ -180,6 +188,7 @@ class AuditConfig(_Strict):
     rules: RulesConfig = Field(default_factory=RulesConfig)
     views: ViewsConfig = Field(default_factory=ViewsConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)

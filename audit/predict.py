@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .compute import Compute
 from .errors import DataError, ModelError
 from .loading.data import HeldOutSet, ImageDataset, Preprocess, collate
 from .types import Predictions, SkippedSample
@@ -40,8 +41,11 @@ def predict(
     skip_bad: bool = False,
     gather_features: bool = True,
     progress: bool | None = None,
+    compute: Compute | None = None,
 ) -> PredictOutput:
-    """Run the model once over every sample under inference_mode; validate its outputs."""
+    """Run the model once over every sample under inference_mode (and autocast when ``compute`` asks for it);
+    validate its outputs."""
+    compute = compute or Compute(device)
     # bad images come back as (index, None, reason) even without skip_bad, so that the error is raised here in the
     # main process (a worker process would wrap it in its traceback)
     ds = ImageDataset(heldout.records, preprocess, skip_bad=True)
@@ -72,7 +76,8 @@ def predict(
                     continue
                 captured.clear()
                 try:
-                    logits = model(x.to(device, non_blocking=True))
+                    with compute.inference():
+                        logits = model(compute.to_device(x))
                 except RuntimeError:
                     raise
                 except Exception as e:  # noqa: BLE001 - whatever the user's forward raises is a model problem

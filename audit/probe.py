@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .cache import AttributionStore
+from .compute import Compute
 from .errors import ExplainerError
 from .explainers import ExplainContext, Explainer, build_explainer
 from .loading.data import ImageDataset, Preprocess, SampleRecord, roi_mask
@@ -35,6 +36,7 @@ class ModelProbe:
     explainer_options: dict[str, dict] = field(default_factory=dict)
     dataset_mean: torch.Tensor | None = None
     attribution_store: Callable[[str], AttributionStore] | None = None  # disk cache per explainer name
+    compute: Compute | None = None  # autocast / memory format of inference passes (explainers: float32 always)
     _attr_cache: dict[tuple[str, str, int], np.ndarray] = field(default_factory=dict, repr=False)
     _roi_cache: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
     _explainers: dict[str, Explainer] = field(default_factory=dict, repr=False)
@@ -75,9 +77,10 @@ class ModelProbe:
         """Softmax outputs (n, C) for a CPU or device tensor of inputs, batched."""
         m = model if model is not None else self.model
         out = []
-        with torch.inference_mode():
+        comp = self.compute or Compute(self.device)
+        with torch.inference_mode(), comp.inference():
             for b in self._batches(x, self.batch_size):
-                logits = m(b.to(self.device, non_blocking=True))
+                logits = m(comp.to_device(b))
                 out.append(torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64))
         if not out:
             return np.zeros((0, self.predictions.num_classes))
@@ -89,10 +92,13 @@ class ModelProbe:
         """Probabilities of ``perturb(batch)`` for every batch of ``x`` (perturbation done on the device)."""
         m = model if model is not None else self.model
         out = []
+        comp = self.compute or Compute(self.device)
         with torch.inference_mode():
             for b in self._batches(x, self.batch_size):
-                pb = perturb(b.to(self.device, non_blocking=True))
-                out.append(torch.softmax(m(pb).float(), dim=1).cpu().numpy().astype(np.float64))
+                pb = perturb(comp.to_device(b))
+                with comp.inference():
+                    logits = m(pb)
+                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64))
         return np.concatenate(out) if out else np.zeros((0, self.predictions.num_classes))
 
     # ---- explanations ------------------------------------------------------------------------

@@ -46,11 +46,11 @@ def git_state(folder: Path) -> dict[str, Any] | None:
     """Commit and dirty flag of the git work tree holding ``folder``, or None outside one."""
     try:
         commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10)
+                                timeout=10, check=False)
         if commit.returncode != 0:
             return None
         dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain"], capture_output=True, text=True,
-                               timeout=30)
+                               timeout=30, check=False)
         return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return None

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .cache import AttributionStore
 from .compare_maps import compare_explanations
+from .compute import resolve_compute
 from .config import AuditConfig
 from .errors import AuditError, ExplainerError
 from .evidence import Evidence
@@ -249,6 +250,7 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     loaded: LoadedModel = load_model(cfg, len(heldout.classes))
     device = resolve_device(cfg.device)
     model = loaded.module.to(device)
+    compute = resolve_compute(device, cfg.compute.autocast, cfg.compute.channels_last, model)
     preprocess = make_preprocess(cfg.data)
     torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run
     images_sha256 = data_fingerprint(heldout.records, heldout.root)
@@ -257,13 +259,13 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     if cfg.cache.enabled:
         from . import cache
 
-        cache_key = cache.prediction_key(cache.model_digest(model), images_sha256, cfg.data.model_dump(mode="json"),
-                                         device)
+        cache_key = cache.prediction_key(cache.model_digest(model), images_sha256,
+                                         {**cfg.data.model_dump(mode="json"), "compute": compute.describe()}, device)
         out = cache.load(cfg.resolve(cfg.cache.dir), cache_key)
     cached = out is not None
     if out is None:
         out = predict(model, heldout, preprocess, device, cfg.data.batch_size, cfg.data.num_workers,
-                      skip_bad=cfg.data.on_bad_image == "skip", progress=_progress())
+                      skip_bad=cfg.data.on_bad_image == "skip", progress=_progress(), compute=compute)
         if cfg.cache.enabled:
             cache.save(cfg.resolve(cfg.cache.dir), cache_key, out)
     preds = out.predictions
@@ -278,7 +280,7 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
         model=model, records=kept, preprocess=preprocess, predictions=preds, device=device, seed=cfg.seed,
         batch_size=cfg.data.batch_size, explain_batch_size=cfg.explainers.batch_size,
         explainer_options=dict(cfg.explainers.options), dataset_mean=mean,
-        attribution_store=_attribution_stores(cfg, cache_key) if cfg.cache.enabled else None,
+        attribution_store=_attribution_stores(cfg, cache_key) if cfg.cache.enabled else None, compute=compute,
     )
     pick_ids = list(picks.all_ids())
     explanations = _explain_picks(probe, cfg, pick_ids)
@@ -340,6 +342,7 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
         "versions": package_versions(),
         "seed": cfg.seed,
         "device": str(device),
+        "compute": compute.describe(),
         "git": git_state(cfg.base_dir),
         "started": started,
         "finished": _now(),

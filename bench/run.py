@@ -411,10 +411,28 @@ def scoring_case(w: Workload, n: int, bs: int, manifest: Path, reps: int, device
     def pipeline() -> None:
         predict(model, hs, pre, device, batch_size=bs, progress=False)
 
+    import copy
+
+    from audit.compute import Compute
+
+    model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    fast = Compute(device, torch.float16 if device.type == "cuda" else None, channels_last=True)
+
+    def raw_channels_last() -> None:
+        with torch.inference_mode():
+            for s in starts:
+                idx = torch.arange(s, min(n, s + bs)) % uniq
+                model_cl(decoded[idx].to(device).contiguous(memory_format=torch.channels_last))
+
+    def pipeline_fast() -> None:  # what compute.channels_last = "on" (+ autocast = "auto" on CUDA) runs
+        with torch.inference_mode():
+            predict(model_cl, hs, pre, device, batch_size=bs, progress=False, compute=fast)
+
     with torch.inference_mode():
         model(decoded[:min(bs, uniq)].to(device))  # warm-up
     predict(model, dataclasses.replace(hs, records=hs.records[:2]), pre, device, batch_size=bs, progress=False)
-    m = measure({"pipeline": pipeline, "raw": raw_decoded, "raw_decode": raw_with_decode}, reps, device)
+    m = measure({"pipeline": pipeline, "raw": raw_decoded, "raw_decode": raw_with_decode,
+                 "raw_cl": raw_channels_last, "pipeline_fast": pipeline_fast}, reps, device)
     label = f"{w.name} N={n}"
     rows.append(make_row("scoring", label, "raw model(x), decoded tensors", n, m["raw"]))
     rows.append(make_row("scoring", label, "raw model(x) + PIL decode", n, m["raw_decode"]))
@@ -423,6 +441,11 @@ def scoring_case(w: Workload, n: int, bs: int, manifest: Path, reps: int, device
     rows.append(make_row("scoring", label, "audit.predict vs raw decoded", n, m["pipeline"],
                          reference="raw model(x), decoded tensors", ref=m["raw"], target=TARGETS["scoring"],
                          decode_share=round(1 - m["raw"]["seconds"] / m["raw_decode"]["seconds"], 3)))
+    rows.append(make_row("scoring", label, "raw model(x) channels-last vs contiguous", n, m["raw_cl"],
+                         reference="raw model(x), decoded tensors", ref=m["raw"],
+                         note="> 1: channels-last helps on this device"))
+    rows.append(make_row("scoring", label, f"audit.predict {fast.describe()['autocast']} autocast, channels-last",
+                         n, m["pipeline_fast"], reference="audit.predict (defaults)", ref=m["pipeline"]))
     return rows
 
 
@@ -906,12 +929,14 @@ def set_threads(spec: str | int) -> str:
 
 def run(profile: str = "quick", out: Path | None = DEFAULT_OUT, stages: tuple[str, ...] = STAGES,
         data_dir: Path | None = None, device: str = "cpu", verbose: bool = True, raise_errors: bool = False,
-        workloads: tuple[str, ...] | None = None) -> dict:
+        workloads: tuple[str, ...] | None = None, reps: int | None = None) -> dict:
     """Run the chosen stages; return (and write to ``out`` unless None) the JSON report.
 
     ``workloads`` (names such as "demo_cnn@64") keeps only those in the scoring / explainer / perturbation stages.
     """
     p = PROFILES[profile]
+    if reps is not None:
+        p = dataclasses.replace(p, reps=reps)
     if workloads:
         p = dataclasses.replace(
             p, scoring=tuple(e for e in p.scoring if e[0].name in workloads),
@@ -974,6 +999,7 @@ def main(argv: list[str] | None = None) -> int:
                          + ", ".join(w.name for w in (RESNET, DEMO, TINY)))
     ap.add_argument("--data-dir", type=Path, default=None, help="keep the synthetic images here (default: temp)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions per variant (default: the profile's)")
     ap.add_argument("--threads", default="auto",
                     help="torch CPU threads; auto (default): 1 when the 1-minute load average shows the CPUs "
                          "busy (torch's thread pool collapses under oversubscription), else torch's choice")
@@ -992,7 +1018,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile {profile}, torch {torch.__version__}, {torch.get_num_threads()} threads ({threads_why}), "
           f"load average {_loadavg()}", flush=True)
     wl = tuple(x for x in args.workloads.split(",") if x) if args.workloads else None
-    report = run(profile, args.out, stages, args.data_dir, args.device, workloads=wl)
+    report = run(profile, args.out, stages, args.data_dir, args.device, workloads=wl, reps=args.reps)
     report["threads_reason"] = threads_why
     if args.out is not None:
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

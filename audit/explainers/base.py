@@ -9,7 +9,7 @@ the report (a shared colour scale per method), and rules read the raw values.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -29,7 +29,7 @@ class ExplainContext:
 
     seed: int = 0
     dataset_mean: torch.Tensor | None = None  # (C, H, W) mean model input, for mean baselines
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
 class Explainer(ABC):

@@ -142,8 +142,8 @@ def _read_manifest(cfg: DataConfig, manifest: Path, allow_outside: bool) -> Held
             if not mask.is_file():
                 raise DataError(f"{where}: field 'roi_mask': mask file not found: {mask}")
         records.append(
-            dict(id=sid, path=full, roi_box=box, roi_mask=mask, metadata={c: row.get(c, "") for c in meta_cols},
-                 source=where)
+            {"id": sid, "path": full, "roi_box": box, "roi_mask": mask,
+             "metadata": {c: row.get(c, "") for c in meta_cols}, "source": where}
         )
     if classes is None:
         names = sorted({str(lbl) for lbl in raw_labels})

@@ -23,9 +23,9 @@ def build_summary(results: Mapping[str, Any]) -> str:
     else:
         lines.append("Every rule passed.")
     lo, hi = m["accuracy_ci95"]
-    lines += ["", f"Accuracy {_f(m['accuracy'])} (95 % CI {_f(lo)}–{_f(hi)}), balanced accuracy "
-              f"{_f(m['balanced_accuracy'])}, macro F1 {_f(m['macro_f1'])}, ECE {_f(m['ece'])}, "
-              f"n = {results['summary']['n_samples']}."]
+    lines += ["", (f"Accuracy {_f(m['accuracy'])} (95 % CI {_f(lo)}–{_f(hi)}), balanced accuracy "
+                   f"{_f(m['balanced_accuracy'])}, macro F1 {_f(m['macro_f1'])}, ECE {_f(m['ece'])}, "
+                   f"n = {results['summary']['n_samples']}.")]
     comp = results.get("comparison")
     if comp:
         lines += ["", "Changes since baseline:"]

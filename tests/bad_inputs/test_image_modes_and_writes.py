@@ -167,7 +167,7 @@ def test_ctrl_c_while_the_pdf_renders(replay, tmp_path, monkeypatch, earlier):
     import audit.report.output
     import audit.report.render
 
-    def render_pdf(html, path):
+    def render_pdf(html, path, variant=None):
         Path(path).write_bytes(b"%PDF-1.7\n% half a PDF")
         raise KeyboardInterrupt
 

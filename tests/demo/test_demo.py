@@ -41,7 +41,7 @@ def test_clean_demo_passes(demo_runs):
 
 
 def test_gate_against_the_clean_twin_names_the_new_failure(demo_runs):
-    root, confounded, _ = demo_runs
+    root, _, _ = demo_runs
     results = json.loads((root / "demo" / "results.json").read_text())
     comp = results["comparison"]
     assert comp["paired"]  # both twins were audited on the same held-out images

@@ -51,10 +51,10 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
         if p.category not in categories[p.sample_id]:
             categories[p.sample_id].append(p.category)
     pr = r.predictions
+    ids = list(r.picks.all_ids())
     rows = []
-    for sid in r.picks.all_ids():
+    for sid in ids:
         i = int(pr.index_of([sid])[0])
-        view = r.views[sid]
         cells = []
         for e in ok:
             assert e.maps is not None
@@ -64,6 +64,7 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
                 status = "non-finite values"
             elif not np.any(amap):
                 status = "all-zero map"
+            view = r.views[sid]
             cells.append({"uri": figures.overlay_cell(view.image, amap, scales[e.name], view.roi), "note": status})
         rows.append({
             "id": sid,
@@ -73,7 +74,7 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
             "predicted": r.classes[int(pr.preds[i])],
             "confidence": _fmt(float(pr.confidence[i])),
             "correct": bool(pr.correct[i]),
-            "input": figures.image_cell(view.image, view.roi),
+            "input": figures.image_cell(r.views[sid].image, r.views[sid].roi),
             "cells": cells,
         })
     per_table = 5  # explainer columns per table, so a row fits an A4 page
@@ -232,7 +233,6 @@ def _layer_views_ctx(r: AuditResult) -> dict[str, Any] | None:
 
 def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
     """Everything the templates show. ``document_id`` is the short SHA-256 of results.json."""
-    m = r.metrics
     scales: dict[str, figures.Scale] = {}
     for e in r.explanations:
         if e.status == "ok" and e.maps is not None:
@@ -240,6 +240,7 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
     for name in {n for n, _ in r.finding_maps} - set(scales):
         same = np.stack([v for (n, _), v in r.finding_maps.items() if n == name])
         scales[name] = figures.shared_scale(same, bool(np.any(same < 0)))
+    m = r.metrics
     warn = _not_model_sensitive(r.findings)
     findings = sorted(r.findings, key=lambda f: (STATUS_ORDER[f.status], f.rule))
     prov = r.provenance

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from functools import lru_cache
 
 import matplotlib
 
@@ -21,7 +22,7 @@ from PIL import Image
 
 from ..scoring import Calibration
 
-CELL_PX = 128  # displayed size of a sample cell
+CELL_PX = 96  # pixels of a sample cell: 1:1 with the HTML grid, ~140 dpi at its printed 17 mm
 ROI_COLOR = np.array([0.0, 1.0, 1.0])  # cyan outline
 
 
@@ -30,7 +31,7 @@ def png_uri(arr: np.ndarray) -> str:
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -78,6 +79,14 @@ def _resize(arr: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
     return np.asarray(img.resize(new, Image.NEAREST if nearest else Image.BILINEAR)).astype(np.float32) / 255.0
 
 
+def _resize4(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize of an (H, W, 4) float array in [0, 1] through one 8-bit RGBA image."""
+    img = Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8))  # (H, W, 4) uint8 -> RGBA
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.BILINEAR)
+    return np.asarray(img).astype(np.float32) / 255.0
+
+
 def _outline(mask: np.ndarray) -> np.ndarray:
     inner = mask.copy()
     inner[1:, :] &= mask[:-1, :]
@@ -100,19 +109,34 @@ def image_cell(image: np.ndarray, roi: np.ndarray | None = None, size: int = CEL
     return png_uri(img)
 
 
+@lru_cache(maxsize=8)
+def _lut(cmap: str) -> np.ndarray:
+    """The colour map's own 256-entry table (matplotlib indexes it the same way), (256, 3) float32."""
+    cm = colormaps[cmap]
+    return cm(np.arange(cm.N))[:, :3].astype(np.float32)
+
+
 def overlay_cell(image: np.ndarray, amap: np.ndarray, scale: Scale, roi: np.ndarray | None = None,
                  size: int = CELL_PX, alpha: float = 0.55) -> str:
-    """The map in the explainer's colour scale blended over a grey copy of the input, ROI outlined."""
+    """The map in the explainer's colour scale blended over a grey copy of the input, ROI outlined.
+
+    Colour = ``scale.norm()`` then the colour map (looked up in its table), opacity = |map| / vmax; both are
+    computed at the map's resolution and resized together (bilinear), the input with nearest neighbours."""
     base = _resize(image, size, nearest=True)
-    grey = np.repeat(base.mean(axis=2, keepdims=True), 3, axis=2)
-    m = np.nan_to_num(amap.astype(np.float32), nan=0.0)
-    rgba = colormaps[scale.cmap](scale.norm()(m))[..., :3]
-    col = _resize(rgba.astype(np.float32), size)
+    grey = base.mean(axis=2, keepdims=True)
+    m = np.nan_to_num(amap.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    v = scale.vmax or 1.0
     if scale.signed:
-        weight = np.clip(np.abs(m) / (scale.vmax or 1.0), 0, 1)
+        t = np.clip(m / v, -1.0, 1.0)
+        pos, weight = (t + 1.0) / 2.0, np.abs(t)  # TwoSlopeNorm(vcenter=0, vmin=-v, vmax=v)
     else:
-        weight = np.clip(m / (scale.vmax or 1.0), 0, 1)
-    w = _resize(np.repeat(weight[..., None], 3, axis=2), size)[..., :1] * alpha
+        weight = np.clip(m / v, 0.0, 1.0)
+        pos = weight  # Normalize(0, v), out-of-range clamped like the colour map's under/over
+    lut = _lut(scale.cmap)
+    idx = np.clip((pos * len(lut)).astype(np.int64), 0, len(lut) - 1)
+    rgbw = np.concatenate([lut[idx], weight[..., None]], axis=2)
+    rgbw = _resize4(rgbw, base.shape[1], base.shape[0])
+    col, w = rgbw[..., :3], rgbw[..., 3:] * alpha
     out = grey * (1 - w) + col * w
     if roi is not None:
         edge = _outline(_resize(roi, size))

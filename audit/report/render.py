@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,51 @@ def render_html(context: dict[str, Any], template: str = "report.html.j2") -> st
         raise RenderError(f"cannot render {template}: {e}") from None
 
 
+_DATA_IMAGE = re.compile(r'src="data:(image/(?:png|jpeg));base64,([A-Za-z0-9+/=]+)"')
+
+
+def externalise_images(html: str) -> tuple[str, dict[str, tuple[str, bytes]]]:
+    """Replace inline base64 images by short ``audit-img:N`` URLs (identical images share one) and return the
+    images. WeasyPrint's pure-Python HTML parser spends seconds on megabytes of base64; the PDF gets the same
+    bytes through ``_MemoryFetcher``."""
+    store: dict[str, tuple[str, bytes]] = {}
+    by_payload: dict[str, str] = {}
+
+    def swap(m: re.Match[str]) -> str:
+        url = by_payload.get(m.group(2))
+        if url is None:
+            url = f"audit-img:{len(by_payload)}"
+            by_payload[m.group(2)] = url
+            store[url] = (m.group(1), base64.b64decode(m.group(2)))
+        return f'src="{url}"'
+
+    return _DATA_IMAGE.sub(swap, html), store
+
+
+def _memory_fetcher(images: dict[str, tuple[str, bytes]]) -> Any:
+    """A URL fetcher that serves the report's own images and refuses every other URL (no file or network
+    access while the PDF renders)."""
+    try:
+        from weasyprint.urls import URLFetcher, URLFetcherResponse
+    except ImportError:  # WeasyPrint < 66: function fetchers returning dicts
+        def fetch(url: str) -> dict[str, Any]:
+            if url not in images:
+                raise ValueError(f"external resource not fetched: {url[:80]}")
+            mime, data = images[url]
+            return {"string": data, "mime_type": mime}
+
+        return fetch
+
+    class _MemoryFetcher(URLFetcher):
+        def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
+            if url not in images:
+                raise ValueError(f"external resource not fetched: {url[:80]}")
+            mime, data = images[url]
+            return URLFetcherResponse(url, body=data, headers={"Content-Type": mime})
+
+    return _MemoryFetcher()
+
+
 def render_pdf(html: str, path: Path, variant: str | None = None) -> None:
     """Write ``html`` as a PDF (print CSS applies). Title, author and subject come from the HTML head;
     ``variant`` asks WeasyPrint for an archival flavour such as "pdf/a-3b" (sRGB output intent, XMP metadata)."""
@@ -42,6 +89,8 @@ def render_pdf(html: str, path: Path, variant: str | None = None) -> None:
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     try:
-        HTML(string=html, base_url=str(templates_dir())).write_pdf(str(path), pdf_variant=variant)
+        light, images = externalise_images(html)
+        HTML(string=light, base_url=str(templates_dir()), url_fetcher=_memory_fetcher(images)).write_pdf(
+            str(path), pdf_variant=variant)
     except Exception as e:  # noqa: BLE001 - WeasyPrint raises many kinds
         raise RenderError(f"{path}: cannot write PDF: {e}") from None

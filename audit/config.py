@@ -150,7 +150,8 @@ class ComputeConfig(_Strict):
 
     autocast: Literal["off", "auto", "fp16", "bf16"] = Field(
         default="off", description="'auto' = fp16 on CUDA; changes probabilities slightly, so off by default")
-    channels_last: Literal["auto", "on", "off"] = Field(default="auto", description="'auto' = on CUDA")
+    channels_last: Literal["auto", "on", "off"] = Field(
+        default="auto", description="'auto' = on for models with 2-D convolutions when a test forward agrees")
 
 
 class RulesConfig(_Strict):

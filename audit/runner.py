@@ -250,7 +250,8 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     loaded: LoadedModel = load_model(cfg, len(heldout.classes))
     device = resolve_device(cfg.device)
     model = loaded.module.to(device)
-    compute = resolve_compute(device, cfg.compute.autocast, cfg.compute.channels_last, model)
+    compute = resolve_compute(device, cfg.compute.autocast, cfg.compute.channels_last, model,
+                              (cfg.data.channels, *cfg.data.image_size) if cfg.data.image_size else None)
     preprocess = make_preprocess(cfg.data)
     torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run
     images_sha256 = data_fingerprint(heldout.records, heldout.root)

@@ -146,7 +146,7 @@ PROFILES = {
         scoring=((RESNET, 256, 64), (RESNET, 2048, 64), (DEMO, 2048, 128)),
         explain=(ExplainCase(RESNET, 16, options=_opts(8, 32, 32)), ExplainCase(DEMO, 64, options=_opts(16, 16, 8))),
         perturb=((RESNET, 64, 4), (DEMO, 1024, 4)),
-        memory=(1000, 10000), render_images=600, render_pdf=True, render_picks=(16, 4), quantus_images=16, reps=3,
+        memory=(1000, 10000), render_images=600, render_pdf=True, render_picks=(16, 5), quantus_images=16, reps=3,
     ),
     "quick": Profile(
         "quick",

@@ -274,6 +274,8 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
             "n_scored": prov["data"]["n_scored"],
             "n_skipped": prov["data"]["n_skipped"],
             "rule_pack_sha256": prov["rule_pack"]["sha256"],
+            "rule_pack_extends": list(prov["rule_pack"].get("extends", [])),
+            "compute": prov.get("compute") or {},
             "versions": prov["versions"],
             "seed": prov["seed"],
             "device": prov["device"],

@@ -63,6 +63,7 @@ def test_pdf_text_holds_verdict_and_sections(passing_run):
     manifest = json.loads((out / "manifest.json").read_text())
     assert f"Document {manifest['document_id']}" in text
     assert "Prepared by" in text and "Approved by" in text
+    assert "autocast off, channels-last on" in text  # how inference ran is part of the record
     meta = PdfReader(out / "report.pdf").metadata
     assert meta.title == "Model audit: tiny"
     assert "verdict pass" in (meta.subject or "")

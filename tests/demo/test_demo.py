@@ -54,3 +54,4 @@ def test_gate_against_the_clean_twin_names_the_new_failure(demo_runs):
     assert "region-sweep" in summary and "median Spearman" in summary
     text = "\n".join(p.extract_text() for p in PdfReader(root / "demo" / "report.pdf").pages)
     assert "Changes since baseline" in text and "Explanations of the same samples" in text
+    assert "extends demo.toml" in text  # every rule file that shaped the verdict is hashed in the record

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .predict import PredictOutput
+from .predict import PredictOutput, ScoringProgress
 from .types import Predictions, SkippedSample
 
 CACHE_VERSION = "1"
@@ -89,6 +89,50 @@ def save(folder: Path, key: str, out: PredictOutput) -> None:
         os.replace(tmp, folder / f"predictions-{key}.npz")
     except OSError:
         pass  # a cache that cannot be written only costs time
+
+
+def _progress_path(folder: Path, key: str) -> Path:
+    return folder / f"predictions-{key}.partial.npz"
+
+
+def save_progress(folder: Path, key: str, p: ScoringProgress) -> None:
+    """Scoring progress of an unfinished run (replaced at every checkpoint, removed when scoring completes)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"next_row": p.next_row, "has_features": p.features is not None,
+                "has_input_sum": p.input_sum is not None,
+                "skipped": [{"path": s.path, "reason": s.reason} for s in p.skipped]}
+        fd, tmp = tempfile.mkstemp(prefix=".progress-", suffix=".npz", dir=folder)
+        os.close(fd)
+        np.savez(tmp, probs=p.probs, rows=p.rows, features=p.features if p.features is not None else np.zeros(0),
+                 input_sum=p.input_sum.numpy() if p.input_sum is not None else np.zeros(0),
+                 meta=np.array(json.dumps(meta)))
+        os.replace(tmp, _progress_path(folder, key))
+    except OSError:
+        pass
+
+
+def load_progress(folder: Path, key: str) -> ScoringProgress | None:
+    path = _progress_path(folder, key)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            return ScoringProgress(
+                next_row=int(meta["next_row"]), probs=z["probs"], rows=z["rows"],
+                features=z["features"] if meta["has_features"] else None,
+                skipped=tuple(SkippedSample(**s) for s in meta["skipped"]),
+                input_sum=torch.from_numpy(z["input_sum"]) if meta["has_input_sum"] else None)
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def clear_progress(folder: Path, key: str) -> None:
+    try:
+        _progress_path(folder, key).unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def attribution_key(prediction_key: str, explainer: str, options: dict[str, Any] | None, seed: int,

@@ -68,6 +68,8 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
         blocking = [f for f in result.findings if f.blocking]
         if result.extras.get("predictions_from_cache"):
             typer.echo("predictions: reused from the cache (same weights, images and preprocessing)")
+        elif result.extras.get("scoring_resumed_at"):
+            typer.echo(f"predictions: resumed an interrupted scoring run at sample {result.extras['scoring_resumed_at']}")
         typer.echo(f"verdict: {result.verdict.upper()}  accuracy {result.metrics.accuracy:.4f}  "
                    f"({len(result.findings)} rule results, {len(blocking)} blocking) in {time.perf_counter() - t0:.1f} s")
         for f in blocking:

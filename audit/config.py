@@ -143,6 +143,7 @@ class CacheConfig(_Strict):
 
     enabled: bool = True
     dir: Path = Path(".audit-cache")
+    checkpoint_seconds: float = Field(default=30.0, ge=0.0, description="scoring progress saved this often")
 
 
 class ComputeConfig(_Strict):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,18 @@ from .compute import Compute
 from .errors import DataError, ModelError
 from .loading.data import HeldOutSet, ImageDataset, Preprocess, collate
 from .types import Predictions, SkippedSample
+
+
+@dataclass(frozen=True)
+class ScoringProgress:
+    """Scoring done so far: every record before ``next_row`` (a batch boundary) has been scored or skipped."""
+
+    next_row: int
+    probs: np.ndarray  # (k, C)
+    features: np.ndarray | None  # (k, D)
+    rows: np.ndarray  # (k,) positions in the held-out listing
+    skipped: tuple[SkippedSample, ...]
+    input_sum: torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -42,24 +55,41 @@ def predict(
     gather_features: bool = True,
     progress: bool | None = None,
     compute: Compute | None = None,
+    resume: ScoringProgress | None = None,
+    checkpoint: Callable[[ScoringProgress], None] | None = None,
+    checkpoint_seconds: float = 30.0,
 ) -> PredictOutput:
     """Run the model once over every sample under inference_mode (and autocast when ``compute`` asks for it);
-    validate its outputs."""
+    validate its outputs.
+
+    With ``checkpoint``, the progress is handed over at a batch boundary at most every ``checkpoint_seconds``;
+    ``resume`` continues from such a progress with the same batches an uninterrupted run would have used."""
     compute = compute or Compute(device)
     # bad images come back as (index, None, reason) even without skip_bad, so that the error is raised here in the
     # main process (a worker process would wrap it in its traceback)
     ds = ImageDataset(heldout.records, preprocess, skip_bad=True)
+    start = resume.next_row if resume is not None else 0
+    source = ds if start == 0 else torch.utils.data.Subset(ds, range(start, len(ds)))
     loader = torch.utils.data.DataLoader(
-        ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
+        source, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
         pin_memory=device.type == "cuda", persistent_workers=False,
     )
     C = len(heldout.classes)
-    probs_parts: list[np.ndarray] = []
-    feat_parts: list[np.ndarray] = []
-    rows_parts: list[np.ndarray] = []
-    skipped: list[SkippedSample] = []
+    probs_parts: list[np.ndarray] = [resume.probs] if resume is not None and len(resume.rows) else []
+    feat_parts: list[np.ndarray] = [resume.features] if resume is not None and resume.features is not None \
+        and len(resume.rows) else []
+    rows_parts: list[np.ndarray] = [resume.rows] if resume is not None and len(resume.rows) else []
+    skipped: list[SkippedSample] = list(resume.skipped) if resume is not None else []
     captured: list[torch.Tensor] = []
-    input_sum: torch.Tensor | None = None
+    input_sum: torch.Tensor | None = resume.input_sum if resume is not None else None
+    last_checkpoint = time.monotonic()
+
+    def progress_at(next_row: int) -> ScoringProgress:
+        rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, dtype=np.int64)
+        feats = np.concatenate(feat_parts) if feat_parts and sum(len(f) for f in feat_parts) == len(rows) else None
+        probs = np.concatenate(probs_parts) if probs_parts else np.zeros((0, C))
+        return ScoringProgress(next_row, probs, feats, rows, tuple(skipped), input_sum)
+
     hook = None
     head = _feature_module(model) if gather_features else None
     if head is not None:
@@ -67,11 +97,13 @@ def predict(
     show = sys.stderr.isatty() if progress is None else progress
     try:
         with torch.inference_mode():
-            for idx, x, bad in tqdm(loader, desc="scoring", unit="batch", disable=not show, leave=False):
+            for b_no, (idx, x, bad) in enumerate(tqdm(loader, desc="scoring", unit="batch", disable=not show,
+                                                      leave=False)):
                 for i, err in bad:
                     if not skip_bad:
                         raise DataError(err)
                     skipped.append(SkippedSample(path=str(heldout.records[i].path), reason=err))
+                next_row = min(len(ds), start + (b_no + 1) * batch_size)
                 if x is None:
                     continue
                 captured.clear()
@@ -106,6 +138,10 @@ def predict(
                     # a copy: a NumPy view would keep the tensor allocated mid-forward alive, which pins the
                     # allocator's heap between the freed activations (peak RSS grew ~20 KB per image)
                     feat_parts.append(f.reshape(f.shape[0], -1).float().cpu().numpy().copy())
+                if checkpoint is not None and next_row < len(ds) and \
+                        time.monotonic() - last_checkpoint >= checkpoint_seconds:
+                    checkpoint(progress_at(next_row))
+                    last_checkpoint = time.monotonic()
     except RuntimeError as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"the model failed on the held-out images (check image_size/channels): {msg}") from None

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, cache
 from .cache import AttributionStore
 from .compare_maps import compare_explanations
 from .compute import resolve_compute
@@ -258,17 +258,23 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
     out = None
     cache_key = ""
     if cfg.cache.enabled:
-        from . import cache
-
         cache_key = cache.prediction_key(cache.model_digest(model), images_sha256,
                                          {**cfg.data.model_dump(mode="json"), "compute": compute.describe()}, device)
         out = cache.load(cfg.resolve(cfg.cache.dir), cache_key)
     cached = out is not None
+    resumed_at = 0
     if out is None:
+        folder = cfg.resolve(cfg.cache.dir)
+        progress = cache.load_progress(folder, cache_key) if cfg.cache.enabled else None
+        resumed_at = progress.next_row if progress is not None else 0
         out = predict(model, heldout, preprocess, device, cfg.data.batch_size, cfg.data.num_workers,
-                      skip_bad=cfg.data.on_bad_image == "skip", progress=_progress(), compute=compute)
+                      skip_bad=cfg.data.on_bad_image == "skip", progress=_progress(), compute=compute,
+                      resume=progress,
+                      checkpoint=(lambda p: cache.save_progress(folder, cache_key, p)) if cfg.cache.enabled else None,
+                      checkpoint_seconds=cfg.cache.checkpoint_seconds)
         if cfg.cache.enabled:
-            cache.save(cfg.resolve(cfg.cache.dir), cache_key, out)
+            cache.save(folder, cache_key, out)
+            cache.clear_progress(folder, cache_key)
     preds = out.predictions
     source = str(heldout.manifest or heldout.root)
     check_classes_present(preds, heldout.classes, source)
@@ -354,5 +360,6 @@ def run_audit(cfg: AuditConfig, baseline: Mapping[str, Any] | None = None, unpai
         finding_maps=finding_maps, views=views, verdict=verdict(findings), skipped=out.skipped,
         provenance=provenance, n_listed=len(heldout.records),
         extras={"model_views": model_views, "layer_views": layer_views, "predictions_from_cache": cached,
+                "scoring_resumed_at": resumed_at,
                 "kept_maps": kept_maps, "map_pairs": map_pairs, **({"comparison": comparison} if comparison is not None else {})},
     )

@@ -92,3 +92,30 @@ def test_changed_explainer_options_do_not_reuse_maps(tiny, tmp_path, counted):
     assert res.exit_code in (0, 1), res.output
     assert "smoothgrad" in counted and "gradcam" not in counted
     assert json.loads((tmp_path / "b" / "results.json").read_text())["explainers"]
+
+
+def test_interrupted_scoring_resumes_at_the_last_checkpoint(tiny, tmp_path, monkeypatch):
+    """45 images in batches of 16, progress saved after every batch: a stop in the third batch resumes at 32."""
+    from audit.loading.data import ImageDataset
+
+    original = ImageDataset.__getitem__
+
+    def stop_in_third_batch(self, i):
+        if i == 40:
+            raise KeyboardInterrupt
+        return original(self, i)
+
+    monkeypatch.setattr(ImageDataset, "__getitem__", stop_in_third_batch)
+    every_batch = ["--set", "cache.checkpoint_seconds=0"]
+    stopped = runner.invoke(app, ["run", str(tiny.config), "--out", str(tmp_path / "a"), *every_batch])
+    assert stopped.exit_code == 130
+    assert list((tiny.root / ".audit-cache").glob("*.partial.npz"))
+    monkeypatch.setattr(ImageDataset, "__getitem__", original)
+    resumed = runner.invoke(app, ["run", str(tiny.config), "--out", str(tmp_path / "b"), *every_batch])
+    assert resumed.exit_code in (0, 1), resumed.output
+    assert "resumed an interrupted scoring run at sample 32" in resumed.output
+    assert not list((tiny.root / ".audit-cache").glob("*.partial.npz"))  # removed once scoring completed
+    fresh = runner.invoke(app, ["run", str(tiny.config), "--out", str(tmp_path / "c"), *every_batch,
+                                "--set", "cache.enabled=false"])
+    assert fresh.exit_code == resumed.exit_code
+    assert _results_text(tmp_path / "b") == _results_text(tmp_path / "c")

@@ -41,12 +41,15 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
          "warning": "not model-sensitive" if e.name in warn else ""}
         for e in ok
     ]
-    reasons: dict[str, list[str]] = {}
+    why: dict[str, list[str]] = {}  # why each sample was picked, short: the row already shows label and confidence
     categories: dict[str, list[str]] = {}
     for p in r.picks.all_picks():
-        reasons.setdefault(p.sample_id, [])
-        if p.reason not in reasons[p.sample_id]:
-            reasons[p.sample_id].append(p.reason)
+        lines = why.setdefault(p.sample_id, [])
+        if p.category == "borderline" and not any(x.startswith("top-1 − top-2") for x in lines):
+            lines.insert(0, f"top-1 − top-2 margin {p.margin:.3f}")
+        short = p.reason.split(": ", 1)[-1]
+        if short not in lines:
+            lines.append(short)
         categories.setdefault(p.sample_id, [])
         if p.category not in categories[p.sample_id]:
             categories[p.sample_id].append(p.category)
@@ -65,16 +68,17 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
             elif not np.any(amap):
                 status = "all-zero map"
             view = r.views[sid]
-            cells.append({"uri": figures.overlay_cell(view.image, amap, scales[e.name], view.roi), "note": status})
+            cells.append({"uri": figures.overlay_cell(view.image, amap, scales[e.name], view.roi,
+                                                      size=figures.cell_px(view.image)), "note": status})
         rows.append({
             "id": sid,
             "categories": categories[sid],
-            "reasons": reasons[sid],
+            "why": why[sid],
             "label": r.classes[int(pr.labels[i])],
             "predicted": r.classes[int(pr.preds[i])],
             "confidence": _fmt(float(pr.confidence[i])),
             "correct": bool(pr.correct[i]),
-            "input": figures.image_cell(r.views[sid].image, r.views[sid].roi),
+            "input": figures.image_cell(r.views[sid].image, r.views[sid].roi, size=figures.cell_px(r.views[sid].image)),
             "cells": cells,
         })
     per_table = 5  # explainer columns per table, so a row fits an A4 page

@@ -69,6 +69,12 @@ def shared_scale(maps: np.ndarray, signed: bool) -> Scale:
     return Scale(signed, v)
 
 
+def cell_px(image: np.ndarray) -> int:
+    """Grid cells are drawn at the input's own resolution up to CELL_PX (upsampling adds no information: the page
+    scales them, pixelated); larger inputs are downsampled to CELL_PX."""
+    return max(16, min(CELL_PX, max(image.shape[:2])))
+
+
 def _resize(arr: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
     h, w = arr.shape[:2]
     scale = size / max(h, w)

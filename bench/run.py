@@ -528,6 +528,11 @@ def explain_case(case: ExplainCase, manifest: Path, reps: int, device: torch.dev
             pgc = PGCGradCAM(model=model, target_layers=[layer])
             pgc_targets = [ClassifierOutputTarget(int(v)) for v in t_np]
             variants["pytorch_grad_cam"] = lambda: pgc(input_tensor=x, targets=pgc_targets)
+            # what `audit run` uses by default: the model in channels-last memory format (compute.channels_last)
+            import copy
+
+            model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+            variants["gradcam_cl"] = lambda: probe.explain_tensor("gradcam", x, t_np, model=model_cl)
         except ImportError as e:
             pgc_reason = f"pytorch_grad_cam not importable ({e}); pip install grad-cam"
     if "saliency" in methods:
@@ -598,6 +603,9 @@ def explain_case(case: ExplainCase, manifest: Path, reps: int, device: torch.dev
                          target=TARGETS["pytorch_grad_cam"],
                          bound_if_as_fast_as_raw_forward=round(
                              m["pytorch_grad_cam"]["seconds"] / m["forward"]["seconds"], 3)))
+            add(make_row("explainers", label, "gradcam explain_tensor, channels-last model vs pytorch-grad-cam", b,
+                         m["gradcam_cl"], reference="pytorch-grad-cam GradCAM", ref=m["pytorch_grad_cam"],
+                         target=TARGETS["pytorch_grad_cam"], note="the memory format audit run picks by default"))
         else:
             add({"stage": "explainers", "workload": label, "variant": "pytorch-grad-cam GradCAM (outside ref)",
                  "not_run": pgc_reason})

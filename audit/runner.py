@@ -187,9 +187,8 @@ def _maps_for_comparison(probe: ModelProbe, kept: Mapping[str, StoredMaps],
         if base is None:
             continue
         have = cand.index()
-        shared = in_set
         missing = [(sid, int(t)) for sid, t in zip(base.ids, base.targets, strict=True)
-                   if sid in shared and (sid, int(t)) not in have]
+                   if sid in in_set and (sid, int(t)) not in have]
         if not missing:
             continue
         try:
@@ -207,9 +206,10 @@ def _maps_for_comparison(probe: ModelProbe, kept: Mapping[str, StoredMaps],
 
 
 def _least_similar_pairs(summary: Mapping[str, Any], base: Mapping[str, StoredMaps],
-                         cand: Mapping[str, StoredMaps], classes: tuple[str, ...], n: int = 3
+                         cand: Mapping[str, StoredMaps], classes: tuple[str, ...], n: int = 2
                          ) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
-    """(sample id, baseline map, candidate map) of the least similar shared picks, for the report."""
+    """(sample id, baseline map, candidate map) of the ``n`` least similar samples per explainer, drawn in the
+    report's "Changes since baseline"."""
     out: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
     for name, e in summary.items():
         bi, ci = base[name].index(), cand[name].index()

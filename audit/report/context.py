@@ -15,7 +15,6 @@ from .questions import explainer_questions
 from .results import jsonable
 
 STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3}
-MAX_DRAWN_PAIRS = 2  # least similar samples drawn per explainer in "Changes since baseline"
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -42,7 +41,6 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
         for e in ok
     ]
     why: dict[str, list[str]] = {}  # why each sample was picked, short: the row already shows label and confidence
-    categories: dict[str, list[str]] = {}
     for p in r.picks.all_picks():
         lines = why.setdefault(p.sample_id, [])
         if p.category == "borderline" and not any(x.startswith("top-1 − top-2") for x in lines):
@@ -50,9 +48,6 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
         short = p.reason.split(": ", 1)[-1]
         if short not in lines:
             lines.append(short)
-        categories.setdefault(p.sample_id, [])
-        if p.category not in categories[p.sample_id]:
-            categories[p.sample_id].append(p.category)
     pr = r.predictions
     ids = list(r.picks.all_ids())
     rows = []
@@ -72,7 +67,6 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
                                                       size=figures.cell_px(view.image)), "note": status})
         rows.append({
             "id": sid,
-            "categories": categories[sid],
             "why": why[sid],
             "label": r.classes[int(pr.labels[i])],
             "predicted": r.classes[int(pr.preds[i])],
@@ -118,7 +112,7 @@ def _explanation_changes_ctx(comp: Mapping[str, Any], r: AuditResult) -> list[di
     out = []
     for name, e in (comp.get("explanations") or {}).items():
         images = []
-        for sid, bmap, cmap in pairs.get(name, [])[:MAX_DRAWN_PAIRS]:
+        for sid, bmap, cmap in pairs.get(name, []):
             view = r.views.get(sid)
             if view is None:
                 continue

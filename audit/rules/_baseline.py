@@ -1,19 +1,29 @@
-"""Shared access to the baseline comparison for the comparison-phase rule kinds."""
+"""The base of the comparison-phase rule kinds: they read the diff against the released model."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
 from ..evidence import Evidence
+from ..types import Finding
+from .base import Rule
+
+NO_BASELINE = "this rule compares with a released model: run with --baseline RESULTS"
 
 
-class NoBaseline(Exception):
-    pass
+class BaselineRule(Rule):
+    """Runs after the main rules; without a baseline every such rule is an ``error`` (never a pass)."""
 
+    phase = "comparison"
 
-def comparison(evidence: Evidence) -> Mapping[str, Any]:
-    comp = evidence.extras.get("comparison")
-    if not isinstance(comp, Mapping):
-        raise NoBaseline("this rule compares with a released model: run with --baseline RESULTS")
-    return comp
+    def check(self, evidence: Evidence) -> list[Finding]:
+        comp = evidence.extras.get("comparison")
+        if not isinstance(comp, Mapping):
+            return [self.error(NO_BASELINE)]
+        return self.compare(comp, evidence)
+
+    @abstractmethod
+    def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
+        """Findings from the comparison (see ``audit.compare.compare_results``)."""

@@ -8,12 +8,15 @@ baseline's maps.npz (written by default beside its results.json).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from ..evidence import Evidence
 from ..types import Finding
-from ._baseline import NoBaseline, comparison
-from .base import Rule, RuleParams
+from ._baseline import BaselineRule
+from .base import RuleParams
 
 
 class ExplanationChangeParams(RuleParams):
@@ -29,18 +32,13 @@ class ExplanationChangeParams(RuleParams):
         return self
 
 
-class BaselineExplanationChange(Rule):
+class BaselineExplanationChange(BaselineRule):
     kind = "baseline_explanation_change"
     title = "Explanation change since baseline"
     Params = ExplanationChangeParams
-    phase = "comparison"
 
-    def check(self, evidence: Evidence) -> list[Finding]:
+    def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
         p: ExplanationChangeParams = self.params  # type: ignore[assignment]
-        try:
-            comp = comparison(evidence)
-        except NoBaseline as e:
-            return [self.error(str(e))]
         explanations = comp.get("explanations")
         if explanations is None:
             return [self.error("the baseline has no maps.npz beside its results.json (or the held-out sets differ): "

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import Field
 
 from ..evidence import Evidence
 from ..types import Finding
-from ._baseline import NoBaseline, comparison
-from .base import Rule, RuleParams
+from ._baseline import BaselineRule
+from .base import RuleParams
 
 
 class FlipsParams(RuleParams):
     max_new_wrong: int = Field(ge=0)
 
 
-class BaselineFlips(Rule):
+class BaselineFlips(BaselineRule):
     kind = "baseline_flips"
     title = "New errors since baseline"
     Params = FlipsParams
-    phase = "comparison"
 
-    def check(self, evidence: Evidence) -> list[Finding]:
+    def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
         p: FlipsParams = self.params  # type: ignore[assignment]
-        try:
-            comp = comparison(evidence)
-        except NoBaseline as e:
-            return [self.error(str(e))]
         flips = comp.get("flips")
         if flips is None:
             return [self.error("flips need the same held-out set in both audits (paired comparison)")]

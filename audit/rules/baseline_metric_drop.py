@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
 from ..evidence import Evidence
 from ..types import Finding
-from ._baseline import NoBaseline, comparison
-from .base import Rule, RuleParams
+from ._baseline import BaselineRule
+from .base import RuleParams
 
 
 class MetricDropParams(RuleParams):
@@ -19,18 +20,13 @@ class MetricDropParams(RuleParams):
     higher_is_better: bool = True
 
 
-class BaselineMetricDrop(Rule):
+class BaselineMetricDrop(BaselineRule):
     kind = "baseline_metric_drop"
     title = "Metric drop since baseline"
     Params = MetricDropParams
-    phase = "comparison"
 
-    def check(self, evidence: Evidence) -> list[Finding]:
+    def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
         p: MetricDropParams = self.params  # type: ignore[assignment]
-        try:
-            comp = comparison(evidence)
-        except NoBaseline as e:
-            return [self.error(str(e))]
         d = comp["metrics"].get(p.metric)
         if d is None:
             return [self.error(f"metric {p.metric!r} is not in both results")]

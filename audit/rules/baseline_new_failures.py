@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ..evidence import Evidence
 from ..types import Finding
-from ._baseline import NoBaseline, comparison
-from .base import Rule, RuleParams
+from ._baseline import BaselineRule
+from .base import RuleParams
 
 
-class BaselineNewFailures(Rule):
+class BaselineNewFailures(BaselineRule):
     kind = "baseline_new_failures"
     title = "Newly failing rules"
     Params = RuleParams
-    phase = "comparison"
 
-    def check(self, evidence: Evidence) -> list[Finding]:
-        try:
-            comp = comparison(evidence)
-        except NoBaseline as e:
-            return [self.error(str(e))]
+    def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
         new = comp["rules"]["newly_failing"]
         msg = ("newly failing: " + ", ".join(new)) if new else "no rule fails that passed for the baseline"
         return [self.finding(bool(new), msg, len(new), 0, details={"newly_failing": new,

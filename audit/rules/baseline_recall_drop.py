@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import Field
 
 from ..evidence import Evidence
 from ..types import Finding
-from ._baseline import NoBaseline, comparison
-from .base import Rule, RuleParams
+from ._baseline import BaselineRule
+from .base import RuleParams
 
 
 class RecallDropParams(RuleParams):
     max_drop: float = Field(ge=0.0, le=1.0)
 
 
-class BaselineRecallDrop(Rule):
+class BaselineRecallDrop(BaselineRule):
     kind = "baseline_recall_drop"
     title = "Per-class recall drop since baseline"
     Params = RecallDropParams
-    phase = "comparison"
 
-    def check(self, evidence: Evidence) -> list[Finding]:
+    def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
         p: RecallDropParams = self.params  # type: ignore[assignment]
-        try:
-            comp = comparison(evidence)
-        except NoBaseline as e:
-            return [self.error(str(e))]
         rows = comp["per_class"]
         if not rows:
             return [self.error("no class in common with the baseline")]

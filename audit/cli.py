@@ -43,7 +43,7 @@ def _fail(e: BaseException, debug: bool) -> int:
 
 def _maps_of(results_path: Path) -> dict | None:
     """The maps.npz beside a results.json, or None (older reports, or report.save_maps = false)."""
-    from .mapstore import load_maps, maps_beside
+    from .maps.store import load_maps, maps_beside
 
     f = maps_beside(results_path)
     return load_maps(f) if f is not None else None
@@ -51,26 +51,26 @@ def _maps_of(results_path: Path) -> dict | None:
 
 def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: bool,
                    baseline: Path | None = None, unpaired: bool = False) -> int:
-    from .compare import load_results
+    from .compare.results import load_results
+    from .compare.stage import Baseline
     from .config import load_config
     from .report.output import check_output_dir, write_outputs
     from .runner import run_audit
 
     t0 = time.perf_counter()
     cfg = load_config(config, overrides)
-    base = load_results(baseline) if baseline is not None else None
-    base_maps = _maps_of(baseline) if baseline is not None else None
+    base = Baseline(load_results(baseline), _maps_of(baseline), unpaired) if baseline is not None else None
     out_dir = out if out is not None else Path("reports") / cfg.name
     check_output_dir(out_dir)  # before the audit runs, not after
-    result = run_audit(cfg, baseline=base, unpaired=unpaired, baseline_maps=base_maps)
+    result = run_audit(cfg, baseline=base)
     written = write_outputs(result, out_dir, cfg.report.formats)
     if not quiet:
         blocking = [f for f in result.findings if f.blocking]
-        if result.extras.get("predictions_from_cache"):
+        if result.scored.from_cache:
             typer.echo("predictions: reused from the cache (same weights, images and preprocessing)")
-        elif result.extras.get("scoring_resumed_at"):
-            typer.echo(f"predictions: resumed an interrupted scoring run at sample {result.extras['scoring_resumed_at']}")
-        typer.echo(f"verdict: {result.verdict.upper()}  accuracy {result.metrics.accuracy:.4f}  "
+        elif result.scored.resumed_at:
+            typer.echo(f"predictions: resumed an interrupted scoring run at sample {result.scored.resumed_at}")
+        typer.echo(f"verdict: {result.verdict.upper()}  {result.task.headline(result.metrics)}  "
                    f"({len(result.findings)} rule results, {len(blocking)} blocking) in {time.perf_counter() - t0:.1f} s")
         for f in blocking:
             typer.echo(f"  {f.status.upper()} {f.rule}: {f.message}")
@@ -130,7 +130,7 @@ def demo(
         workdir = out.with_name(out.name + "-inputs")
         typer.echo(f"demo: building data and training ({'clean' if clean else 'with corner marker'}) in {workdir}")
         if baseline is not None:
-            from .compare import load_results
+            from .compare.results import load_results
 
             load_results(baseline)  # a missing or bad baseline fails before training, not after
         pack = DEMO_PACK if baseline is None else DEMO_GATE_PACK
@@ -161,8 +161,8 @@ def compare(
     prediction flips. Exit 1 when a rule newly fails or a sample flipped from right to wrong."""
     import json
 
-    from .compare import compare_results, load_results
-    from .compare_maps import compare_explanations
+    from .compare.results import compare_results, load_results
+    from .maps.compare import compare_explanations
     from .report.results import jsonable
 
     try:
@@ -223,13 +223,13 @@ def validate(
 ) -> None:
     """Check a config, its rule pack and its data listing without running the model."""
     from .config import load_config
-    from .runner import validate_setup
+    from .loading.inputs import prepare_inputs
 
     try:
         cfg = load_config(config)
-        heldout, pack = validate_setup(cfg)
-        typer.echo(f"ok: {len(heldout.records)} samples, {len(heldout.classes)} classes, "
-                   f"{len(pack.rules)} rules in pack {pack.name!r}")
+        inputs = prepare_inputs(cfg)
+        typer.echo(f"ok: {len(inputs.heldout.records)} samples, {len(inputs.classes)} classes, "
+                   f"{len(inputs.pack.rules)} rules in pack {inputs.pack.name!r}")
         code = EXIT_PASS
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
         code = _fail(e, debug)

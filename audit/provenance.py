@@ -1,4 +1,4 @@
-"""Provenance: what exactly was audited, with what, when, and where."""
+"""Provenance: what exactly was audited, with what, when, and where — assembled here and nowhere else."""
 
 from __future__ import annotations
 
@@ -6,15 +6,25 @@ import hashlib
 import platform
 import subprocess
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .loading.data import SampleRecord
-from .loading.model import sha256_file
+from . import __version__
+from .config import AuditConfig
+from .engine.base import Engine
+from .loading.inputs import Inputs
+from .loading.listing import SampleRecord
+from .loading.model import LoadedModel, sha256_file
 
 PACKAGES = ("model-audit", "torch", "torchvision", "captum", "numpy", "scikit-learn", "pandas", "weasyprint",
             "jinja2", "pydantic")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def package_versions() -> dict[str, str]:
@@ -54,3 +64,60 @@ def git_state(folder: Path) -> dict[str, Any] | None:
         return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The record of one audit (results.json ``provenance``, the report's provenance table)."""
+
+    tool: dict[str, str]
+    model: dict[str, Any]
+    data: dict[str, Any]
+    rule_pack: dict[str, Any]
+    config: dict[str, Any]
+    model_card: dict[str, str]
+    versions: dict[str, str]
+    seed: int
+    device: str
+    compute: dict[str, object]
+    git: dict[str, Any] | None
+    started: str
+    finished: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_provenance(cfg: AuditConfig, inputs: Inputs, loaded: LoadedModel, engine: Engine, images_sha256: str,
+                     n_scored: int, n_skipped: int, started: str) -> Provenance:
+    heldout, pack = inputs.heldout, inputs.pack
+    return Provenance(
+        tool={"name": "model-audit", "version": __version__},
+        model={
+            "source": loaded.source,
+            "files": [{"path": str(p), "sha256": sha256_file(p)} for p in loaded.files],
+            "sha256": sha256_file(loaded.files[0]) if loaded.files else None,
+            "allow_pickle": loaded.pickled,
+            "name": cfg.model.name,
+            "version": cfg.model.version,
+        },
+        data={
+            "source": inputs.source,
+            "manifest_sha256": sha256_file(heldout.manifest) if heldout.manifest else None,
+            "images_sha256": images_sha256,
+            "n_listed": len(heldout.records),
+            "n_scored": n_scored,
+            "n_skipped": n_skipped,
+        },
+        rule_pack={"name": pack.name, "path": str(pack.path), "sha256": sha256_file(pack.path),
+                   "extends": [{"path": str(f), "sha256": sha256_file(f)} for f in pack.files[1:]]},
+        config=cfg.to_jsonable(),
+        model_card=cfg.model_card.model_dump(),
+        versions=package_versions(),
+        seed=cfg.seed,
+        device=str(engine.device),
+        compute=engine.compute.describe(),
+        git=git_state(cfg.base_dir),
+        started=started,
+        finished=now(),
+    )

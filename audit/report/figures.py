@@ -20,7 +20,7 @@ from matplotlib import colormaps
 from matplotlib.colors import Normalize, TwoSlopeNorm
 from PIL import Image
 
-from ..scoring import Calibration
+from ..scoring.classification import Calibration
 
 CELL_PX = 96  # pixels of a sample cell: 1:1 with the HTML grid, ~140 dpi at its printed 17 mm
 ROI_COLOR = np.array([0.0, 1.0, 1.0])  # cyan outline

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import RenderError
-from ..mapstore import MAPS_FILE, save_maps
-from ..runner import AuditResult
+from ..maps.store import MAPS_FILE, save_maps
+from ..result import AuditResult
 from .context import build_context
 from .junit import build_junit
 from .render import render_html, render_pdf
@@ -66,7 +66,7 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) ->
         raise RenderError(f"{out_dir}: cannot create the output folder: {e.strerror or e}") from None
     written: dict[str, str] = {}
     try:
-        kept = result.extras.get("kept_maps") or {}
+        kept = result.explanations.kept
         if result.config.report.save_maps and kept:
             save_maps(tmp / MAPS_FILE, kept)
             written["maps"] = MAPS_FILE
@@ -75,7 +75,7 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) ->
         (tmp / "results.json").write_text(results_text, encoding="utf-8")
         document_id = hashlib.sha256(results_text.encode("utf-8")).hexdigest()[:12]
         written["json"] = "results.json"
-        (tmp / "summary.md").write_text(build_summary(results), encoding="utf-8")
+        (tmp / "summary.md").write_text(build_summary(results, result.task.headline(result.metrics)), encoding="utf-8")
         written["summary"] = "summary.md"
         if "junit" in formats:
             (tmp / "report.junit.xml").write_text(build_junit(results), encoding="utf-8")

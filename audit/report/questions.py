@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from ..runner import AuditResult, ExplainerOutcome
+from ..maps.explain import ExplainerOutcome
+from ..result import AuditResult
 
 
 def _norm(m: np.ndarray) -> np.ndarray:
@@ -35,7 +36,7 @@ def _roi_share(e: ExplainerOutcome, r: AuditResult) -> tuple[float, int] | None:
     assert e.maps is not None
     shares = []
     for sid, m in zip(e.maps.ids, e.maps.maps, strict=True):
-        view = r.views.get(sid)
+        view = r.views.samples.get(sid)
         if view is None or view.roi is None:
             continue
         pos = np.clip(np.nan_to_num(m), 0, None)
@@ -69,13 +70,14 @@ def explainer_questions(r: AuditResult) -> list[dict[str, Any]]:
     flagged, tested = _sanity(r)
     pr = r.predictions
     out = []
-    for e in r.explanations:
+    for e in r.explanations.outcomes:
         if e.status != "ok" or e.maps is None:
             out.append({"name": e.name, "title": e.title, "value": "—", "meaningful": "—", "expected": "—",
                         "todo": f"Not shown: {e.reason}"})
             continue
         rows = pr.index_of(list(e.maps.ids))
-        correct = pr.correct[rows]
+        outcome = r.task.outcome(pr)
+        correct = outcome[rows] if outcome is not None else np.ones(len(rows), dtype=bool)
         maps = np.stack([_norm(m) for m in e.maps.maps])
         zero = int(sum(1 for m in e.maps.maps if not np.any(m)))
         if correct.any() and (~correct).any():

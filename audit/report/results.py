@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import SCHEMA_VERSION
-from ..runner import AuditResult
+from ..result import AuditResult
 from ..types import Finding, Pick
 
 
@@ -56,7 +56,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
 
 def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any]:
     """The results.json document; ``maps_file`` names the maps.npz written beside it, if any."""
-    m, classes = r.metrics, r.classes
+    classes = r.classes
     samples: dict[str, Any] = {c: [_pick(p, classes) for p in r.picks.overall.get(c, ())]
                                for c in ("correct", "incorrect", "borderline")}
     samples["per_class"] = {
@@ -71,60 +71,26 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         "summary": {
             "rules": counts,
             "blocking": [f.rule for f in r.findings if f.blocking],
-            "n_samples": m.n,
+            "n_samples": r.metrics.n,
             "n_listed": r.n_listed,
             "n_skipped": len(r.skipped),
         },
         "classes": list(classes),
-        "metrics": {
-            "accuracy": m.accuracy,
-            "accuracy_ci95": list(m.accuracy_ci),
-            "balanced_accuracy": m.balanced_accuracy,
-            "macro_f1": m.macro_f1,
-            "weighted_f1": m.weighted_f1,
-            "nll": m.nll,
-            "brier": m.brier,
-            "top_k_accuracy": {str(k): v for k, v in m.top_k.items()},
-            "ece": m.calibration.ece,
-            "mce": m.calibration.mce,
-            "per_class": [
-                {"class": c.name, "precision": c.precision, "recall": c.recall, "f1": c.f1, "support": c.support}
-                for c in m.per_class
-            ],
-            "subgroups": [
-                {"column": g.column, "value": g.value, "n": g.n, "accuracy": g.accuracy,
-                 "accuracy_ci95": list(g.accuracy_ci), "balanced_accuracy": g.balanced_accuracy,
-                 "macro_f1": g.macro_f1}
-                for g in m.subgroups
-            ],
-        },
-        "confusion_matrix": {"counts": m.confusion, "normalized": m.confusion_normalized},
-        "calibration": {
-            "bins": len(m.calibration.bin_counts),
-            "bin_edges": list(m.calibration.bin_edges),
-            "count": list(m.calibration.bin_counts),
-            "confidence": list(m.calibration.bin_confidence),
-            "accuracy": list(m.calibration.bin_accuracy),
-        },
+        **r.task.results_sections(r.metrics),
         "samples": samples,
         "explainers": [
             {"name": e.name, "status": e.status, "reason": e.reason, "signed": e.signed,
              "n_maps": 0 if e.maps is None else len(e.maps.ids)}
-            for e in r.explanations
+            for e in r.explanations.outcomes
         ],
         "rules": [finding_dict(f) for f in r.findings],
         "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
-        "predictions": {
-            "ids": [str(s) for s in r.predictions.ids],
-            "labels": r.predictions.labels,
-            "predicted": r.predictions.preds,
-            "confidence": r.predictions.confidence,
-        },
-        "provenance": dict(r.provenance),
+        "predictions": r.task.predictions_json(r.predictions),
+        "provenance": r.provenance.as_dict(),
     }
     out["maps_file"] = maps_file
-    if "comparison" in r.extras:
-        out["comparison"] = r.extras["comparison"]
+    if r.comparison is not None:
+        out["comparison"] = r.comparison.data
     return jsonable(out)
 
 

@@ -10,8 +10,8 @@ def _f(v: Any) -> str:
     return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
 
-def build_summary(results: Mapping[str, Any]) -> str:
-    m = results["metrics"]
+def build_summary(results: Mapping[str, Any], headline: str) -> str:
+    """``headline``: the task's one line of key figures."""
     icon = "✅" if results["verdict"] == "pass" else "❌"
     lines = [f"## {icon} model-audit `{results['name']}`: **{results['verdict'].upper()}**", ""]
     bad = [r for r in results["rules"] if r["status"] in ("fail", "error", "warn")]
@@ -22,10 +22,7 @@ def build_summary(results: Mapping[str, Any]) -> str:
             lines.append(f"| `{r['id']}` | {r['status']} | {_f(r['value'])} | {_f(r['threshold'])} | {msg} |")
     else:
         lines.append("Every rule passed.")
-    lo, hi = m["accuracy_ci95"]
-    lines += ["", (f"Accuracy {_f(m['accuracy'])} (95 % CI {_f(lo)}–{_f(hi)}), balanced accuracy "
-                   f"{_f(m['balanced_accuracy'])}, macro F1 {_f(m['macro_f1'])}, ECE {_f(m['ece'])}, "
-                   f"n = {results['summary']['n_samples']}.")]
+    lines += ["", headline]
     comp = results.get("comparison")
     if comp:
         lines += ["", "Changes since baseline:"]

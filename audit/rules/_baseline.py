@@ -6,9 +6,9 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-from ..evidence import Evidence
 from ..types import Finding
 from .base import Rule
+from .evidence import Evidence
 
 NO_BASELINE = "this rule compares with a released model: run with --baseline RESULTS"
 
@@ -19,7 +19,7 @@ class BaselineRule(Rule):
     phase = "comparison"
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        comp = evidence.extras.get("comparison")
+        comp = evidence.comparison
         if not isinstance(comp, Mapping):
             return [self.error(NO_BASELINE)]
         return self.compare(comp, evidence)

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..engine.probe import ModelProbe
 from ..errors import AuditError
-from ..evidence import Evidence
-from ..mapstats import map_problem, positive_part, share_inside  # noqa: F401 - re-exported for the rules
-from ..probe import ModelProbe
+from ..maps.stats import map_problem, positive_part, share_inside  # noqa: F401 - re-exported for the rules
+from .evidence import Evidence
 
 MAX_EVIDENCE_IDS = 12
 

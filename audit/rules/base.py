@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..types import Finding, Severity, Status
 
 if TYPE_CHECKING:
-    from ..evidence import Evidence
+    from .evidence import Evidence
 
 
 class RuleParams(BaseModel):
@@ -33,7 +33,7 @@ class Rule(ABC):
     title: ClassVar[str]
     Params: ClassVar[type[RuleParams]] = RuleParams
     # "main" rules read the audit's evidence; "comparison" rules run afterwards and read
-    # evidence.extras["comparison"] (the diff against a baseline results.json)
+    # evidence.comparison (the diff against a baseline results.json)
     phase: ClassVar[str] = "main"
 
     def __init__(self, params: RuleParams) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..evidence import Evidence
 from ..types import Finding
 from .base import Rule, RuleParams
+from .evidence import Evidence
 
 
 class ClassRecallParams(RuleParams):

@@ -36,10 +36,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from ..evidence import Evidence
 from ..types import Finding
 from ._shortcuts import MAX_EVIDENCE_IDS, pct, rnd
 from .base import Rule, RuleParams
+from .evidence import Evidence
 
 
 class ConfounderMetadataParams(RuleParams):

@@ -22,17 +22,14 @@ All model calls go through ``probe.map_over_perturbations`` (batched on the prob
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from ..evidence import Evidence
-from ..probe import ModelProbe
 from ..types import Finding
+from ._regions import BoxRegion, RegionName, build_regions
 from ._shortcuts import (
     MAX_EVIDENCE_IDS,
     explainer_title,
@@ -44,29 +41,9 @@ from ._shortcuts import (
     rnd,
     scope_words,
 )
+from ._swap import Donors, ImageSource, region_probs
 from .base import Rule, RuleParams
-
-RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top", "bottom", "left",
-                     "right", "full"]
-CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
-BANDS = ("border", "top", "bottom", "left", "right")
-
-
-class BoxRegion(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 (x1, y1 exclusive)")
-    units: Literal["px", "fraction"] = Field(default="px", description="model-input pixels or fractions of the image")
-    name: str = ""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BoxRegion:
-        x0, y0, x1, y1 = self.box
-        if not (x1 > x0 >= 0 and y1 > y0 >= 0):
-            raise ValueError(f"box {self.box} must have 0 <= x0 < x1 and 0 <= y0 < y1")
-        if self.units == "fraction" and (x1 > 1 or y1 > 1):
-            raise ValueError(f"box {self.box} in units 'fraction' must lie within 0..1")
-        return self
+from .evidence import Evidence
 
 
 class ConfounderRegionParams(RuleParams):
@@ -100,158 +77,11 @@ class ConfounderRegionParams(RuleParams):
         return self
 
 
-@dataclass(frozen=True)
-class Region:
-    key: str
-    label: str  # plain words for messages
-    mask: np.ndarray  # (H, W) bool
-
-
-def _corner(name: str, H: int, W: int, sw: int, sh: int) -> Region:
-    m = np.zeros((H, W), dtype=bool)
-    top, left = name.startswith("top"), name.endswith("left")
-    ys = slice(0, sh) if top else slice(H - sh, H)
-    xs = slice(0, sw) if left else slice(W - sw, W)
-    m[ys, xs] = True
-    words = name.replace("_", "-")
-    return Region(name, f"{words} corner box {sw}×{sh} px (x {xs.start}–{xs.stop}, y {ys.start}–{ys.stop})", m)
-
-
-def _band(name: str, H: int, W: int, b: int) -> Region:
-    m = np.zeros((H, W), dtype=bool)
-    if name in ("border", "top"):
-        m[:b, :] = True
-    if name in ("border", "bottom"):
-        m[H - b:, :] = True
-    if name in ("border", "left"):
-        m[:, :b] = True
-    if name in ("border", "right"):
-        m[:, W - b:] = True
-    label = f"border frame {b} px wide" if name == "border" else f"{name} band {b} px"
-    return Region(name, label, m)
-
-
-def build_regions(p: ConfounderRegionParams, H: int, W: int) -> list[Region]:
-    sw = p.size_px if p.size_px is not None else max(1, round(p.size * W))
-    sh = p.size_px if p.size_px is not None else max(1, round(p.size * H))
-    sw, sh = min(sw, W), min(sh, H)
-    b = p.band_px if p.band_px is not None else max(1, round(p.band * min(H, W)))
-    b = min(b, max(1, min(H, W) // 2 - 1))
-    out: dict[str, Region] = {}
-    wanted: list[RegionName | BoxRegion] = list(p.regions)
-    if p.sweep:
-        wanted += [*CORNERS, *BANDS]  # type: ignore[list-item]
-    for i, r in enumerate(wanted):
-        if isinstance(r, BoxRegion):
-            x0, y0, x1, y1 = r.box
-            if r.units == "fraction":
-                x0, x1, y0, y1 = x0 * W, x1 * W, y0 * H, y1 * H
-            c0, c1 = int(np.floor(x0)), int(np.ceil(min(x1, W)))
-            r0, r1 = int(np.floor(y0)), int(np.ceil(min(y1, H)))
-            m = np.zeros((H, W), dtype=bool)
-            m[r0:r1, c0:c1] = True
-            if not m.any():
-                raise ValueError(f"region {r.box} ({r.units}) lies outside the {W}×{H} model input")
-            key = r.name or f"box{i}"
-            out[key] = Region(key, f"box{' ' + repr(r.name) if r.name else ''} x {c0}–{c1}, y {r0}–{r1} px", m)
-        elif r in CORNERS:
-            out.setdefault(r, _corner(r, H, W, sw, sh))
-        elif r == "full":
-            out.setdefault(r, Region("full", "whole image", np.ones((H, W), dtype=bool)))
-        else:
-            out.setdefault(r, _band(r, H, W, b))
-    return list(out.values())
-
 
 REPLACE_WORDS = {"swap": "swapping in that region from images of other classes",
                  "mean": "replacing that region with the image's mean colour",
                  "blur": "blurring that region", "noise": "replacing that region with noise",
                  "greyscale": "removing the colour of that region (greyscale)"}
-
-
-@dataclass(frozen=True)
-class Donors:
-    """Images whose regions are swapped in: up to ``donors_per_class`` held-out images per true class."""
-
-    ids: np.ndarray  # (m,) str
-    labels: np.ndarray  # (m,) true class
-    images: ImageSource
-    rois: list[np.ndarray | None]
-    max_overlap: float
-
-    @classmethod
-    def build(cls, evidence: Evidence, probe: ModelProbe, p: ConfounderRegionParams) -> Donors:
-        pr = evidence.predictions
-        rng = evidence.rng(f"{p.id}:donor-pool")
-        rows: list[int] = []
-        for c in range(len(evidence.classes)):
-            r = np.flatnonzero(pr.labels == c)
-            if len(r) > p.donors_per_class:
-                r = np.sort(rng.choice(r, size=p.donors_per_class, replace=False))
-            rows.extend(int(i) for i in r)
-        ids = [str(pr.ids[i]) for i in rows]
-        return cls(np.array(ids, dtype=object), pr.labels[rows], ImageSource(probe, ids),
-                   [probe.roi(s) for s in ids], p.max_roi_overlap)
-
-    def pick(self, reg: Region, ids: list[str], pred: np.ndarray, rng: np.random.Generator
-             ) -> tuple[np.ndarray, np.ndarray]:
-        """For each sample, a donor of another true class than its prediction and one of the same class
-        (indices into the pool; -1 when none). Donors whose ROI covers the region are not used."""
-        area = reg.mask.sum()
-        ok = np.array([r is None or (r & reg.mask).sum() / area <= self.max_overlap for r in self.rois], dtype=bool)
-        other = np.full(len(ids), -1)
-        same = np.full(len(ids), -1)
-        for i, (sid, c) in enumerate(zip(ids, pred, strict=True)):
-            o = np.flatnonzero(ok & (self.labels != c))
-            s_ = np.flatnonzero(ok & (self.labels == c) & (self.ids != sid))
-            if len(o):
-                other[i] = int(rng.choice(o))
-            if len(s_):
-                same[i] = int(rng.choice(s_))
-        return other, same
-
-
-class ImageSource:
-    """Model inputs for a list of ids: held in memory when small, else decoded per chunk (bounded memory)."""
-
-    def __init__(self, probe: ModelProbe, ids: list[str], budget_values: int = 1 << 26) -> None:
-        self.probe, self.ids = probe, ids
-        per = probe.preprocess.channels * probe.input_size[0] * probe.input_size[1]
-        self.chunk = max(1, (budget_values // 4) // per)
-        self.all = probe.images(ids) if len(ids) * per <= budget_values else None
-
-    def get(self, rows: np.ndarray) -> torch.Tensor:
-        if self.all is not None:
-            return self.all[torch.from_numpy(np.asarray(rows, dtype=np.int64))]
-        return self.probe.images([self.ids[int(i)] for i in rows])
-
-
-def region_probs(probe: ModelProbe, src: ImageSource, rows: np.ndarray, mask: np.ndarray,
-                 fill: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
-                 donors: ImageSource | None = None, donor_idx: np.ndarray | None = None) -> np.ndarray:
-    """Probabilities of the images ``rows`` with the ``mask`` region replaced, in memory-bounded chunks.
-
-    With ``donors`` the region comes from donor image ``donor_idx[row]`` (a swap; donors travel to the
-    device as extra channels), else from ``fill(batch, mask)``.
-    """
-    out = [np.zeros((0, probe.predictions.num_classes))]
-    m = torch.from_numpy(mask)
-    for s in range(0, len(rows), src.chunk):
-        r = rows[s:s + src.chunk]
-        x = src.get(r)
-        if donors is not None and donor_idx is not None:
-            C = x.shape[1]
-            packed = torch.cat([x, donors.get(donor_idx[r])], dim=1)
-
-            def perturb(b: torch.Tensor, C: int = C) -> torch.Tensor:
-                mm = m.to(b.device, b.dtype)[None, None]
-                return b[:, :C] * (1.0 - mm) + b[:, C:] * mm
-
-            out.append(probe.map_over_perturbations(packed, perturb))
-        else:
-            assert fill is not None
-            out.append(probe.map_over_perturbations(x, lambda b: fill(b, m)))
-    return np.concatenate(out)
 
 
 class ConfounderRegion(Rule):
@@ -437,3 +267,4 @@ class ConfounderRegion(Rule):
             msg = (f"no tested region ({', '.join(r_.key for r_ in regions)}) drives the predictions ({lim_words}). "
                    f"Closest: {msg}")
         return [self.finding(bool(n_failed), msg, worst[crit], limits[crit], ev_ids, details)]
+

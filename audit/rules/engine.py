@@ -6,9 +6,9 @@ import logging
 from collections.abc import Sequence
 
 from ..errors import AuditError
-from ..evidence import Evidence
 from ..types import Finding
 from .base import Rule
+from .evidence import Evidence
 
 log = logging.getLogger(__name__)
 

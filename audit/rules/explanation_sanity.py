@@ -21,11 +21,11 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import AuditError
-from ..evidence import Evidence
-from ..mapstats import spearman_abs, ssim_abs
+from ..maps.stats import spearman_abs, ssim_abs
 from ..types import Finding
 from ._shortcuts import explainer_title, require_probe, rnd, scope_words
 from .base import Rule, RuleParams
+from .evidence import Evidence
 
 
 class ExplanationSanityParams(RuleParams):

@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from ..engine.probe import ModelProbe
 from ..errors import AuditError
-from ..evidence import Evidence
-from ..probe import ModelProbe
 from ..types import Finding
 from ._shortcuts import MAX_EVIDENCE_IDS, chunk_rows, explainer_title, gaussian_blur, require_probe, rnd, scope_words
 from .base import Rule, RuleParams
+from .evidence import Evidence
 
 
 class FaithfulnessParams(RuleParams):

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..evidence import Evidence
-from ..scoring import SCALAR_METRICS
+from ..scoring.classification import SCALAR_METRICS
 from ..types import Finding
 from .base import Rule, RuleParams
+from .evidence import Evidence
 
 
 class MetricParams(RuleParams):
@@ -32,8 +32,9 @@ class _MetricRule(Rule):
             failed = value > p.threshold
             rel = "above the ceiling" if failed else "at or below the ceiling"
         extra = ""
-        if p.metric == "accuracy":
-            lo, hi = evidence.metrics.accuracy_ci
+        ci = evidence.metrics.interval(p.metric)
+        if ci is not None:
+            lo, hi = ci
             extra = f" (95 % CI {lo:.3f}–{hi:.3f})"
         msg = f"{p.metric} = {value:.4f}{extra}, {rel} {p.threshold:.4f}"
         return [self.finding(failed, msg, value, p.threshold)]

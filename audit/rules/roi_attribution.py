@@ -16,7 +16,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.ndimage import distance_transform_edt
 
-from ..evidence import Evidence
 from ..types import Finding
 from ._shortcuts import (
     MAX_EVIDENCE_IDS,
@@ -30,6 +29,7 @@ from ._shortcuts import (
     scope_words,
 )
 from .base import Rule, RuleParams
+from .evidence import Evidence
 
 
 class ClassOverride(BaseModel):

@@ -25,7 +25,6 @@ from pydantic import Field
 from scipy.ndimage import binary_dilation
 from sklearn.cluster import SpectralClustering
 
-from ..evidence import Evidence
 from ..types import Finding
 from ._shortcuts import (
     MAX_EVIDENCE_IDS,
@@ -40,6 +39,7 @@ from ._shortcuts import (
     scope_words,
 )
 from .base import Rule, RuleParams
+from .evidence import Evidence
 
 
 class ShortcutDiscoveryParams(RuleParams):

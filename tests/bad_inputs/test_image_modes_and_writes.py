@@ -18,7 +18,7 @@ from badinput_helpers import FAST, drop_sections, edit_manifest, invoke, leftove
 from PIL import Image
 
 import audit.runner
-from audit.loading.data import open_image
+from audit.loading.decode import open_image
 
 ORIGINAL = {}  # file name -> original 8-bit grayscale pixels, filled by _convert
 

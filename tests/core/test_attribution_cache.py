@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.probe import ModelProbe
+from audit.engine.probe import ModelProbe
 
 runner = CliRunner()
 SMALL_BATCHES = ["--set", "explainers.batch_size=2", "--set", 'explainers.methods=["gradcam", "smoothgrad"]']
@@ -96,7 +96,7 @@ def test_changed_explainer_options_do_not_reuse_maps(tiny, tmp_path, counted):
 
 def test_interrupted_scoring_resumes_at_the_last_checkpoint(tiny, tmp_path, monkeypatch):
     """45 images in batches of 16, progress saved after every batch: a stop in the third batch resumes at 32."""
-    from audit.loading.data import ImageDataset
+    from audit.loading.dataset import ImageDataset
 
     original = ImageDataset.__getitem__
 

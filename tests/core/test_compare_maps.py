@@ -10,10 +10,10 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.compare import compare_results
-from audit.compare_maps import compare_explainer
+from audit.compare.results import compare_results
 from audit.errors import DataError
-from audit.mapstore import StoredMaps, load_maps, save_maps
+from audit.maps.compare import compare_explainer
+from audit.maps.store import StoredMaps, load_maps, save_maps
 
 runner = CliRunner()
 

@@ -8,9 +8,9 @@ from torch import nn
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.compute import resolve_compute
 from audit.demo.model import DemoCNN
-from audit.mapstore import load_maps
+from audit.engine.compute import resolve_compute
+from audit.maps.store import load_maps
 
 runner = CliRunner()
 

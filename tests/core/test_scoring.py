@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support
 
-from audit.scoring import bootstrap_accuracy_ci, calibration, score
+from audit.scoring.classification import bootstrap_accuracy_ci, calibration, score
 from audit.types import Predictions
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from audit.selection import select_samples
+from audit.selection.classification import select_samples
 from audit.types import Predictions
 
 PROBS = np.array([

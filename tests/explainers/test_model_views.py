@@ -12,7 +12,7 @@ from torch import nn
 
 from audit.errors import ExplainerError
 from audit.explainers import build_explainer
-from audit.explainers.views import embed_2d, linear_probe_per_layer, penultimate_features
+from audit.views.features import embed_2d, linear_probe_per_layer, penultimate_features
 
 
 def test_feature_inversion_cuts_feature_distance_by_80_percent(cnn: nn.Module, batch: tuple) -> None:

@@ -29,15 +29,16 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from audit.evidence import Evidence
+from audit.engine.probe import ModelProbe
 from audit.explainers import Explainer
-from audit.loading.data import Preprocess, SampleRecord
-from audit.probe import ModelProbe
-from audit.scoring import score
+from audit.loading.listing import SampleRecord
+from audit.loading.preprocess import Preprocess
+from audit.rules.evidence import Evidence
+from audit.scoring.classification import score
 from audit.types import Picks, Predictions
 
 try:
-    from audit.selection import select_samples
+    from audit.selection.classification import select_samples
 except ImportError:  # pragma: no cover - the selection module is the lead's
     select_samples = None
 
@@ -290,9 +291,8 @@ def build_evidence(zm: ZooModel, explainers: tuple[str, ...] = ("gradcam",), see
     metrics = score(preds, CLASSES, np.random.default_rng(seed))
     picks = (select_samples(preds, CLASSES, 4, 2) if select_samples is not None
              else Picks(overall={}, per_class={}))
-    probe = ModelProbe(model=zm.model, records=records, preprocess=PREPROCESS, predictions=preds,
-                       device=torch.device("cpu"), seed=seed, batch_size=256, explain_batch_size=64,
-                       dataset_mean=x.mean(0))
+    probe = ModelProbe.local(zm.model, records, PREPROCESS, preds, classes=CLASSES, seed=seed, batch_size=256,
+                             explain_batch_size=64, dataset_mean=x.mean(0))
     return Evidence(classes=CLASSES, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=seed,
                     explainers=explainers, n_listed=len(ids))
 

@@ -17,7 +17,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from .types import Predictions
+from ..types import Predictions
 
 ECE_BINS = 15
 BOOTSTRAP_RESAMPLES = 1000
@@ -92,6 +92,10 @@ class Metrics:
             if k in self.top_k:
                 return self.top_k[k]
         raise KeyError(f"unknown metric {name!r}; known: {', '.join(SCALAR_METRICS)}, top_<k>_accuracy")
+
+    def interval(self, name: str) -> tuple[float, float] | None:
+        """The 95 % bootstrap interval of a headline metric, where one is computed."""
+        return self.accuracy_ci if name == "accuracy" else None
 
 
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "ece", "mce", "nll", "brier")

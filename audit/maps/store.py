@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .types import AttributionSet
+from ..errors import DataError
+from ..types import AttributionSet
 
 MAPS_FILE = "maps.npz"
 FORMAT_VERSION = 1
@@ -98,7 +98,7 @@ def maps_beside(results_path: str | Path) -> Path | None:
 def from_attributions(aset: AttributionSet, labels: np.ndarray, roi_of: Callable[[str], np.ndarray | None]
                       ) -> StoredMaps:
     """A StoredMaps from an explainer's maps, with the ROI share of each map."""
-    from .mapstats import roi_share
+    from .stats import roi_share
 
     shares = np.array([roi_share(m, roi_of(sid)) for sid, m in zip(aset.ids, aset.maps, strict=True)])
     return StoredMaps(explainer=aset.explainer, ids=tuple(aset.ids), targets=np.asarray(aset.targets, np.int64),

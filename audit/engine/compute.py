@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 

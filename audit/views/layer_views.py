@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import AuditError
-from .explainers import build_explainer
-from .explainers.feature_inversion import FeatureInversion
-from .explainers.layer_activations import LayerActivations
-from .loading.data import Preprocess
-from .probe import ModelProbe
-from .views import probe_layers
+from ..engine.probe import ModelProbe
+from ..errors import AuditError
+from ..explainers import build_explainer
+from ..explainers.feature_inversion import FeatureInversion
+from ..explainers.layer_activations import LayerActivations
+from ..loading.preprocess import Preprocess
+from .model_views import probe_layers
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from ..errors import ExplainerError
-from ._common import capture
-from .layers import last_linear, named_module
+from ..explainers._common import capture
+from ..explainers.layers import last_linear, named_module
 
 Batches = torch.Tensor | Iterable[torch.Tensor] | Iterable[tuple[torch.Tensor, ...]]
 

@@ -1,50 +1,75 @@
-"""The one service through which rules and the runner call the model: batched, cached, hook-safe.
-
-Everything that needs the model after scoring (explanations, counterfactual probes, deletion curves,
-randomisation tests) goes through ``ModelProbe`` so that batching, device placement and caching live in
-one place.
-"""
+"""The one service through which rules and the stages after scoring reach the model: data access, explainers
+and attribution caching, with every model pass delegated to the engine (batching and device placement live
+there)."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .cache import AttributionStore
+from ..explainers import ExplainContext, Explainer, build_explainer
+from ..loading.dataset import ImageDataset
+from ..loading.listing import SampleRecord
+from ..loading.preprocess import Preprocess
+from ..loading.roi import roi_mask
+from ..tasks import Task
+from ..tasks.multiclass import MulticlassTask
+from ..types import AttributionSet, Predictions
+from .attribution_store import AttributionStore
+from .base import Engine
 from .compute import Compute
-from .errors import ExplainerError
-from .explainers import ExplainContext, Explainer, build_explainer
-from .loading.data import ImageDataset, Preprocess, SampleRecord, roi_mask
-from .types import AttributionSet, Predictions
+from .local import LocalEngine
 
 
 @dataclass
 class ModelProbe:
-    model: nn.Module  # in eval mode, on ``device``
-    records: Sequence[SampleRecord]
+    engine: Engine
+    records: Sequence[SampleRecord]  # the scored samples, in prediction-row order
     preprocess: Preprocess
     predictions: Predictions
-    device: torch.device
     seed: int = 0
-    batch_size: int = 64
-    explain_batch_size: int = 16
     explainer_options: dict[str, dict] = field(default_factory=dict)
     dataset_mean: torch.Tensor | None = None
     attribution_store: Callable[[str], AttributionStore] | None = None  # disk cache per explainer name
-    compute: Compute | None = None  # autocast / memory format of inference passes (explainers: float32 always)
     _attr_cache: dict[tuple[str, str, int], np.ndarray] = field(default_factory=dict, repr=False)
     _roi_cache: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
     _explainers: dict[str, Explainer] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def local(cls, model: nn.Module, records: Sequence[SampleRecord], preprocess: Preprocess, predictions: Predictions,
+              classes: Sequence[str] | None = None, device: torch.device | None = None, seed: int = 0,
+              batch_size: int = 64, explain_batch_size: int = 16, task: Task | None = None,
+              compute: Compute | None = None, **kwargs: Any) -> ModelProbe:
+        """A probe over ``model`` in the local engine, without the runner (tests, benchmarks, notebooks).
+        ``classes`` default to class_0..class_{K-1}; ``task`` defaults to multiclass over them."""
+        names = tuple(classes) if classes is not None else tuple(f"class_{i}" for i in range(predictions.num_classes))
+        engine = LocalEngine(model, task or MulticlassTask(names), compute or Compute(device or torch.device("cpu")),
+                             batch_size=batch_size, explain_batch_size=explain_batch_size)
+        return cls(engine=engine, records=records, preprocess=preprocess, predictions=predictions, seed=seed, **kwargs)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.engine.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @property
+    def task(self) -> Task:
+        return self.engine.task
+
     # ---- data -------------------------------------------------------------------------------
     @property
     def input_size(self) -> tuple[int, int]:
-        assert self.preprocess.size is not None
+        if self.preprocess.size is None:
+            raise ValueError("data.image_size is not set")
         return self.preprocess.size
 
     def _rows(self, ids: Sequence[str]) -> np.ndarray:
@@ -68,38 +93,16 @@ class ModelProbe:
     def has_roi(self) -> bool:
         return any(r.roi_box is not None or r.roi_mask is not None for r in self.records)
 
-    # ---- model calls ------------------------------------------------------------------------
-    def _batches(self, x: torch.Tensor, size: int) -> Iterator[torch.Tensor]:
-        for s in range(0, x.shape[0], size):
-            yield x[s:s + size]
-
+    # ---- model passes (run by the engine) ---------------------------------------------------
     def probs(self, x: torch.Tensor, model: nn.Module | None = None) -> np.ndarray:
-        """Softmax outputs (n, C) for a CPU or device tensor of inputs, batched."""
-        m = model if model is not None else self.model
-        out = []
-        comp = self.compute or Compute(self.device)
-        with torch.inference_mode(), comp.inference():
-            for b in self._batches(x, self.batch_size):
-                logits = m(comp.to_device(b))
-                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64))
-        if not out:
-            return np.zeros((0, self.predictions.num_classes))
-        return np.concatenate(out)
+        """Task scores (n, K) for a CPU or device tensor of inputs, batched."""
+        return self.engine.outputs(x, model)
 
     def map_over_perturbations(
         self, x: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor], model: nn.Module | None = None
     ) -> np.ndarray:
-        """Probabilities of ``perturb(batch)`` for every batch of ``x`` (perturbation done on the device)."""
-        m = model if model is not None else self.model
-        out = []
-        comp = self.compute or Compute(self.device)
-        with torch.inference_mode():
-            for b in self._batches(x, self.batch_size):
-                pb = perturb(comp.to_device(b))
-                with comp.inference():
-                    logits = m(pb)
-                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64))
-        return np.concatenate(out) if out else np.zeros((0, self.predictions.num_classes))
+        """Task scores of ``perturb(batch)`` for every batch of ``x`` (perturbation done on the device)."""
+        return self.engine.map_over_perturbations(x, perturb, model)
 
     # ---- explanations ------------------------------------------------------------------------
     def explainer(self, name: str) -> Explainer:
@@ -112,35 +115,23 @@ class ModelProbe:
         self, name: str, x: torch.Tensor, targets: torch.Tensor | np.ndarray, model: nn.Module | None = None
     ) -> np.ndarray:
         """Maps (n, H, W) float32 for inputs ``x`` and targets, batched; ``model`` defaults to the audited one."""
-        m = model if model is not None else self.model
         ex = self.explainer(name)
-        ex.check(m)
-        t = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-        out = []
-        for s in range(0, x.shape[0], self.explain_batch_size):
-            xb = x[s:s + self.explain_batch_size].to(self.device)
-            tb = t[s:s + self.explain_batch_size].to(self.device)
-            maps = ex.explain(m, xb, tb)
-            if maps.dim() != 3 or maps.shape[0] != xb.shape[0]:
-                raise ExplainerError(f"explainer {name!r} returned shape {tuple(maps.shape)}, expected (B, H, W)")
-            out.append(maps.detach().float().cpu().numpy())
-        if not out:
+        ex.check(model if model is not None else self.model)
+        if x.shape[0] == 0:
             return np.zeros((0, *self.input_size), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+        return self.engine.explain(ex, x, np.asarray(targets), model)
 
     def targets_for(self, ids: Sequence[str], target: str | np.ndarray = "predicted") -> np.ndarray:
-        """Class explained per sample: the predicted class, the label, or given explicitly (one per id)."""
+        """Output column explained per sample: the task's target for the prediction or the label, or given
+        explicitly (one per id)."""
         if not isinstance(target, str):
             t = np.asarray(target, dtype=np.int64)
             if t.shape != (len(ids),):
                 raise ValueError(f"{len(ids)} sample ids but {t.shape} targets")
             return t
-        rows = self._rows(ids)
-        if target == "predicted":
-            return self.predictions.preds[rows]
-        if target == "label":
-            return self.predictions.labels[rows]
-        raise ValueError(f"target must be 'predicted' or 'label'; got {target!r}")
+        if target not in ("predicted", "label"):
+            raise ValueError(f"target must be 'predicted' or 'label'; got {target!r}")
+        return self.task.targets(self.predictions, self._rows(ids), target)  # type: ignore[arg-type]
 
     def attributions(self, name: str, ids: Sequence[str], target: str | np.ndarray = "predicted") -> AttributionSet:
         """Maps of explainer ``name`` for the given samples of the audited model, cached per sample."""
@@ -152,8 +143,8 @@ class ModelProbe:
             for (sid, t), mp in store.get([(sid, int(targets[i])) for i, sid in todo]).items():
                 self._attr_cache[(name, sid, t)] = mp
             todo = [(i, sid) for i, sid in todo if (name, sid, int(targets[i])) not in self._attr_cache]
-        for s in range(0, len(todo), self.explain_batch_size):
-            part = todo[s:s + self.explain_batch_size]  # one batch, stored as soon as it is done (resumable)
+        for s in range(0, len(todo), self.engine.explain_batch_size):
+            part = todo[s:s + self.engine.explain_batch_size]  # one batch, stored as soon as it is done (resumable)
             part_ids, part_t = [sid for _, sid in part], targets[[i for i, _ in part]]
             maps = self.explain_tensor(name, self.images(part_ids), part_t)
             if store is not None:

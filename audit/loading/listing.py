@@ -1,22 +1,19 @@
-"""The held-out set: an image folder or a CSV manifest, validated up front, decoded lazily."""
+"""The held-out set as listed: a CSV manifest or an image folder, validated up front (no image is decoded)."""
 
 from __future__ import annotations
 
 import csv
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from PIL import Image, ImageFile, UnidentifiedImageError
 
 from ..config import AuditConfig, DataConfig
 from ..errors import DataError
+from .roi import check_roi
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 ROI_BOX = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
@@ -154,18 +151,8 @@ def _read_manifest(cfg: DataConfig, manifest: Path, allow_outside: bool) -> Held
     recs = tuple(SampleRecord(label=int(lbl), **r) for lbl, r in zip(raw_labels, records, strict=True))
     for rec in recs:
         if rec.roi_box is not None or rec.roi_mask is not None:
-            _check_roi(rec)
+            check_roi(rec)
     return HeldOutSet(recs, classes, meta_cols, root, manifest)
-
-
-def _check_roi(rec: SampleRecord) -> None:
-    """Up front, from the image header: a ROI box lies inside its image, a mask has the image's size and a non-zero
-    pixel. An image whose header cannot be read is left to decoding, which fails or skips it (data.on_bad_image)."""
-    try:
-        w, h = image_size_of(rec.path)
-    except DataError:
-        return
-    roi_mask(rec, (h, w))
 
 
 def _read_folder(cfg: DataConfig, folder: Path) -> HeldOutSet:
@@ -212,166 +199,3 @@ def load_heldout(cfg: AuditConfig) -> HeldOutSet:
                 f"{', '.join(hs.metadata_columns) or 'none'})"
             )
     return hs
-
-
-@contextmanager
-def _strict_decoding() -> Iterator[None]:
-    """Truncated files are errors and decompression-bomb warnings are refusals while an image is decoded.
-    (WeasyPrint sets the process-wide ImageFile.LOAD_TRUNCATED_IMAGES = True on import, which would let a
-    truncated held-out image through as a partly black picture.)"""
-    prev = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = prev
-
-
-def open_image(path: Path, channels: int) -> Image.Image:
-    """Decode one image fully and convert it to L or RGB; errors name the file."""
-    try:
-        with _strict_decoding(), Image.open(path) as im:
-            im.load()
-            img = im
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{path}: image refused as a possible decompression bomb ({e})") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not a readable image (empty, corrupt or unknown format)") from None
-    except Exception as e:  # noqa: BLE001 - OSError, SyntaxError, ValueError, struct.error, … from a bad file
-        raise DataError(f"{path}: cannot decode image: {e}") from None
-    mode = img.mode
-    try:
-        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            arr = np.asarray(img, dtype=np.float64)
-            hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-            img = Image.fromarray(np.clip(np.nan_to_num(arr) / hi * 255.0, 0, 255).astype(np.uint8), mode="L")
-        target = "L" if channels == 1 else "RGB"
-        if img.mode != target:
-            if img.mode in ("RGBA", "LA", "P", "PA"):
-                img = img.convert("RGBA")
-                bg = Image.new("RGBA", img.size, (0, 0, 0, 255))
-                img = Image.alpha_composite(bg, img)
-            img = img.convert(target)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: unsupported image mode {mode!r} ({e})") from None
-    return img
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """Image -> normalised float tensor (C, H, W). Resizing stretches to image_size (no crop), so ROI
-    boxes map to input pixels by scaling."""
-
-    size: tuple[int, int] | None
-    channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        if self.size is not None and (img.height, img.width) != self.size:
-            img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        t = torch.from_numpy(arr.transpose(2, 0, 1).copy())
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
-        return (t - mean) / std
-
-    def unnormalize(self, x: torch.Tensor) -> np.ndarray:
-        """(C,H,W) tensor -> (H,W,3) float image in [0,1] for display."""
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
-        img = (x.detach().cpu().float() * std + mean).clamp(0, 1).numpy().transpose(1, 2, 0)
-        return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
-
-
-def make_preprocess(d: DataConfig) -> Preprocess:
-    c = d.channels
-    mean = tuple(d.mean) if d.mean else (0.0,) * c
-    std = tuple(d.std) if d.std else (1.0,) * c
-    if len(mean) == 1:
-        mean = mean * c
-    if len(std) == 1:
-        std = std * c
-    return Preprocess(d.image_size, c, mean, std)
-
-
-class ImageDataset(torch.utils.data.Dataset):
-    """Decodes records on demand. With ``skip_bad`` a bad image yields (index, None, reason)."""
-
-    def __init__(self, records: Sequence[SampleRecord], preprocess: Preprocess, skip_bad: bool = False) -> None:
-        self.records = records
-        self.preprocess = preprocess
-        self.skip_bad = skip_bad
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
-        rec = self.records[i]
-        try:
-            img = open_image(rec.path, self.preprocess.channels)
-            if self.preprocess.size is None:
-                raise DataError(f"{rec.path}: data.image_size is not set")
-            return i, self.preprocess(img), ""
-        except DataError as e:
-            msg = str(e) if rec.source in ("", str(rec.path)) else f"{rec.source}: {e}"  # name the manifest row
-            if self.skip_bad:
-                return i, None, msg
-            raise DataError(msg) from None
-
-
-def collate(batch: list[tuple[int, torch.Tensor | None, str]]) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[int, str]]]:
-    ok = [(i, x) for i, x, _ in batch if x is not None]
-    bad = [(i, err) for i, x, err in batch if x is None]
-    if not ok:
-        return torch.empty(0, dtype=torch.long), None, bad
-    idx = torch.tensor([i for i, _ in ok], dtype=torch.long)
-    return idx, torch.stack([x for _, x in ok]), bad
-
-
-def image_size_of(path: Path) -> tuple[int, int]:
-    """(width, height) from the header only."""
-    try:
-        with _strict_decoding(), Image.open(path) as im:
-            return im.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{path}: image refused as a possible decompression bomb ({e})") from None
-    except Exception as e:  # noqa: BLE001 - OSError, SyntaxError, … from a bad file
-        raise DataError(f"{path}: cannot read image header: {e}") from None
-
-
-def roi_mask(rec: SampleRecord, input_size: tuple[int, int]) -> np.ndarray | None:
-    """The sample's ROI as a boolean (H, W) mask in model-input pixels, or None when it has none."""
-    H, W = input_size
-    if rec.roi_box is None and rec.roi_mask is None:
-        return None
-    w0, h0 = image_size_of(rec.path)
-    if rec.roi_box is not None:
-        x0, y0, x1, y1 = rec.roi_box
-        if x1 > w0 or y1 > h0:
-            raise DataError(f"{rec.source}: ROI box {rec.roi_box} extends outside the {w0}x{h0} image")
-        sx, sy = W / w0, H / h0
-        m = np.zeros((H, W), dtype=bool)
-        c0, c1 = int(np.floor(x0 * sx)), int(np.ceil(x1 * sx))
-        r0, r1 = int(np.floor(y0 * sy)), int(np.ceil(y1 * sy))
-        m[max(r0, 0):min(r1, H), max(c0, 0):min(c1, W)] = True
-        return m
-    assert rec.roi_mask is not None
-    try:
-        with _strict_decoding(), Image.open(rec.roi_mask) as im:
-            im.load()
-            mask_img = im.convert("L")
-    except Exception as e:  # noqa: BLE001 - OSError, SyntaxError, DecompressionBombError, … from a bad file
-        raise DataError(f"{rec.source}: roi_mask {rec.roi_mask}: cannot decode: {e}") from None
-    if mask_img.size != (w0, h0):
-        raise DataError(
-            f"{rec.source}: roi_mask {rec.roi_mask} is {mask_img.size[0]}x{mask_img.size[1]} but the image is {w0}x{h0}"
-        )
-    m = np.asarray(mask_img.resize((W, H), Image.NEAREST)) > 0
-    if not m.any():
-        raise DataError(f"{rec.source}: roi_mask {rec.roi_mask} is empty (no non-zero pixel)")
-    return m

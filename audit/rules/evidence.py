@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
-from .probe import ModelProbe
-from .scoring import Metrics
-from .types import Picks, Predictions, SkippedSample
+from ..engine.probe import ModelProbe
+from ..tasks import TaskMetrics
+from ..types import Picks, Predictions, SkippedSample
 
 Scope = Literal["all", "correct", "incorrect", "picks"]
 
@@ -20,15 +20,14 @@ Scope = Literal["all", "correct", "incorrect", "picks"]
 class Evidence:
     classes: tuple[str, ...]
     predictions: Predictions
-    metrics: Metrics
+    metrics: TaskMetrics
     picks: Picks
     probe: ModelProbe | None
     seed: int = 0
     explainers: tuple[str, ...] = ()  # explainers configured for the report grid
     skipped: tuple[SkippedSample, ...] = ()
     n_listed: int = 0  # samples listed in the held-out set, skipped ones included
-    baseline: Mapping | None = None  # a previous results.json, when comparing
-    extras: Mapping[str, object] = field(default_factory=dict)
+    comparison: Mapping[str, Any] | None = None  # the diff against a baseline (comparison-phase rules read it)
 
     def rng(self, salt: str) -> np.random.Generator:
         """A generator that depends only on the audit seed and ``salt`` (e.g. the rule id)."""

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
-from .errors import AuditError
-from .explainers.views import embed_2d, linear_probe_per_layer
-from .probe import ModelProbe
+from ..engine.probe import ModelProbe
+from ..errors import AuditError
+from .features import embed_2d, linear_probe_per_layer
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 PAIRED_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 REPORTED_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "ece", "nll", "brier")

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .mapstats import spearman_abs, ssim_abs
-from .mapstore import StoredMaps
+from .stats import spearman_abs, ssim_abs
+from .store import StoredMaps
 
 LOWEST_LISTED = 5
 

@@ -1,0 +1,96 @@
+"""The Engine interface: every model pass of an audit runs through one engine.
+
+An engine runs (1) the scoring pass over the held-out set and (2) batched passes over tensors the stages
+prepare: plain inputs, perturbed inputs, and explanations. Stages and rules never loop over the model
+themselves, so an engine that runs elsewhere (a cluster) is one new module beside ``local.py``.
+Engines return task scores (``Task.to_scores`` of the outputs), never raw outputs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..explainers import Explainer
+from ..loading.listing import HeldOutSet
+from ..loading.preprocess import Preprocess
+from ..tasks import Task
+from ..types import Predictions, SkippedSample
+from .compute import Compute
+
+
+@dataclass(frozen=True)
+class ScoringProgress:
+    """Scoring done so far: every record before ``next_row`` (a batch boundary) has been scored or skipped."""
+
+    next_row: int
+    probs: np.ndarray  # (k, K) task scores
+    features: np.ndarray | None  # (k, D)
+    rows: np.ndarray  # (k,) positions in the held-out listing
+    skipped: tuple[SkippedSample, ...]
+    input_sum: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class PredictOutput:
+    """What the scoring pass produced."""
+
+    predictions: Predictions
+    skipped: tuple[SkippedSample, ...]
+    kept_rows: np.ndarray  # positions in the held-out listing of the scored samples
+    input_sum: torch.Tensor | None  # sum of model inputs (C,H,W), for a dataset-mean baseline
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How the scoring pass runs (what it computes does not depend on these)."""
+
+    batch_size: int = 64
+    num_workers: int = 0
+    skip_bad: bool = False
+    gather_features: bool = True
+    progress: bool | None = None
+    checkpoint: Callable[[ScoringProgress], None] | None = None
+    checkpoint_seconds: float = 30.0
+
+
+class Engine(ABC):
+    """Runs the audited model (and variants of it) for the stages."""
+
+    name: str = ""
+
+    def __init__(self, model: nn.Module, task: Task, compute: Compute, batch_size: int = 64,
+                 explain_batch_size: int = 16) -> None:
+        self.model = model  # in eval mode, on compute.device
+        self.task = task
+        self.compute = compute
+        self.batch_size = batch_size
+        self.explain_batch_size = explain_batch_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.compute.device
+
+    @abstractmethod
+    def score(self, heldout: HeldOutSet, preprocess: Preprocess, options: ScoringOptions,
+              resume: ScoringProgress | None = None) -> PredictOutput:
+        """One pass over the held-out set: task scores, penultimate features, skipped images."""
+
+    @abstractmethod
+    def outputs(self, x: torch.Tensor, model: nn.Module | None = None) -> np.ndarray:
+        """Task scores (n, K) of inputs ``x`` (CPU or device tensor), batched; ``model`` defaults to the audited one."""
+
+    @abstractmethod
+    def map_over_perturbations(self, x: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor],
+                               model: nn.Module | None = None) -> np.ndarray:
+        """Task scores of ``perturb(batch)`` for every batch of ``x`` (the perturbation runs on the device)."""
+
+    @abstractmethod
+    def explain(self, explainer: Explainer, x: torch.Tensor, targets: np.ndarray,
+                model: nn.Module | None = None) -> np.ndarray:
+        """Maps (n, H, W) float32 of ``explainer`` over batches of ``x`` for the task's explanation model."""

@@ -1,0 +1,106 @@
+"""The scoring stage: start the engine, score the held-out set once (or reuse the cached scores), and open the
+probe that every later stage reaches the model through."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import AuditConfig
+from ..errors import DataError
+from ..loading.inputs import Inputs
+from ..loading.listing import SampleRecord
+from ..loading.model import LoadedModel, resolve_device
+from ..types import Predictions, SkippedSample
+from . import cache
+from .attribution_store import AttributionStore, attribution_key
+from .base import Engine, ScoringOptions
+from .compute import resolve_compute
+from .local import LocalEngine
+from .probe import ModelProbe
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The scoring stage's product."""
+
+    predictions: Predictions
+    skipped: tuple[SkippedSample, ...]
+    records: tuple[SampleRecord, ...]  # the scored samples' records, in prediction-row order
+    dataset_mean: torch.Tensor | None  # mean model input (C, H, W)
+    cache_key: str  # "" when the cache is off
+    from_cache: bool
+    resumed_at: int  # first row scored in this run when an interrupted run was resumed, else 0
+
+
+def progress_bars() -> bool:
+    return sys.stderr.isatty()
+
+
+def start_engine(cfg: AuditConfig, loaded: LoadedModel, inputs: Inputs) -> Engine:
+    """The model on its device with the compute settings resolved, inside the local engine."""
+    device = resolve_device(cfg.device)
+    model = loaded.module.to(device)
+    compute = resolve_compute(device, cfg.compute.autocast, cfg.compute.channels_last, model,
+                              (cfg.data.channels, *cfg.data.image_size) if cfg.data.image_size else None)
+    return LocalEngine(model, inputs.task, compute, batch_size=cfg.data.batch_size,
+                       explain_batch_size=cfg.explainers.batch_size)
+
+
+def check_classes_present(preds: Predictions, classes: tuple[str, ...], source: str) -> None:
+    """Every class needs scored samples, or per-class figures are meaningless (all of a class may be skipped)."""
+    counts = np.bincount(preds.labels, minlength=len(classes))
+    empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        raise DataError(f"{source}: class(es) with no held-out samples: {', '.join(empty)}")
+
+
+def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, images_sha256: str) -> Scored:
+    """Score every held-out sample once; reuse the cached scores of identical inputs, resume an interrupted run."""
+    folder = cfg.resolve(cfg.cache.dir)
+    key = ""
+    out = None
+    if cfg.cache.enabled:
+        key = cache.prediction_key(cache.model_digest(engine.model), images_sha256,
+                                   {**cfg.data.model_dump(mode="json"), "compute": engine.compute.describe()},
+                                   engine.device)
+        out = cache.load(folder, key)
+    from_cache = out is not None
+    resumed_at = 0
+    if out is None:
+        progress = cache.load_progress(folder, key) if cfg.cache.enabled else None
+        resumed_at = progress.next_row if progress is not None else 0
+        checkpoint: Callable | None = (lambda p: cache.save_progress(folder, key, p)) if cfg.cache.enabled else None
+        options = ScoringOptions(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
+                                 skip_bad=cfg.data.on_bad_image == "skip", progress=progress_bars(),
+                                 checkpoint=checkpoint, checkpoint_seconds=cfg.cache.checkpoint_seconds)
+        out = engine.score(inputs.heldout, inputs.preprocess, options, resume=progress)
+        if cfg.cache.enabled:
+            cache.save(folder, key, out)
+            cache.clear_progress(folder, key)
+    preds = out.predictions
+    check_classes_present(preds, inputs.classes, inputs.source)
+    mean = (out.input_sum / preds.n).float() if out.input_sum is not None else None
+    return Scored(predictions=preds, skipped=out.skipped,
+                  records=tuple(inputs.heldout.records[int(i)] for i in out.kept_rows), dataset_mean=mean,
+                  cache_key=key, from_cache=from_cache, resumed_at=resumed_at)
+
+
+def open_probe(cfg: AuditConfig, inputs: Inputs, engine: Engine, scored: Scored) -> ModelProbe:
+    """The model service of the stages after scoring, with the per-explainer disk cache of maps when enabled."""
+    stores: dict[str, AttributionStore] = {}
+
+    def store(name: str) -> AttributionStore:
+        if name not in stores:
+            key = attribution_key(scored.cache_key, name, cfg.explainers.options.get(name), cfg.seed,
+                                  cfg.explainers.batch_size)
+            stores[name] = AttributionStore(cfg.resolve(cfg.cache.dir), key)
+        return stores[name]
+
+    return ModelProbe(engine=engine, records=scored.records, preprocess=inputs.preprocess,
+                      predictions=scored.predictions, seed=cfg.seed, explainer_options=dict(cfg.explainers.options),
+                      dataset_mean=scored.dataset_mean, attribution_store=store if cfg.cache.enabled else None)

@@ -1,0 +1,57 @@
+"""AuditResult: the typed products of every stage of one audit (plain data; rendering lives in ``report/``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .compare.stage import Comparison
+from .config import AuditConfig
+from .engine.predict import Scored
+from .loading.inputs import Inputs
+from .loading.model import LoadedModel
+from .maps.explain import Explanations
+from .provenance import Provenance
+from .rules.pack import RulePack
+from .tasks import Task, TaskMetrics
+from .types import Finding, Picks, Predictions, SkippedSample
+from .views.stage import Views
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    config: AuditConfig
+    inputs: Inputs
+    model: LoadedModel
+    scored: Scored
+    metrics: TaskMetrics
+    picks: Picks
+    explanations: Explanations
+    findings: tuple[Finding, ...]
+    comparison: Comparison | None
+    views: Views
+    verdict: str  # "pass" | "fail"
+    provenance: Provenance
+
+    @property
+    def task(self) -> Task:
+        return self.inputs.task
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.inputs.classes
+
+    @property
+    def pack(self) -> RulePack:
+        return self.inputs.pack
+
+    @property
+    def predictions(self) -> Predictions:
+        return self.scored.predictions
+
+    @property
+    def skipped(self) -> tuple[SkippedSample, ...]:
+        return self.scored.skipped
+
+    @property
+    def n_listed(self) -> int:
+        return len(self.inputs.heldout.records)

@@ -1,0 +1,100 @@
+"""Image regions a shortcut may live in: named corners, border bands, boxes, the whole image (model-input pixels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from .confounder_region import ConfounderRegionParams
+
+RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top", "bottom", "left",
+                     "right", "full"]
+CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+BANDS = ("border", "top", "bottom", "left", "right")
+
+
+class BoxRegion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 (x1, y1 exclusive)")
+    units: Literal["px", "fraction"] = Field(default="px", description="model-input pixels or fractions of the image")
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoxRegion:
+        x0, y0, x1, y1 = self.box
+        if not (x1 > x0 >= 0 and y1 > y0 >= 0):
+            raise ValueError(f"box {self.box} must have 0 <= x0 < x1 and 0 <= y0 < y1")
+        if self.units == "fraction" and (x1 > 1 or y1 > 1):
+            raise ValueError(f"box {self.box} in units 'fraction' must lie within 0..1")
+        return self
+
+
+
+@dataclass(frozen=True)
+class Region:
+    key: str
+    label: str  # plain words for messages
+    mask: np.ndarray  # (H, W) bool
+
+
+def _corner(name: str, H: int, W: int, sw: int, sh: int) -> Region:
+    m = np.zeros((H, W), dtype=bool)
+    top, left = name.startswith("top"), name.endswith("left")
+    ys = slice(0, sh) if top else slice(H - sh, H)
+    xs = slice(0, sw) if left else slice(W - sw, W)
+    m[ys, xs] = True
+    words = name.replace("_", "-")
+    return Region(name, f"{words} corner box {sw}×{sh} px (x {xs.start}–{xs.stop}, y {ys.start}–{ys.stop})", m)
+
+
+def _band(name: str, H: int, W: int, b: int) -> Region:
+    m = np.zeros((H, W), dtype=bool)
+    if name in ("border", "top"):
+        m[:b, :] = True
+    if name in ("border", "bottom"):
+        m[H - b:, :] = True
+    if name in ("border", "left"):
+        m[:, :b] = True
+    if name in ("border", "right"):
+        m[:, W - b:] = True
+    label = f"border frame {b} px wide" if name == "border" else f"{name} band {b} px"
+    return Region(name, label, m)
+
+
+def build_regions(p: ConfounderRegionParams, H: int, W: int) -> list[Region]:
+    sw = p.size_px if p.size_px is not None else max(1, round(p.size * W))
+    sh = p.size_px if p.size_px is not None else max(1, round(p.size * H))
+    sw, sh = min(sw, W), min(sh, H)
+    b = p.band_px if p.band_px is not None else max(1, round(p.band * min(H, W)))
+    b = min(b, max(1, min(H, W) // 2 - 1))
+    out: dict[str, Region] = {}
+    wanted: list[RegionName | BoxRegion] = list(p.regions)
+    if p.sweep:
+        wanted += [*CORNERS, *BANDS]  # type: ignore[list-item]
+    for i, r in enumerate(wanted):
+        if isinstance(r, BoxRegion):
+            x0, y0, x1, y1 = r.box
+            if r.units == "fraction":
+                x0, x1, y0, y1 = x0 * W, x1 * W, y0 * H, y1 * H
+            c0, c1 = int(np.floor(x0)), int(np.ceil(min(x1, W)))
+            r0, r1 = int(np.floor(y0)), int(np.ceil(min(y1, H)))
+            m = np.zeros((H, W), dtype=bool)
+            m[r0:r1, c0:c1] = True
+            if not m.any():
+                raise ValueError(f"region {r.box} ({r.units}) lies outside the {W}×{H} model input")
+            key = r.name or f"box{i}"
+            out[key] = Region(key, f"box{' ' + repr(r.name) if r.name else ''} x {c0}–{c1}, y {r0}–{r1} px", m)
+        elif r in CORNERS:
+            out.setdefault(r, _corner(r, H, W, sw, sh))
+        elif r == "full":
+            out.setdefault(r, Region("full", "whole image", np.ones((H, W), dtype=bool)))
+        else:
+            out.setdefault(r, _band(r, H, W, b))
+    return list(out.values())
+
+

@@ -1,0 +1,135 @@
+"""The Task interface: what a model's outputs mean and how an audit of that kind of model is scored.
+
+One subclass per task type (multiclass, and later binary, multi-label, segmentation, anomaly), one module each
+under ``audit/tasks/``. The stages never branch on the task: they ask it
+
+- how a batch of raw outputs becomes scores (``check_outputs`` + ``to_scores``: softmax, sigmoid, ...),
+- which metrics apply (``metrics``) and how they appear in results.json and the report
+  (``results_sections``, ``report_sections``, ``headline``),
+- how samples are picked (``select``) and described (``describe``, ``outcome``),
+- what an explanation target is (``targets`` + ``explain_model``: the module whose output column the target
+  indexes),
+- which rule kinds apply (``rule_kinds``; a pack asking for another kind is refused before the model runs).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..types import Picks, Predictions
+
+TargetMode = Literal["predicted", "label"]
+
+
+class TaskMetrics(Protocol):
+    """What every task's metrics offer the rules: a sample count and named scalars."""
+
+    n: int
+
+    def scalar(self, name: str) -> float: ...
+
+    def interval(self, name: str) -> tuple[float, float] | None: ...
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One section of the report a task contributes: a template under ``templates/`` and its context."""
+
+    id: str
+    title: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    pagebreak: bool = False
+
+
+@dataclass(frozen=True)
+class SampleSummary:
+    """How one sample reads in the report: its label, the model's answer, a confidence and whether it is right."""
+
+    label: str
+    predicted: str
+    confidence: float
+    correct: bool | None
+
+
+class Task(ABC):
+    """How one kind of model is audited. Subclasses set ``name`` and implement the abstract methods."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    # rule kinds that apply to this task; None = every registered kind
+    rule_kinds: ClassVar[frozenset[str] | None] = None
+    # embeddings of penultimate features coloured by class, per-layer linear probes on the labels
+    model_views: ClassVar[bool] = True
+
+    def __init__(self, classes: Sequence[str]) -> None:
+        self.classes = tuple(classes)
+
+    # ---- outputs -> scores ----------------------------------------------------------------------------
+    @abstractmethod
+    def check_outputs(self, outputs: object, batch: int) -> torch.Tensor:
+        """The batch's raw model outputs as a float tensor after the task's checks (ModelError naming the
+        problem when they cannot be this task's outputs)."""
+
+    @abstractmethod
+    def to_scores(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Checked outputs -> per-sample scores (n, K) float (probabilities for classifiers)."""
+
+    # ---- metrics and their presentation ----------------------------------------------------------------
+    @abstractmethod
+    def metrics(self, preds: Predictions, rng: np.random.Generator, subgroups: Sequence[str] = ()) -> TaskMetrics:
+        """All metrics of the audit for one prediction table."""
+
+    @abstractmethod
+    def results_sections(self, metrics: TaskMetrics) -> dict[str, Any]:
+        """results.json sections after ``classes`` (unrounded; the writer rounds), e.g. metrics, confusion."""
+
+    @abstractmethod
+    def report_sections(self, metrics: TaskMetrics) -> list[ReportSection]:
+        """Report sections for the metrics, in reading order."""
+
+    @abstractmethod
+    def headline(self, metrics: TaskMetrics) -> str:
+        """One line of the key figures, for the console and summary.md."""
+
+    # ---- samples --------------------------------------------------------------------------------------
+    @abstractmethod
+    def select(self, preds: Predictions, k: int, per_class: int) -> Picks:
+        """Samples worth a closer look."""
+
+    @abstractmethod
+    def outcome(self, preds: Predictions) -> np.ndarray | None:
+        """(N,) bool: whether each prediction is right, or None when the task has no such notion."""
+
+    @abstractmethod
+    def describe(self, preds: Predictions, row: int) -> SampleSummary:
+        """The label, answer and confidence of one sample for captions and tables."""
+
+    def predictions_json(self, preds: Predictions) -> dict[str, Any]:
+        """Per-sample record kept in results.json (read by comparisons with a later audit)."""
+        return {"ids": [str(s) for s in preds.ids], "labels": preds.labels}
+
+    # ---- explanations ---------------------------------------------------------------------------------
+    @abstractmethod
+    def targets(self, preds: Predictions, rows: np.ndarray, mode: TargetMode) -> np.ndarray:
+        """(n,) int: the output column each explainer explains for these rows."""
+
+    def explain_model(self, model: nn.Module) -> nn.Module:
+        """The module explainers run on: its (B, K) output is indexed by ``targets`` (default: the model)."""
+        return model
+
+    # ---- rules ----------------------------------------------------------------------------------------
+    def check_rule_kind(self, kind: str, rule_id: str) -> None:
+        """ConfigError when a pack asks for a rule kind that cannot apply to this task."""
+        if self.rule_kinds is not None and kind not in self.rule_kinds:
+            raise ConfigError(
+                f"rule {rule_id!r}: kind {kind!r} does not apply to task {self.name!r} (applicable kinds: "
+                f"{', '.join(sorted(self.rule_kinds))})")

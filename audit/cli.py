@@ -200,14 +200,18 @@ def compare(
 
 @app.command("list")
 def list_() -> None:
-    """List the explainers, rule kinds and bundled rule packs."""
+    """List the task types, explainers, rule kinds and bundled rule packs."""
     from .explainers import registry as ereg
     from .resources import rules_dir
     from .rules import registry as rreg
+    from .tasks import registry as treg
 
     typer.echo("explainers:")
     for name, cls in sorted(ereg().items()):
         typer.echo(f"  {name:22s} {cls.title}")
+    typer.echo("tasks:")
+    for name, tcls in sorted(treg().items()):
+        typer.echo(f"  {name:22s} {tcls.title}")
     typer.echo("rule kinds:")
     for kind, cls in sorted(rreg().items()):
         typer.echo(f"  {kind:22s} {cls.title}")

@@ -31,6 +31,7 @@ class ModelConfig(_Strict):
     factory_kwargs: dict[str, Any] = Field(default_factory=dict)
     architecture_kwargs: dict[str, Any] = Field(default_factory=dict)
     allow_pickle: bool = False
+    task: str = Field(default="multiclass", description="what the outputs mean (audit list shows the task types)")
     name: str | None = None
     version: str | None = None
 

@@ -40,7 +40,7 @@ def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None)
     ``tasks``: extra task classes by name, beside the registered ones (for callers that bring their own)."""
     heldout = load_heldout(cfg)
     pack = load_pack(find_pack(cfg.rules.pack, cfg.base_dir))
-    task = build_task("multiclass", heldout.classes, tasks)
+    task = build_task(cfg.model.task, heldout.classes, tasks)
     for rule in pack.rules:
         task.check_rule_kind(rule.kind, rule.params.id)
     for name in cfg.explainers.methods:

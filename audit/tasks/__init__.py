@@ -28,7 +28,7 @@ def build_task(name: str, classes: Sequence[str], extra: dict[str, type[Task]] |
     """The task named in the config, for these classes (``extra``: tasks supplied by the caller, e.g. a test)."""
     reg = {**registry(), **(extra or {})}
     if name not in reg:
-        raise ConfigError(f"task: unknown task {name!r}; known: {', '.join(sorted(reg))}")
+        raise ConfigError(f"model.task: unknown task {name!r}; known: {', '.join(sorted(reg))}")
     return reg[name](classes)
 
 

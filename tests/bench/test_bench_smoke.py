@@ -15,17 +15,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_bench():
+    """bench/run.py, loaded from its path; it puts bench/ on sys.path and imports its stage modules by name."""
     spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = mod  # dataclasses resolve their module by name
+    sys.modules["bench_run"] = mod
     spec.loader.exec_module(mod)
     return mod
 
 
 @pytest.fixture(scope="module")
 def bench():
-    return load_bench()
+    path, modules = list(sys.path), set(sys.modules)
+    yield load_bench()
+    # the bench modules have plain names (harness, scoring, render, ...): none of them outlives this file
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        file = getattr(sys.modules[name], "__file__", None)
+        if file and Path(file).resolve().parent == ROOT / "bench":
+            del sys.modules[name]
 
 
 def test_every_stage_reports_positive_throughput(bench, tmp_path: Path) -> None:

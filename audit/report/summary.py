@@ -1,38 +1,97 @@
-"""summary.md: verdict, failing rules and key metrics, short enough for a pull-request comment."""
+"""summary.md: verdict, blocking rules, model, rule counts, failing then warning rules and key metrics, short
+enough for a pull-request comment or a CI step summary.
+
+Every string that is not this module's own wording goes through :func:`audit.report.text.md_text` (or
+:func:`md_code` for identifiers): the file renders no link, image, HTML or autolink whatever the class names,
+messages, sample ids or model metadata hold.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from .text import md_code, md_text
+
+MAX_ROWS = 25  # rule rows in the table; the rest are counted, they are in report.html and results.json
+MAX_MESSAGE = 300  # characters of a message in a table cell
+MAX_NAME = 100
+_RANK = {"fail": 0, "error": 1, "warn": 2}
+_HEX = re.compile(r"[0-9a-fA-F]{12,}")
+
 
 def _f(v: Any) -> str:
-    return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+    return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else md_text(v, MAX_NAME))
+
+
+def _model_line(results: Mapping[str, Any]) -> str | None:
+    model = (results.get("provenance") or {}).get("model") or {}
+    named = " ".join(md_text(model[k], MAX_NAME) for k in ("name", "version") if model.get(k) not in (None, ""))
+    parts = [named] if named else []
+    digest = model.get("sha256")
+    if isinstance(digest, str) and _HEX.fullmatch(digest):
+        parts.append(f"sha256 `{digest[:12].lower()}`")
+    elif digest:
+        parts.append(f"sha256 {md_text(digest, 12)}")
+    return "**Model:** " + " · ".join(parts) if parts else None
+
+
+def _counts_line(results: Mapping[str, Any]) -> str:
+    counts = (results.get("summary") or {}).get("rules") or {}
+    return "**Rules:** " + " · ".join(f"{int(counts.get(s) or 0)} {s}" for s in ("fail", "error", "warn", "pass"))
+
+
+def _rule_table(rules: list[Mapping[str, Any]], blocking: set[str]) -> list[str]:
+    """Blocking results first, then failures, errors, warnings (pack order within each)."""
+    bad = [r for r in rules if r.get("status") in _RANK]
+    bad.sort(key=lambda r: (r.get("id") not in blocking, _RANK[r["status"]]))
+    lines = ["| rule | status | measured | threshold | message |", "|---|---|---|---|---|"]
+    for r in bad[:MAX_ROWS]:
+        status = f"**{r['status']}** · blocking" if r.get("id") in blocking else r["status"]
+        lines.append(f"| {md_code(r.get('id'))} | {status} | {_f(r.get('value'))} | {_f(r.get('threshold'))} "
+                     f"| {md_text(r.get('message'), MAX_MESSAGE)} |")
+    if len(bad) > MAX_ROWS:
+        lines += ["", f"… and {len(bad) - MAX_ROWS} more (see report.html or results.json)."]
+    return lines
+
+
+def _comparison(comp: Mapping[str, Any]) -> list[str]:
+    lines = ["", "Changes since baseline:"]
+    for name, d in (comp.get("metrics") or {}).items():
+        lines.append(f"- {md_text(name, MAX_NAME)}: {_f(d.get('baseline'))} → {_f(d.get('candidate'))} "
+                     f"(Δ {_f(d.get('delta'))})")
+    flips = comp.get("flips")
+    if flips:
+        lines.append(f"- flips: {_f(flips.get('to_wrong'))} right → wrong, {_f(flips.get('to_right'))} wrong → right")
+    for name, e in (comp.get("explanations") or {}).items():
+        if e.get("status") == "ok":
+            lines.append(f"- {md_text(name, MAX_NAME)} maps of {_f(e.get('n_compared'))} shared picks: median "
+                         f"Spearman {_f(e['spearman']['median'])}, median SSIM {_f(e['ssim']['median'])}")
+    return lines
 
 
 def build_summary(results: Mapping[str, Any], headline: str) -> str:
-    """``headline``: the task's one line of key figures."""
-    icon = "✅" if results["verdict"] == "pass" else "❌"
-    lines = [f"## {icon} model-audit `{results['name']}`: **{results['verdict'].upper()}**", ""]
-    bad = [r for r in results["rules"] if r["status"] in ("fail", "error", "warn")]
-    if bad:
-        lines += ["| rule | status | measured | threshold | message |", "|---|---|---|---|---|"]
-        for r in bad:
-            msg = r["message"].replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{r['id']}` | {r['status']} | {_f(r['value'])} | {_f(r['threshold'])} | {msg} |")
+    """``headline``: the task's one line of key figures (escaped too: harmless, and it is free text)."""
+    verdict = str(results["verdict"])
+    icon = "✅" if verdict == "pass" else "❌"
+    lines = [f"## {icon} model-audit {md_code(results['name'], MAX_NAME)}: **{md_text(verdict.upper())}**", ""]
+    blocking = [str(b) for b in (results.get("summary") or {}).get("blocking") or ()]
+    if blocking:
+        shown = ", ".join(md_code(b) for b in blocking[:MAX_ROWS])
+        more = f" and {len(blocking) - MAX_ROWS} more" if len(blocking) > MAX_ROWS else ""
+        lines.append(f"**Blocking:** {shown}{more}  ")
+    model = _model_line(results)
+    if model:
+        lines.append(model + "  ")
+    lines += [_counts_line(results), ""]
+    rules = list(results.get("rules") or ())
+    if any(r.get("status") in _RANK for r in rules):
+        lines += _rule_table(rules, set(blocking))
     else:
         lines.append("Every rule passed.")
-    lines += ["", headline]
+    lines += ["", md_text(headline)]
     comp = results.get("comparison")
     if comp:
-        lines += ["", "Changes since baseline:"]
-        for name, d in comp.get("metrics", {}).items():
-            lines.append(f"- {name}: {_f(d.get('baseline'))} → {_f(d.get('candidate'))} (Δ {_f(d.get('delta'))})")
-        flips = comp.get("flips")
-        if flips:
-            lines.append(f"- flips: {flips['to_wrong']} right → wrong, {flips['to_right']} wrong → right")
-        for name, e in (comp.get("explanations") or {}).items():
-            if e.get("status") == "ok":
-                lines.append(f"- {name} maps of {e['n_compared']} shared picks: median Spearman "
-                             f"{_f(e['spearman']['median'])}, median SSIM {_f(e['ssim']['median'])}")
+        lines += _comparison(comp)
     return "\n".join(lines) + "\n"

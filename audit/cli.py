@@ -16,6 +16,8 @@ from typing import Annotated
 import typer
 
 from .errors import AuditError
+from .signals import EXIT_TERMINATED, Terminated, sigterm_raises
+from .signals import MESSAGE as TERMINATED_MESSAGE
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -35,6 +37,9 @@ def _fail(e: BaseException, debug: bool) -> int:
     if isinstance(e, KeyboardInterrupt):
         typer.echo("interrupted: no report was written", err=True)
         return 130
+    if isinstance(e, Terminated):
+        typer.echo(TERMINATED_MESSAGE, err=True)
+        return EXIT_TERMINATED
     if debug:
         traceback.print_exc()
     typer.echo(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", err=True)
@@ -54,6 +59,7 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
     from .compare.results import load_results
     from .compare.stage import Baseline
     from .config import load_config
+    from .report.outdir import protected_paths
     from .report.output import check_output_dir, write_outputs
     from .runner import run_audit
 
@@ -61,9 +67,10 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
     cfg = load_config(config, overrides)
     base = Baseline(load_results(baseline), _maps_of(baseline), unpaired) if baseline is not None else None
     out_dir = out if out is not None else Path("reports") / cfg.name
-    check_output_dir(out_dir)  # before the audit runs, not after
+    protected = protected_paths(cfg, [(baseline, "the baseline report")] if baseline is not None else [])
+    check_output_dir(out_dir, protected)  # before the audit runs, not after
     result = run_audit(cfg, baseline=base)
-    written = write_outputs(result, out_dir, cfg.report.formats)
+    written = write_outputs(result, out_dir, cfg.report.formats, protected)
     if not quiet:
         blocking = [f for f in result.findings if f.blocking]
         if result.scored.from_cache:
@@ -79,6 +86,7 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
 
 
 @app.command()
+@sigterm_raises()
 def run(
     config: Annotated[Path, typer.Argument(help="Audit config (TOML).")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (default reports/<name>).")] = None,
@@ -101,12 +109,13 @@ def run(
         overrides.append(f'rules.pack="{rules}"')
     try:
         code = _run_and_write(config, out, overrides, quiet, baseline, unpaired)
-    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - mapped to exit codes
+    except (Exception, KeyboardInterrupt, Terminated) as e:  # noqa: BLE001 - mapped to exit codes
         code = _fail(e, debug)
     raise typer.Exit(code)
 
 
 @app.command()
+@sigterm_raises()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("reports/demo"),
     clean: Annotated[bool, typer.Option("--clean", help="Same digits without the planted marker.")] = False,
@@ -138,7 +147,7 @@ def demo(
         typer.echo(f"demo: trained in {time.perf_counter() - t0:.1f} s; auditing with {cfg}"
                    + (f" against baseline {baseline}" if baseline is not None else ""))
         code = _run_and_write(cfg, out, [], quiet=False, baseline=baseline)
-    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001
+    except (Exception, KeyboardInterrupt, Terminated) as e:  # noqa: BLE001
         code = _fail(e, debug)
     raise typer.Exit(code)
 

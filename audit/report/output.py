@@ -1,4 +1,5 @@
-"""Write every report file into a temporary folder and move it into place only when all succeeded."""
+"""Write every report file into a temporary folder, check each one parses, and move the folder into place only
+when all succeeded and the output-folder policy (``outdir.py``) allows replacing what is there."""
 
 from __future__ import annotations
 
@@ -7,19 +8,23 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import RenderError
 from ..maps.store import MAPS_FILE, save_maps
 from ..result import AuditResult
+from ..signals import sigterm_held
 from .context import build_context
 from .junit import build_junit
+from .outdir import MANIFEST, Protected, check_out_dir, foreign_contents, protected_paths
 from .render import render_html, render_pdf
 from .results import build_results, dumps
 from .summary import build_summary
-
-MANIFEST = "manifest.json"
 
 
 def _sha256(p: Path) -> str:
@@ -36,13 +41,17 @@ def write_manifest(folder: Path, names: Iterable[str]) -> dict:
     return manifest
 
 
-def check_output_dir(out_dir: Path) -> None:
-    """Fail fast, before the audit runs, when no report can be written at ``out_dir``. Creates nothing."""
+def check_output_dir(out_dir: Path, protected: Protected) -> None:
+    """Fail fast, before the audit runs, when no report may or can be written at ``out_dir``: it is or holds an
+    input in ``protected`` (see ``outdir.protected_paths``), holds something other than an earlier report, or
+    cannot be created. Creates nothing."""
+    out_dir = Path(os.path.abspath(out_dir))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RenderError(f"{out_dir}: exists and is not a folder (the report is written as a folder)")
+    check_out_dir(out_dir, protected)
     out_dir = out_dir.resolve()
     anc = out_dir.parent
     try:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise RenderError(f"{out_dir}: exists and is not a folder (the report is written as a folder)")
         while not anc.exists() and anc != anc.parent:
             anc = anc.parent
         if not anc.is_dir():
@@ -54,9 +63,63 @@ def check_output_dir(out_dir: Path) -> None:
         ) from None
 
 
-def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) -> dict[str, Path]:
-    """Write the requested formats (json, html, pdf, junit) plus summary.md and manifest.json."""
+def _utf8(p: Path) -> str:
+    return p.read_bytes().decode("utf-8")
+
+
+def _check_html(p: Path) -> None:
+    if "</html>" not in _utf8(p):
+        raise ValueError("no closing </html>")
+
+
+def _check_pdf(p: Path) -> None:
+    with p.open("rb") as fh:
+        head = fh.read(5)
+        fh.seek(max(0, p.stat().st_size - 1024))
+        tail = fh.read()
+    if head != b"%PDF-" or not tail.rstrip().endswith(b"%%EOF"):
+        raise ValueError("does not start with %PDF- and end with %%EOF")
+
+
+def _check_npz(p: Path) -> None:
+    with p.open("rb") as fh:
+        if fh.read(2) != b"PK":
+            raise ValueError("not an .npz (zip) archive")
+    with np.load(p, allow_pickle=False) as z:
+        if not list(z.keys()):
+            raise ValueError("holds no arrays")
+
+
+#: a cheap "does it parse" check per report file; manifest.json lists a file only after its check passed
+PARSES: dict[str, Callable[[Path], object]] = {
+    "results.json": lambda p: json.loads(p.read_bytes()),
+    "summary.md": _utf8,
+    "report.junit.xml": ET.parse,
+    "report.html": _check_html,
+    "report.pdf": _check_pdf,
+    MAPS_FILE: _check_npz,
+}
+
+
+def check_parses(folder: Path, names: Iterable[str], out_dir: Path) -> None:
+    """Raise ``RenderError`` naming the first file in ``folder`` (the report for ``out_dir``) that does not
+    parse."""
+    for name in names:
+        try:
+            PARSES[name](folder / name)
+        except (ValueError, ET.ParseError, zipfile.BadZipFile, EOFError) as e:  # ValueError: JSON, UTF-8
+            raise RenderError(f"{out_dir}: cannot write the report: {name} does not parse "
+                              f"({type(e).__name__}: {e}); no report was written") from None
+
+
+def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str],
+                  protected: Protected | None = None) -> dict[str, Path]:
+    """Write the requested formats (json, html, pdf, junit) plus summary.md and manifest.json. ``protected``
+    (default: the inputs of ``result.config``) is checked again right before the report is moved into place."""
     formats = list(dict.fromkeys(formats))
+    if protected is None:
+        protected = protected_paths(result.config)
+    check_out_dir(out_dir, protected)
     out_dir = out_dir.resolve()
     parent = out_dir.parent
     try:
@@ -88,8 +151,10 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) ->
             if "pdf" in formats:
                 render_pdf(html, tmp / "report.pdf", result.config.report.pdf_variant)
                 written["pdf"] = "report.pdf"
+        check_parses(tmp, written.values(), out_dir)
         write_manifest(tmp, written.values())
         written["manifest"] = MANIFEST
+        check_out_dir(out_dir, protected)  # the folder may have changed during a long audit
         _replace_dir(tmp, out_dir)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -101,18 +166,26 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str]) ->
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
-    """Swap ``src`` into ``dst``; an earlier report at ``dst`` is replaced only after src is complete."""
-    old = None
-    if dst.exists():
-        if not dst.is_dir():
-            raise RenderError(f"{dst}: exists and is not a folder")
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    try:
-        os.replace(src, dst)
-    except BaseException:
-        if old is not None:  # put the earlier report back: a failed run must not lose it
-            os.replace(old, dst)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Swap ``src`` into ``dst``; an earlier report at ``dst`` is replaced only after src is complete, and only
+    when, once moved aside, it still is an empty folder or an earlier report (``outdir.foreign_contents``; closes
+    the gap after the caller's check). SIGTERM is held across the swap: one that arrives before the commit puts
+    the earlier report back and raises."""
+    with sigterm_held() as hold:
+        old = None
+        if dst.exists():
+            if not dst.is_dir():
+                raise RenderError(f"{dst}: exists and is not a folder")
+            old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+            os.replace(dst, old)
+        try:
+            problem = foreign_contents(old) if old is not None else None
+            if problem is not None:
+                raise RenderError(f"{dst}: {problem}; choose another --out or empty it")
+            hold.check()
+            os.replace(src, dst)
+        except BaseException:
+            if old is not None:  # put the earlier report back: a failed run must not lose it
+                os.replace(old, dst)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,164 @@
+"""Output-folder policy: which folder a report may be written to, and what it may replace.
+
+The rule (checked before the audit runs and again right before the finished report is moved into place):
+
+1. ``--out`` (symlinks resolved) may not be, nor contain, any input: the config file and its folder, the
+   manifest and its folder (the data folder), the image folder, the model files (weights, TorchScript, pickle),
+   the rule pack file, the prediction cache folder, the baseline report, nor the current working directory.
+   This holds even when the folder is empty or looks like a report.
+2. ``--out`` may not lie inside an ``image_folder`` data set: every sub-folder there is read as a class, so a
+   report would change what the next audit lists. A new folder inside a manifest's folder is allowed: a manifest
+   lists its images by path, so the report cannot change the data set (the manifest's folder itself stays refused).
+3. What exists at ``--out`` is replaced only when it is an empty folder or an earlier report of this tool: a
+   ``manifest.json`` as written by ``write_manifest`` (keys algorithm, files, document_id; only report file names)
+   whose file list is exactly the regular files in the folder. No sub-folders, symlinks or other files; the only
+   extra entries tolerated (and deleted with the report) are the desktop metadata files ``.DS_Store`` and
+   ``Thumbs.db``. Any other hidden file (``.git``, ``.env``, …) makes the folder foreign.
+
+Anything else is refused with a ``RenderError`` (exit code 2) naming the folder and what is in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import AuditConfig
+from ..errors import AuditError, RenderError
+
+MANIFEST = "manifest.json"
+#: every file name ``write_outputs`` may list in manifest.json (a new output format adds its name here)
+REPORT_FILES = frozenset({"results.json", "summary.md", "report.junit.xml", "report.html", "report.pdf",
+                          "maps.npz"})
+#: desktop metadata a file browser drops into any folder it shows; deleted with an earlier report
+OS_JUNK = frozenset({".DS_Store", "Thumbs.db"})
+_MAX_MANIFEST_BYTES = 1 << 20
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHOOSE = "choose another --out"
+
+
+@dataclass(frozen=True)
+class Protected:
+    """Inputs a report may never replace (``inputs``: resolved path, what it is), and folders a report may not
+    be written into (``no_inside``: an image_folder data set, whose sub-folders are read as classes)."""
+
+    inputs: tuple[tuple[Path, str], ...]
+    no_inside: tuple[tuple[Path, str], ...] = ()
+
+
+def _variants(p: Path) -> list[Path]:
+    """``p`` absolute with symlinks resolved, plus the link itself (in its resolved folder) when it is one."""
+    p = Path(os.path.abspath(p))
+    return list(dict.fromkeys([p.resolve(), p.parent.resolve() / p.name]))
+
+
+def protected_paths(cfg: AuditConfig, extra: Iterable[tuple[Path, str]] = ()) -> Protected:
+    """The inputs of the audit ``cfg`` describes (plus ``extra``, e.g. a baseline report) and the working
+    directory. A rule pack that cannot be found is left out: the audit refuses it before anything is written."""
+    from ..rules.pack import find_pack
+
+    named: list[tuple[Path, str]] = []
+    if cfg.data.manifest is not None:
+        manifest = cfg.resolve(cfg.data.manifest)
+        named += [(manifest.parent, "the data folder (the manifest's folder)"), (manifest, "the manifest")]
+    if cfg.data.image_folder is not None:
+        named.append((cfg.resolve(cfg.data.image_folder), "the data folder (the image folder)"))
+    named.append((cfg.base_dir, "the config file's folder"))
+    if cfg.source and not cfg.source.startswith("<"):
+        named.append((Path(cfg.source), "the config file"))
+    for field, what in (("weights", "the model weights"), ("torchscript", "the TorchScript model"),
+                        ("pickle", "the pickled model")):
+        value = getattr(cfg.model, field)
+        if value is not None:
+            named.append((cfg.resolve(value), what))
+    try:
+        named.append((find_pack(cfg.rules.pack, cfg.base_dir), "the rule pack"))
+    except AuditError:
+        pass  # run_audit names the missing pack (exit 2) before any report is written
+    if cfg.cache.enabled:
+        named.append((cfg.resolve(cfg.cache.dir), "the prediction cache folder"))
+    named += list(extra)
+    named.append((Path.cwd(), "the current working directory"))
+    inputs = tuple((v, what) for p, what in named for v in _variants(p))
+    no_inside = ()
+    if cfg.data.image_folder is not None:
+        no_inside = tuple((v, "the image folder")
+                          for v in _variants(cfg.resolve(cfg.data.image_folder)))
+    return Protected(inputs, no_inside)
+
+
+def shown(out_dir: Path) -> str:
+    """``out_dir`` as an absolute path, with its target when it is (or passes through) a symlink."""
+    plain, real = os.path.abspath(out_dir), out_dir.resolve()
+    return plain if Path(plain) == real else f"{plain} (-> {real})"
+
+
+def check_out_dir(out_dir: Path, protected: Protected) -> None:
+    """Raise ``RenderError`` unless a report may be written to ``out_dir`` (see the module docstring)."""
+    real = out_dir.resolve()
+    name = shown(out_dir)
+    for p, what in protected.inputs:
+        if real == p:
+            raise RenderError(f"{name}: refused as the report folder: it is {what}; {_CHOOSE}")
+    for p, what in protected.inputs:
+        if real in p.parents:
+            raise RenderError(f"{name}: refused as the report folder: it holds {what} at {p}; {_CHOOSE}")
+    for p, what in protected.no_inside:
+        if p in real.parents:
+            raise RenderError(f"{name}: refused as the report folder: it lies inside {what} {p} (every sub-folder "
+                              f"there is read as a class); {_CHOOSE}")
+    if real.is_dir():
+        problem = foreign_contents(real)
+        if problem is not None:
+            raise RenderError(f"{name}: {problem}; {_CHOOSE} or empty it")
+
+
+def _listed_files(manifest: Path) -> set[str] | None:
+    """The file names a model-audit manifest.json lists, or None when it is not one of ours."""
+    try:
+        if manifest.stat().st_size > _MAX_MANIFEST_BYTES:
+            return None
+        doc = json.loads(manifest.read_bytes())
+    except (OSError, ValueError):  # ValueError: not JSON, not UTF-8
+        return None
+    if not isinstance(doc, dict) or doc.get("algorithm") != "sha256" or not isinstance(doc.get("document_id"), str):
+        return None
+    files = doc.get("files")
+    if not isinstance(files, dict) or not files:
+        return None
+    if not all(n in REPORT_FILES and isinstance(h, str) and _SHA256.match(h) for n, h in files.items()):
+        return None
+    return set(files)
+
+
+def _sample(names: Iterable[str], n: int = 3) -> str:
+    names = sorted(names)
+    return ", ".join(names[:n]) + (", …" if len(names) > n else "")
+
+
+def foreign_contents(folder: Path) -> str | None:
+    """None when ``folder`` is empty or an earlier report that may be replaced; else what makes it foreign."""
+    try:
+        with os.scandir(folder) as it:
+            entries = {e.name: e for e in it}
+    except OSError as e:
+        return f"cannot list the folder to check it is safe to replace ({e.strerror or e})"
+    if not entries:
+        return None
+    files = {n for n, e in entries.items() if e.is_file(follow_symlinks=False)}
+    listed = _listed_files(folder / MANIFEST) if MANIFEST in files else None
+    if listed is None:
+        folders = sum(e.is_dir(follow_symlinks=False) for e in entries.values())
+        counts = [(len(files), "file"), (folders, "folder"), (len(entries) - len(files) - folders, "link")]
+        held = " and ".join(f"{k} {word}{'s' * (k != 1)}" for k, word in counts if k)
+        return f"not empty and not a model-audit report (holds {held}, e.g. {_sample(entries)})"
+    extra = set(entries) - listed - {MANIFEST} - (OS_JUNK & files)
+    missing = listed - files
+    if not extra and not missing:
+        return None
+    parts = ([f"not listed: {_sample(extra)}"] if extra else []) + ([f"missing: {_sample(missing)}"] if missing else [])
+    return f"not a model-audit report: its manifest.json does not match the folder ({'; '.join(parts)})"

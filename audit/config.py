@@ -10,7 +10,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -69,6 +77,38 @@ class DataConfig(_Strict):
     subgroups: list[str] = Field(default_factory=list, description="metadata columns to score per value")
     on_bad_image: Literal["fail", "skip"] = "fail"
     allow_outside_root: bool = False
+    resize: Literal["stretch", "letterbox", "center_crop"] = Field(
+        default="stretch", description="how images meet image_size: stretch, letterbox (pad) or center_crop")
+    pad_value: float = Field(default=0.0, ge=0.0, le=1.0,
+                             description="letterbox border: a decoded intensity in [0, 1], before mean/std")
+    value_range: tuple[float, float] | None = Field(
+        default=None, description="raw pixel values (lo, hi) mapped to [0, 1] for every non-DICOM image")
+    window: tuple[float, float] | None = Field(
+        default=None, description="DICOM VOI window (center, width); wins over the files' window tags")
+
+    @model_serializer(mode="wrap")
+    def _omit_default_loading_keys(self, handler: Any) -> dict[str, Any]:
+        """The keys added after schema 1.0 appear in dumps (provenance, cache keys) only when set, so configs that
+        do not use them keep their resolved config and cache keys."""
+        out = handler(self)
+        for k in ("resize", "pad_value", "value_range", "window"):
+            if k in out and getattr(self, k) == type(self).model_fields[k].default:
+                del out[k]
+        return out
+
+    @field_validator("value_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
+            raise ValueError(f"value_range must be two finite numbers [lo, hi] with lo < hi; got {list(v)}")
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[1] >= 1):
+            raise ValueError(f"window must be [center, width] with finite values and width >= 1; got {list(v)}")
+        return v
 
     @field_validator("image_size", mode="before")
     @classmethod

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import DataError
-from .decode import open_image
+from .decode import decode_image
 from .listing import SampleRecord
 from .preprocess import Preprocess
 
@@ -26,7 +26,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
         rec = self.records[i]
         try:
-            img = open_image(rec.path, self.preprocess.channels)
+            img = decode_image(rec.path, self.preprocess.channels, self.preprocess.decode)
             if self.preprocess.size is None:
                 raise DataError(f"{rec.path}: data.image_size is not set")
             return i, self.preprocess(img), ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +15,14 @@ import pandas as pd
 
 from ..config import AuditConfig, DataConfig
 from ..errors import DataError
+from .geometry import ResizeMode
 from .roi import check_roi
+from .survey import survey
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".dcm"}
+_INDEX = re.compile(r"-?[0-9]+", re.ASCII)
+_NUMBER = re.compile(r"[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|nan|inf|infinity)",
+                     re.ASCII | re.IGNORECASE)  # non-finite values reach the ROI box check
 ROI_BOX = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
 RESERVED = {"path", "label", "id", "roi_mask", *ROI_BOX}
 
@@ -31,15 +38,24 @@ class SampleRecord:
     roi_mask: Path | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # "manifest.csv row 7" — for error messages
+    resize: ResizeMode = "stretch"  # data.resize, so that ROI masks follow the pixels' geometry
 
 
 @dataclass(frozen=True)
 class HeldOutSet:
+    """The listed samples, plus what the listing noticed: hidden files skipped in an image folder, images whose
+    aspect ratio differs from image_size's by more than 10 % under resize = "stretch", the number of distinct
+    image sizes, and ``notes`` (one sentence each, for the report; also logged as warnings)."""
+
     records: tuple[SampleRecord, ...]
     classes: tuple[str, ...]
     metadata_columns: tuple[str, ...]
     root: Path
     manifest: Path | None
+    n_hidden_skipped: int = 0
+    n_aspect_mismatch: int = 0
+    n_image_sizes: int = 0
+    notes: tuple[str, ...] = ()
 
     def metadata_frame(self) -> pd.DataFrame:
         rows = [r.metadata for r in self.records]
@@ -59,7 +75,7 @@ def _parse_label(raw: str, classes: Sequence[str] | None, where: str) -> str | i
     if classes is not None:
         if raw in classes:
             return classes.index(raw)
-        if raw.lstrip("-").isdigit():
+        if _INDEX.fullmatch(raw):  # ASCII digits only: int() would accept other scripts' digits
             i = int(raw)
             if 0 <= i < len(classes):
                 return i
@@ -67,6 +83,21 @@ def _parse_label(raw: str, classes: Sequence[str] | None, where: str) -> str | i
     if raw == "":
         raise DataError(f"{where}: field 'label' is empty")
     return raw
+
+
+def _check_duplicate(seen: dict[Path, tuple[int, str | int]], full: Path, lineno: int, label: str | int,
+                     where: str, rel: str) -> None:
+    """One file, one sample: the same file (after resolving links and '..') listed twice is refused, naming both
+    rows — with different labels the set contradicts itself, with the same label the sample would count twice."""
+    key = full.resolve()
+    if key in seen:
+        first, first_label = seen[key]
+        if first_label != label:
+            raise DataError(f"{where}: field 'path': {rel!r} is the same file as row {first} but with another label "
+                            f"({label!r} here, {first_label!r} there)")
+        raise DataError(f"{where}: field 'path': {rel!r} is the same file as row {first} (listed twice, it would be "
+                        f"counted twice)")
+    seen[key] = (lineno, label)
 
 
 def _read_manifest(cfg: DataConfig, manifest: Path, allow_outside: bool) -> HeldOutSet:
@@ -97,6 +128,7 @@ def _read_manifest(cfg: DataConfig, manifest: Path, allow_outside: bool) -> Held
     raw_labels: list[str | int] = []
     records: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
+    seen_paths: dict[Path, tuple[int, str | int]] = {}
     for lineno, row in enumerate(rows, start=2):
         where = f"{manifest} row {lineno}"
         if None in row:
@@ -118,14 +150,15 @@ def _read_manifest(cfg: DataConfig, manifest: Path, allow_outside: bool) -> Held
             raise DataError(f"{where}: duplicate sample id {sid!r} (first at row {seen_ids[sid]})")
         seen_ids[sid] = lineno
         raw_labels.append(_parse_label(row.get("label", ""), classes, where))
+        _check_duplicate(seen_paths, full, lineno, raw_labels[-1], where, rel)
         box = None
         if box_cols:
             vals = []
             for c in ROI_BOX:
-                try:
-                    vals.append(float(row[c]))
-                except (TypeError, ValueError):
-                    raise DataError(f"{where}: field {c!r}: {row[c]!r} is not a number") from None
+                raw = (row[c] or "").strip()
+                if not _NUMBER.fullmatch(raw):  # float() would also take '1_0' and other scripts' digits
+                    raise DataError(f"{where}: field {c!r}: {row[c]!r} is not a number")
+                vals.append(float(raw))
             x0, y0, x1, y1 = vals
             if not (np.isfinite(vals).all() and x1 > x0 and y1 > y0 and x0 >= 0 and y0 >= 0):
                 raise DataError(f"{where}: ROI box {tuple(vals)} is empty, inverted or negative (need x0<x1, y0<y1)")
@@ -148,17 +181,26 @@ def _read_manifest(cfg: DataConfig, manifest: Path, allow_outside: bool) -> Held
             raise DataError(f"{manifest}: only one label value ({names[0]!r}); set data.classes")
         classes = tuple(names)
         raw_labels = [classes.index(str(lbl)) for lbl in raw_labels]
-    recs = tuple(SampleRecord(label=int(lbl), **r) for lbl, r in zip(raw_labels, records, strict=True))
+    recs = tuple(SampleRecord(label=int(lbl), resize=cfg.resize, **r)
+                 for lbl, r in zip(raw_labels, records, strict=True))
     for rec in recs:
         if rec.roi_box is not None or rec.roi_mask is not None:
             check_roi(rec)
     return HeldOutSet(recs, classes, meta_cols, root, manifest)
 
 
+def _hidden(folder: Path, p: Path) -> bool:
+    """A path below ``folder`` with a component starting with '.' (.ipynb_checkpoints, .DS_Store, ._name, …)."""
+    return any(part.startswith(".") for part in p.relative_to(folder).parts)
+
+
 def _read_folder(cfg: DataConfig, folder: Path) -> HeldOutSet:
+    """One subfolder per class; hidden files and folders are skipped at every depth and counted."""
     if not folder.is_dir():
         raise DataError(f"{folder}: image folder not found")
     subdirs = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    n_hidden = sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and _hidden(folder, p)
+                   and p.is_file())
     classes = tuple(cfg.classes) if cfg.classes else tuple(subdirs)
     if len(classes) < 2:
         raise DataError(f"{folder}: needs one subfolder per class (found {len(subdirs)})")
@@ -166,18 +208,26 @@ def _read_folder(cfg: DataConfig, folder: Path) -> HeldOutSet:
     if unknown:
         raise DataError(f"{folder}: subfolder(s) {', '.join(unknown)} not in classes ({', '.join(classes)})")
     recs: list[SampleRecord] = []
+    seen: dict[Path, tuple[str, str]] = {}
     for ci, name in enumerate(classes):
         d = folder / name
-        files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS) if d.is_dir() else []
+        files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(folder, p)
+                       and p.is_file()) if d.is_dir() else []
         for f in files:
             if not cfg.allow_outside_root and not _within(folder, f):
                 raise DataError(f"{f}: points outside the image folder {folder} (a link?); "
                                 f"set data.allow_outside_root to allow it")
             rel = f.relative_to(folder).as_posix()
-            recs.append(SampleRecord(id=rel, path=f, label=ci, source=str(f)))
+            key = f.resolve()
+            if key in seen:
+                other, other_class = seen[key]
+                what = "in two classes" if other_class != name else "twice (it would be counted twice)"
+                raise DataError(f"{f}: the same file as {other} (a link?) is listed {what}")
+            seen[key] = (str(f), name)
+            recs.append(SampleRecord(id=rel, path=f, label=ci, source=str(f), resize=cfg.resize))
     if not recs:
         raise DataError(f"{folder}: no images found (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return HeldOutSet(tuple(recs), classes, (), folder, None)
+    return HeldOutSet(tuple(recs), classes, (), folder, None, n_hidden_skipped=n_hidden)
 
 
 def load_heldout(cfg: AuditConfig) -> HeldOutSet:
@@ -198,4 +248,6 @@ def load_heldout(cfg: AuditConfig) -> HeldOutSet:
                 f"data.subgroups: column {col!r} not in the manifest (metadata columns: "
                 f"{', '.join(hs.metadata_columns) or 'none'})"
             )
-    return hs
+    s = survey(hs.records, d.image_size, d.resize, d.window, hs.n_hidden_skipped)
+    return dataclasses.replace(hs, n_aspect_mismatch=s.n_aspect_mismatch, n_image_sizes=s.n_image_sizes,
+                               notes=s.notes)

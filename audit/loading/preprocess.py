@@ -1,4 +1,4 @@
-"""Image -> normalised model input tensor, and back for display."""
+"""Decoded image -> normalised model input tensor, and back for display."""
 
 from __future__ import annotations
 
@@ -9,24 +9,38 @@ import torch
 from PIL import Image
 
 from ..config import DataConfig
+from .decode import DecodedImage, DecodeOptions
+from .geometry import ResizeMode, fit_float, fit_pil, plan_fit
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Image -> normalised float tensor (C, H, W). Resizing stretches to image_size (no crop), so ROI
-    boxes map to input pixels by scaling."""
+    """Decoded image -> normalised float tensor (C, H, W). ``resize`` fits the image to ``size`` (see
+    ``geometry.py``; ROI boxes and masks follow the same geometry); ``decode`` holds the decoding options the
+    dataset uses (value range, DICOM window)."""
 
     size: tuple[int, int] | None
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    resize: ResizeMode = "stretch"
+    pad_value: float = 0.0
+    decode: DecodeOptions = DecodeOptions()  # noqa: RUF009 - frozen, so one shared default is safe
 
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        if self.size is not None and (img.height, img.width) != self.size:
-            img = img.resize((self.size[1], self.size[0]), Image.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
+    def fit(self, img: DecodedImage | Image.Image) -> np.ndarray:
+        """Float32 (H, W, C) intensities in [0, 1] at the model-input size (8-bit images resized by Pillow in 8 bits,
+        exactly as earlier versions did; others as float32)."""
+        d = DecodedImage(pil=img) if isinstance(img, Image.Image) else img
+        if self.size is None:
+            return d.to_array()
+        fit = plan_fit(*d.size, self.size, self.resize)
+        if d.pil is not None:
+            return fit_pil(d.pil, fit, self.pad_value)
+        assert d.array is not None
+        return fit_float(d.array, fit, self.pad_value)
+
+    def __call__(self, img: DecodedImage | Image.Image) -> torch.Tensor:
+        arr = self.fit(img)
         t = torch.from_numpy(arr.transpose(2, 0, 1).copy())
         mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
@@ -48,4 +62,5 @@ def make_preprocess(d: DataConfig) -> Preprocess:
         mean = mean * c
     if len(std) == 1:
         std = std * c
-    return Preprocess(d.image_size, c, mean, std)
+    return Preprocess(d.image_size, c, mean, std, resize=d.resize, pad_value=d.pad_value,
+                      decode=DecodeOptions(value_range=d.value_range, window=d.window))

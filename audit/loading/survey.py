@@ -1,0 +1,91 @@
+"""What the listing notices from image headers (nothing is decoded): images whose aspect ratio differs from
+image_size's under resize = "stretch", mixed image sizes, how DICOM files are windowed, hidden files skipped.
+Each finding is logged as a warning and kept as one sentence for the report."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import DataError
+from . import dicom
+from .decode import image_size_of
+
+if TYPE_CHECKING:
+    from .listing import SampleRecord
+
+log = logging.getLogger("audit.loading")
+ASPECT_TOLERANCE = 0.10  # relative difference of width/height ratios that counts as a different aspect
+
+
+@dataclass(frozen=True)
+class Survey:
+    n_aspect_mismatch: int
+    n_image_sizes: int
+    notes: tuple[str, ...]
+
+
+def aspect_differs(w: int, h: int, size: tuple[int, int]) -> bool:
+    """The image's width/height ratio differs from the input's by more than ASPECT_TOLERANCE (either way)."""
+    r = (w / h) / (size[1] / size[0])
+    return max(r, 1 / r) > 1 + ASPECT_TOLERANCE
+
+
+def _dicom_notes(records: Sequence[SampleRecord], window: tuple[float, float] | None) -> list[str]:
+    sources: Counter[str] = Counter()
+    overridden = 0
+    for r in records:
+        if not dicom.is_dicom(r.path):
+            continue
+        try:
+            ds = dicom.read_dicom(r.path, pixels=False)
+            if str(ds.get("PhotometricInterpretation", "")).upper() not in ("MONOCHROME1", "MONOCHROME2"):
+                continue
+            source, _, _ = dicom.window_of(ds, window, r.path)
+            overridden += source == "data.window" and dicom.window_of(ds, None, r.path)[0] == "tags"
+        except DataError:
+            continue  # left to decoding (missing pydicom, bad file or tags), which fails or skips it
+        sources[source] += 1
+    notes = []
+    if sources["data.window"]:
+        assert window is not None
+        notes.append(f"{sources['data.window']} DICOM image(s) windowed by data.window (center {window[0]:g}, width "
+                     f"{window[1]:g}); it overrides the window tags of {overridden} of them")
+    if sources["tags"]:
+        notes.append(f"{sources['tags']} DICOM image(s) windowed by their own WindowCenter/WindowWidth tags")
+    if sources["stored range"]:
+        notes.append(f"{sources['stored range']} DICOM image(s) have no window: the full range of their stored bits "
+                     f"is mapped to [0, 1] (set data.window to choose one)")
+    return notes
+
+
+def survey(records: Sequence[SampleRecord], size: tuple[int, int] | None, resize: str,
+           window: tuple[float, float] | None, n_hidden: int = 0) -> Survey:
+    """Header-only look at every listed image; unreadable headers are left to decoding."""
+    sizes: Counter[tuple[int, int]] = Counter()
+    for r in records:
+        try:
+            sizes[image_size_of(r.path)] += 1
+        except DataError:
+            continue
+    notes = []
+    if n_hidden:
+        notes.append(f"{n_hidden} hidden file(s) (a path component starting with '.') skipped in the image folder")
+    mismatch = 0
+    if size is not None and resize == "stretch":
+        mismatch = sum(n for (w, h), n in sizes.items() if aspect_differs(w, h, size))
+        if mismatch:
+            notes.append(f"{mismatch} of {sum(sizes.values())} image(s) differ in aspect ratio from image_size "
+                         f"({size[0]}x{size[1]}, height x width) by more than {ASPECT_TOLERANCE:.0%} and are "
+                         f"stretched (data.resize = \"letterbox\" or \"center_crop\" keeps the aspect)")
+    if len(sizes) > 1:
+        common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common(3))
+        notes.append(f"images come in {len(sizes)} different sizes (width x height: {common}"
+                     f"{', …' if len(sizes) > 3 else ''}); each is resized to image_size by {resize}")
+    notes += _dicom_notes(records, window)
+    for n in notes:
+        log.warning(n)
+    return Survey(n_aspect_mismatch=mismatch, n_image_sizes=len(sizes), notes=tuple(notes))

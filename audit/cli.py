@@ -73,6 +73,8 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
     written = write_outputs(result, out_dir, cfg.report.formats, protected)
     if not quiet:
         blocking = [f for f in result.findings if f.blocking]
+        if result.scored.cache_note:
+            typer.echo(f"predictions: {result.scored.cache_note}")
         if result.scored.from_cache:
             typer.echo("predictions: reused from the cache (same weights, images and preprocessing)")
         elif result.scored.resumed_at:

@@ -6,6 +6,7 @@ Relative paths in the file are resolved against the file's folder. Errors name t
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -28,29 +29,41 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    """Where the model comes from: exactly one of torchvision, torchscript, factory, pickle."""
+    """Where the model comes from: exactly one of torchvision, timm, huggingface, torchscript, factory, pickle."""
 
     torchvision: str | None = None
+    timm: str | None = Field(default=None, description="a timm architecture name, built with pretrained=False")
+    huggingface: Path | None = Field(default=None, description="a local save_pretrained folder (config + weights)")
     torchscript: Path | None = None
     factory: str | None = None
     pickle: Path | None = Field(default=None, description="a fully pickled nn.Module; needs allow_pickle")
     num_classes: int | None = Field(default=None, ge=1)
     weights: Path | None = None
     factory_kwargs: dict[str, Any] = Field(default_factory=dict)
-    architecture_kwargs: dict[str, Any] = Field(default_factory=dict)
+    architecture_kwargs: dict[str, Any] = Field(default_factory=dict, description="torchvision keyword arguments")
+    model_kwargs: dict[str, Any] = Field(default_factory=dict, description="timm.create_model keyword arguments")
+    output: str | int | None = Field(
+        default=None, description="which part of forward's result holds the logits: a key or attribute name, or an "
+        "index into a tuple; default: the tensor itself, .logits of a ModelOutput, the first tensor of a tuple")
     allow_pickle: bool = False
     task: str = Field(default="multiclass", description="what the outputs mean (audit list shows the task types)")
+    output_kind: Literal["logits", "probabilities"] = Field(
+        default="logits", description="'probabilities' when forward already applies softmax/sigmoid")
     name: str | None = None
     version: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
-        sources = [k for k in ("torchvision", "torchscript", "factory", "pickle") if getattr(self, k)]
+        names = ("torchvision", "timm", "huggingface", "torchscript", "factory", "pickle")
+        sources = [k for k in names if getattr(self, k)]
         if len(sources) != 1:
             got = ", ".join(sources) if sources else "none"
             raise ValueError(
-                "exactly one of 'torchvision', 'torchscript', 'factory' or 'pickle' must be set; got " + got
+                "exactly one of 'torchvision', 'timm', 'huggingface', 'torchscript', 'factory' or 'pickle' must be "
+                "set; got " + got
             )
+        if self.huggingface and self.weights:
+            raise ValueError("'weights' cannot be combined with 'huggingface' (the folder holds its weights)")
         if self.factory and ":" not in self.factory:
             raise ValueError(f"'factory' must look like 'package.module:function'; got {self.factory!r}")
         if self.torchscript and self.weights:
@@ -245,11 +258,13 @@ class AuditConfig(_Strict):
         return self.model_dump(mode="json", exclude={"base_dir", "source"})
 
 
-def format_validation_error(source: str, err: ValidationError) -> str:
-    """One line per problem: 'FILE: field.path: message (got VALUE)'."""
+def format_validation_error(source: str, err: ValidationError, overridden: frozenset[str] = frozenset()) -> str:
+    """One line per problem: 'FILE: field.path: message (got VALUE)'; a field set with ``--set`` (listed in
+    ``overridden``) is blamed on the command line, not on the file."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        where = "--set" if any(loc == k or loc.startswith(k + ".") for k in overridden) else source
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -257,7 +272,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
             msg = "required field is missing"
         got = e.get("input")
         suffix = "" if e["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{source}: {loc}: {msg}{suffix}")
+        lines.append(f"{where}: {loc}: {msg}{suffix}")
     return "; ".join(lines)
 
 
@@ -267,17 +282,22 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     for k in keys[:-1]:
         nxt = node.setdefault(k, {})
         if not isinstance(nxt, dict):
-            raise ConfigError(f"override {dotted!r}: '{k}' is not a section")
+            raise ConfigError(f"--set {dotted}: '{k}' is not a section")
         node = nxt
     node[keys[-1]] = value
+
+
+OVERRIDE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """'a.b=VALUE' with VALUE parsed as TOML when it parses, else kept as a string."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.key=value")
+        raise ConfigError(f"--set {text!r}: must look like section.key=value")
     key, raw = text.split("=", 1)
     key = key.strip()
+    if not OVERRIDE_KEY.fullmatch(key):
+        raise ConfigError(f"--set {text!r}: the part before '=' must be a dotted key such as data.batch_size")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -296,17 +316,20 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> AuditCo
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a UTF-8 text file") from None
+    keys = []
     for ov in overrides or []:
         k, v = parse_override(ov)
         _set_dotted(tree, k, v)
-    return config_from_dict(tree, base_dir=p.resolve().parent, source=str(p))
+        keys.append(k)
+    return config_from_dict(tree, base_dir=p.resolve().parent, source=str(p), overridden=frozenset(keys))
 
 
-def config_from_dict(tree: dict[str, Any], base_dir: Path, source: str = "<config>") -> AuditConfig:
+def config_from_dict(tree: dict[str, Any], base_dir: Path, source: str = "<config>",
+                     overridden: frozenset[str] = frozenset()) -> AuditConfig:
     for internal in ("base_dir", "source"):
         if internal in tree:
             raise ConfigError(f"{source}: {internal}: unknown key")
     try:
         return AuditConfig.model_validate({**tree, "base_dir": base_dir, "source": source})
     except ValidationError as e:
-        raise ConfigError(format_validation_error(source, e)) from None
+        raise ConfigError(format_validation_error(source, e, overridden)) from None

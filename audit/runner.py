@@ -14,7 +14,7 @@ import torch
 from .compare.stage import Baseline, Comparison, compare_with_baseline
 from .config import AuditConfig
 from .engine.predict import open_probe, predict, start_engine
-from .loading.inputs import prepare_inputs
+from .loading.inputs import check_configured_layers, prepare_inputs, with_model_defaults
 from .loading.model import load_model
 from .maps.explain import explain_picks
 from .provenance import build_provenance, data_fingerprint, now
@@ -32,13 +32,15 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None,
     With ``baseline`` (a previous results.json and its maps), comparison-phase rules get the diff against it.
     ``tasks``: extra task classes by name beside the registered ones."""
     started = now()
-    inputs = prepare_inputs(cfg, tasks)
+    cfg, defaults_notes = with_model_defaults(cfg)
+    inputs = prepare_inputs(cfg, tasks, defaults_notes)
     task = inputs.task
     loaded = load_model(cfg, len(inputs.classes))
+    check_configured_layers(cfg, loaded.module)
     engine = start_engine(cfg, loaded, inputs)
     torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run
     images_sha256 = data_fingerprint(inputs.heldout.records, inputs.heldout.root)
-    scored = predict(cfg, inputs, engine, images_sha256)
+    scored = predict(cfg, inputs, engine, loaded, images_sha256)
     preds = scored.predictions
     metrics = task.metrics(preds, np.random.default_rng(cfg.seed), cfg.data.subgroups)
     picks = task.select(preds, cfg.selection.k, cfg.selection.per_class)

@@ -1,7 +1,7 @@
 """The prediction cache: scoring results reused only for exactly the inputs that produced them.
 
-Predictions are keyed by the model's state_dict, the data fingerprint (every image's SHA-256 and label), the data
-section of the config, the device type and the torch version. Scoring progress is checkpointed so that an
+Predictions are keyed by everything that can change them (``prediction_key``); a reused entry is spot-checked
+against a few recomputed rows by the scoring stage. Scoring progress is checkpointed so that an
 interrupted run resumes. Files are written atomically; a corrupt entry is ignored and recomputed; a cache that
 cannot be written only costs time. Attribution maps have their own store (``attribution_store.py``).
 """
@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..loading.listing import HeldOutSet
+from ..loading.model import sha256_file
 from ..types import Predictions, SkippedSample
 from .base import PredictOutput, ScoringProgress
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 
 def model_digest(model: nn.Module) -> str:
@@ -36,14 +40,50 @@ def model_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def prediction_key(model: nn.Module | str, data_fingerprint: str, data_config: dict[str, Any],
-                   device: torch.device) -> str:
-    """``model`` is the module or its model_digest."""
+KEYED_PACKAGES = ("model-audit", "torch", "torchvision", "numpy", "pillow", "pydicom")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in KEYED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
+def listing_digest(heldout: HeldOutSet) -> str:
+    """SHA-256 over every listed field that reaches the predictions or the report: classes, metadata columns, and
+    per record its id, path (relative to the data root), label, ROI box, ROI mask (its file's hash) and metadata.
+    (The images' contents are keyed by the data fingerprint.)"""
+    h = hashlib.sha256(json.dumps({"classes": list(heldout.classes),
+                                   "metadata_columns": list(heldout.metadata_columns)}).encode())
+    root = heldout.root.resolve()
+    for r in heldout.records:
+        d = asdict(r)
+        d.pop("source", None)  # where the row was read (for messages), not what it says
+        for k, v in d.items():
+            if isinstance(v, Path):
+                try:
+                    d[k] = v.resolve().relative_to(root).as_posix()
+                except ValueError:
+                    d[k] = v.resolve().as_posix()
+        if r.roi_mask is not None:
+            d["roi_mask_sha256"] = sha256_file(r.roi_mask)
+        h.update(json.dumps(d, sort_keys=True, default=str).encode() + b"\n")
+    return h.hexdigest()
+
+
+def prediction_key(model_digest: str, model_identity: dict[str, Any], data_fingerprint: str, listing: str,
+                   data_config: dict[str, Any], compute: dict[str, Any], device: torch.device) -> str:
+    """Everything that can change a cached prediction: weights, how the model was built and its code, the images,
+    the listing (ids, labels, metadata, ROI), preprocessing, compute settings, device type and library versions."""
     payload = json.dumps({
-        "v": CACHE_VERSION, "model": model if isinstance(model, str) else model_digest(model),
-        "data": data_fingerprint,
+        "v": CACHE_VERSION, "model": model_digest, "model_identity": model_identity, "data": data_fingerprint,
+        "listing": listing,
         "cfg": {k: v for k, v in data_config.items() if k not in ("num_workers", "subgroups")},
-        "device": device.type, "torch": torch.__version__,
+        "compute": compute, "device": device.type, "versions": _versions(),
     }, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 

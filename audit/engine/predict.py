@@ -3,6 +3,7 @@ probe that every later stage reaches the model through."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,16 +13,20 @@ import torch
 
 from ..config import AuditConfig
 from ..errors import DataError
+from ..loading.dataset import ImageDataset
+from ..loading.identity import model_identity
 from ..loading.inputs import Inputs
 from ..loading.listing import SampleRecord
 from ..loading.model import LoadedModel, resolve_device
 from ..types import Predictions, SkippedSample
 from . import cache
 from .attribution_store import AttributionStore, attribution_key
-from .base import Engine, ScoringOptions
+from .base import Engine, PredictOutput, ScoringOptions
 from .compute import resolve_compute
 from .local import LocalEngine
 from .probe import ModelProbe
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Scored:
     cache_key: str  # "" when the cache is off
     from_cache: bool
     resumed_at: int  # first row scored in this run when an interrupted run was resumed, else 0
+    cache_note: str = ""  # why a cache entry was not used, when it was found but failed the spot check
 
 
 def progress_bars() -> bool:
@@ -59,16 +65,38 @@ def check_classes_present(preds: Predictions, classes: tuple[str, ...], source: 
         raise DataError(f"{source}: class(es) with no held-out samples: {', '.join(empty)}")
 
 
-def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, images_sha256: str) -> Scored:
-    """Score every held-out sample once; reuse the cached scores of identical inputs, resume an interrupted run."""
+SPOT_CHECK_ROWS = 4
+SPOT_CHECK_ATOL = 1e-4  # scores; batch composition changes float32 results by ~1e-7
+
+
+def spot_check(engine: Engine, inputs: Inputs, out: PredictOutput, seed: int) -> float:
+    """Recompute a few seeded rows of a cached scoring result; the largest absolute difference of the scores."""
+    n = out.predictions.n
+    rows = np.sort(np.random.default_rng([seed, 5]).choice(n, size=min(SPOT_CHECK_ROWS, n), replace=False))
+    ds = ImageDataset([inputs.heldout.records[int(out.kept_rows[r])] for r in rows], inputs.preprocess)
+    x = torch.stack([ds[i][1] for i in range(len(rows))])  # type: ignore[misc]
+    return float(np.abs(engine.outputs(x) - out.predictions.probs[rows]).max())
+
+
+def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, loaded: LoadedModel, images_sha256: str) -> Scored:
+    """Score every held-out sample once; reuse the cached scores of identical inputs (after a spot check of a few
+    recomputed rows), resume an interrupted run."""
     folder = cfg.resolve(cfg.cache.dir)
     key = ""
     out = None
+    note = ""
     if cfg.cache.enabled:
-        key = cache.prediction_key(cache.model_digest(engine.model), images_sha256,
-                                   {**cfg.data.model_dump(mode="json"), "compute": engine.compute.describe()},
-                                   engine.device)
+        key = cache.prediction_key(cache.model_digest(engine.model), model_identity(cfg, loaded), images_sha256,
+                                   cache.listing_digest(inputs.heldout), cfg.data.model_dump(mode="json"),
+                                   engine.compute.describe(), engine.device)
         out = cache.load(folder, key)
+        if out is not None:
+            diff = spot_check(engine, inputs, out, cfg.seed)
+            if not diff <= SPOT_CHECK_ATOL:
+                note = (f"cached predictions discarded: {SPOT_CHECK_ROWS} recomputed rows differ by up to {diff:.2g} "
+                        "(something outside the cache key changed); scored again")
+                log.warning(note)
+                out = None
     from_cache = out is not None
     resumed_at = 0
     if out is None:
@@ -87,7 +115,7 @@ def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, images_sha256: str
     mean = (out.input_sum / preds.n).float() if out.input_sum is not None else None
     return Scored(predictions=preds, skipped=out.skipped,
                   records=tuple(inputs.heldout.records[int(i)] for i in out.kept_rows), dataset_mean=mean,
-                  cache_key=key, from_cache=from_cache, resumed_at=resumed_at)
+                  cache_key=key, from_cache=from_cache, resumed_at=resumed_at, cache_note=note)
 
 
 def open_probe(cfg: AuditConfig, inputs: Inputs, engine: Engine, scored: Scored) -> ModelProbe:

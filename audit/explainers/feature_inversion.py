@@ -48,15 +48,16 @@ class FeatureInversion(Explainer):
     )
     Params = FeatureInversionParams
 
-    def layer_names(self, model: nn.Module) -> list[str]:
-        return list(self.params.layers) if self.params.layers else [last_conv(model)[0]]
+    def layer_names(self, model: nn.Module, inputs: torch.Tensor | None = None) -> list[str]:
+        """The configured layers, else the last convolution that runs on ``inputs``."""
+        return list(self.params.layers) if self.params.layers else [last_conv(model, inputs)[0]]
 
     def check(self, model: nn.Module) -> None:
-        for n in self.layer_names(model):
+        for n in self.params.layers or []:
             named_module(model, n)
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        name = self.layer_names(model)[0]
+        name = self.layer_names(model, inputs)[0]
         recon, _, _ = self.invert(model, inputs, name)
         return recon.mean(dim=1).float().cpu()
 
@@ -65,7 +66,7 @@ class FeatureInversion(Explainer):
     ) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """{layer: (reconstruction (B, C, H, W) on CPU, relative feature distance at start, at end (B,))}."""
         out = {}
-        for name in self.layer_names(model):
+        for name in self.layer_names(model, inputs):
             recon, d0, d1 = self.invert(model, inputs, name)
             out[name] = (recon.float().cpu(), d0.cpu(), d1.cpu())
         return out

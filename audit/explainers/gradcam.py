@@ -1,18 +1,19 @@
-"""Grad-CAM (Selvaraju et al. 2017) through captum's LayerGradCam."""
+"""Grad-CAM (Selvaraju et al. 2017) on any layer layout: convolutional maps, channels-last maps, transformer tokens."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from captum.attr import LayerGradCam
 from torch import nn
 
 from .base import Explainer, ExplainerParams
 from .layers import resolve_layer
+from .spatial import activation_and_gradient, grad_cam
 
 
 class GradCAMParams(ExplainerParams):
-    layer: str | None = None  # module name; default: the last Conv2d
+    layer: str | None = None  # module name; default: the last Conv2d that runs, or for a vision transformer the
+    # norm before its last attention block (tokens placed on the patch grid)
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -36,9 +37,6 @@ class GradCAM(Explainer):
     Params = GradCAMParams
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        _, layer = resolve_layer(model, self.params.layer)
-        gc = LayerGradCam(model, layer)
-        with torch.enable_grad():
-            cam = gc.attribute(inputs, target=targets, relu_attributions=True)
-        cam = cam.sum(dim=1, keepdim=True) if cam.shape[1] != 1 else cam
-        return upsample(cam.detach(), tuple(inputs.shape[-2:])).float().cpu()
+        name, layer = resolve_layer(model, self.params.layer, inputs)
+        a, g = activation_and_gradient(model, name, layer, inputs, targets)
+        return upsample(grad_cam(a, g), tuple(inputs.shape[-2:])).float().cpu()

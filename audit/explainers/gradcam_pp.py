@@ -1,15 +1,14 @@
-"""Grad-CAM++ (Chattopadhyay et al. 2018), written against a forward hook on the target layer."""
+"""Grad-CAM++ (Chattopadhyay et al. 2018), written against a forward hook on the target layer (any layout)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..errors import ExplainerError
-from ._common import capture, target_scores
 from .base import Explainer
 from .gradcam import GradCAMParams, upsample
 from .layers import resolve_layer
+from .spatial import activation_and_gradient
 
 
 class GradCAMPlusPlus(Explainer):
@@ -31,15 +30,8 @@ class GradCAMPlusPlus(Explainer):
     eps = 1e-6
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        name, layer = resolve_layer(model, self.params.layer)
-        with torch.enable_grad():
-            x = inputs.detach().requires_grad_(True)  # makes the graph exist even for frozen parameters
-            logits, acts = capture(model, {name: layer}, x)
-            a = acts[name]
-            if a.dim() != 4:
-                raise ExplainerError(f"Grad-CAM++ needs a (B, C, h, w) feature map; {name!r} gives {tuple(a.shape)}")
-            (g,) = torch.autograd.grad(target_scores(logits, targets).sum(), a)
-        a, g = a.detach(), g.detach()
+        name, layer = resolve_layer(model, self.params.layer, inputs)
+        a, g = activation_and_gradient(model, name, layer, inputs, targets)
         g2 = g * g
         alpha = g2 / (2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g + self.eps)
         alpha = torch.where(g != 0, alpha, torch.zeros_like(alpha))

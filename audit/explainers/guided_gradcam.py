@@ -1,15 +1,16 @@
-"""Guided Grad-CAM (Selvaraju et al. 2017) through captum's GuidedGradCam."""
+"""Guided Grad-CAM (Selvaraju et al. 2017): captum's guided backpropagation times the upsampled Grad-CAM."""
 
 from __future__ import annotations
 
 import torch
-from captum.attr import GuidedGradCam as _GuidedGradCam
+from captum.attr import GuidedBackprop
 from torch import nn
 
 from ._common import quiet_relu_hooks
 from .base import Explainer
-from .gradcam import GradCAMParams
+from .gradcam import GradCAMParams, upsample
 from .layers import resolve_layer
+from .spatial import activation_and_gradient, grad_cam
 
 
 class GuidedGradCAM(Explainer):
@@ -28,8 +29,10 @@ class GuidedGradCAM(Explainer):
     Params = GradCAMParams
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        _, layer = resolve_layer(model, self.params.layer)
+        name, layer = resolve_layer(model, self.params.layer, inputs)
+        a, g = activation_and_gradient(model, name, layer, inputs, targets)
+        cam = upsample(grad_cam(a, g), tuple(inputs.shape[-2:]))  # as captum's GuidedGradCam: ReLU'd, bilinear
         x = inputs.detach().requires_grad_(True)
         with torch.enable_grad(), quiet_relu_hooks():
-            attr = _GuidedGradCam(model, layer).attribute(x, target=targets, interpolate_mode="bilinear")
-        return attr.detach().sum(dim=1).float().cpu()
+            gb = GuidedBackprop(model).attribute(x, target=targets)
+        return (gb.detach() * cam.unsqueeze(1)).sum(dim=1).float().cpu()

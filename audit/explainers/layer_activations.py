@@ -6,11 +6,11 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ..errors import ExplainerError
 from ._common import capture
 from .base import Explainer, ExplainerParams
 from .gradcam import upsample
 from .layers import last_conv, named_module
+from .spatial import to_spatial
 
 
 class LayerActivationsParams(ExplainerParams):
@@ -33,25 +33,25 @@ class LayerActivations(Explainer):
     )
     Params = LayerActivationsParams
 
-    def layer_names(self, model: nn.Module) -> list[str]:
-        return list(self.params.layers) if self.params.layers else [last_conv(model)[0]]
+    def layer_names(self, model: nn.Module, inputs: torch.Tensor | None = None) -> list[str]:
+        """The configured layers, else the last convolution that runs on ``inputs``."""
+        return list(self.params.layers) if self.params.layers else [last_conv(model, inputs)[0]]
 
     def check(self, model: nn.Module) -> None:
-        for n in self.layer_names(model):
+        for n in self.params.layers or []:
             named_module(model, n)
 
     def maps(self, model: nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """{layer: (B, H, W) channel-summed map at input resolution} for every configured layer."""
-        names = self.layer_names(model)
+        names = self.layer_names(model, inputs)
         with torch.no_grad():
             _, acts = capture(model, {n: named_module(model, n) for n in names}, inputs, stop_early=True)
         out = {}
+        size = (inputs.shape[-2], inputs.shape[-1])
         for n in names:
-            a = acts[n]
-            if a.dim() != 4:
-                raise ExplainerError(f"layer {n!r} gives {tuple(a.shape)}, not a (B, C, h, w) feature map")
-            out[n] = upsample(a.sum(dim=1), tuple(inputs.shape[-2:])).float().cpu()
+            a = to_spatial(acts[n], size)  # tokens and channels-last maps placed on the image
+            out[n] = upsample(a.sum(dim=1), size).float().cpu()
         return out
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.maps(model, inputs)[self.layer_names(model)[0]]
+        return self.maps(model, inputs)[self.layer_names(model, inputs)[0]]

@@ -1,7 +1,10 @@
-"""Finding layers by name or by type in a model."""
+"""Finding layers by name, or the default target layer by what actually runs in a forward pass."""
 
 from __future__ import annotations
 
+import difflib
+
+import torch
 from torch import nn
 
 from ..errors import ExplainerError
@@ -10,25 +13,93 @@ from ..errors import ExplainerError
 def named_module(model: nn.Module, name: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name not in modules:
-        candidates = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
+        close = difflib.get_close_matches(name, [n for n in modules if n], n=4, cutoff=0.5)
+        convs = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         raise ExplainerError(
-            f"layer {name!r} not found in the model; convolution layers are: {', '.join(candidates[-8:])}"
+            f"layer {name!r} not found in the model; {hint}convolution layers are: {', '.join(convs[-8:]) or 'none'}"
         )
     return modules[name]
 
 
-def last_conv(model: nn.Module) -> tuple[str, nn.Module]:
-    """The last nn.Conv2d in registration order (the usual Grad-CAM target)."""
-    found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    if not found:
-        raise ExplainerError("the model has no nn.Conv2d layer; name a target layer in explainers.options")
-    return found[-1]
+def is_attention(m: nn.Module) -> bool:
+    name = type(m).__name__.lower()
+    return isinstance(m, nn.MultiheadAttention) or name.endswith("attention") or name in ("attention", "attn")
 
 
-def resolve_layer(model: nn.Module, name: str | None) -> tuple[str, nn.Module]:
+def _is_norm(m: nn.Module) -> bool:
+    return isinstance(m, nn.LayerNorm) or type(m).__name__.lower().endswith(("layernorm", "layernorm2d"))
+
+
+def executed(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    """(name, module, output shape) of every Conv2d, norm and attention module in the order they run on one sample.
+
+    Registration order is not execution order: auxiliary heads (GoogLeNet, Inception) are registered last and
+    never run in eval mode, and a ViT's only convolution is its patch embedding at the input."""
+    order: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    handles = []
+
+    def hook_for(name: str):
+        def hook(m: nn.Module, _args: tuple, out: object) -> None:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
+            order.append((name, m, shape))
+
+        return hook
+
+    try:
+        for n, m in model.named_modules():
+            if isinstance(m, nn.Conv2d) or is_attention(m) or _is_norm(m):
+                handles.append(m.register_forward_hook(hook_for(n)))
+        with torch.no_grad():
+            model(inputs[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+def last_conv(model: nn.Module, inputs: torch.Tensor | None = None) -> tuple[str, nn.Module]:
+    """The default target layer. For a convolutional network: the last nn.Conv2d that runs on ``inputs`` with a
+    (B, C, h, w) output larger than 1x1 (without inputs: the last one registered). For a vision transformer (attention blocks run
+    after the last convolution, which is then only the patch embedding): the norm that feeds its last attention
+    block, whose tokens are placed on the patch grid (pytorch-grad-cam's choice, ``blocks[-1].norm1``)."""
+    if inputs is None:
+        found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+        if not found:
+            raise ExplainerError("the model has no nn.Conv2d layer; name a target layer in explainers.options")
+        return found[-1]
+    order = executed(model, inputs)
+    # a convolution whose output is 1x1 on this input (a deep network on a small image) has no map to show
+    convs = [i for i, (_, m, shape) in enumerate(order)
+             if isinstance(m, nn.Conv2d) and len(shape) == 4 and shape[2] * shape[3] > 1]
+    attns = [i for i, (_, m, _) in enumerate(order) if is_attention(m)]
+    if attns and (not convs or attns[-1] > convs[-1]):
+        norms = [i for i in range(attns[-1]) if _is_norm(order[i][1]) and len(order[i][2]) in (3, 4)]
+        if not norms:
+            raise ExplainerError(f"no norm layer feeds the last attention block {order[attns[-1]][0]!r}; name a "
+                                 "target layer in explainers.options.<method>.layer")
+        return order[norms[-1]][0], order[norms[-1]][1]
+    if not convs:
+        raise ExplainerError("no nn.Conv2d layer with a spatial (larger than 1x1) output runs in the model's forward "
+                             "pass; name a target layer in explainers.options")
+    return order[convs[-1]][0], order[convs[-1]][1]
+
+
+def block_layers(model: nn.Module, inputs: torch.Tensor) -> list[str]:
+    """Layers from input to output for per-layer views: the convolutions that run, or for a transformer the norms
+    that feed each attention block (the block inputs)."""
+    order = executed(model, inputs)
+    attns = [i for i, (_, m, _) in enumerate(order) if is_attention(m)]
+    if attns:
+        feeds = [max((j for j in range(i) if _is_norm(order[j][1])), default=-1) for i in attns]
+        return list(dict.fromkeys(order[j][0] for j in feeds if j >= 0))
+    return list(dict.fromkeys(n for n, m, shape in order if isinstance(m, nn.Conv2d) and len(shape) == 4))
+
+
+def resolve_layer(model: nn.Module, name: str | None, inputs: torch.Tensor | None = None) -> tuple[str, nn.Module]:
     if name:
         return name, named_module(model, name)
-    return last_conv(model)
+    return last_conv(model, inputs)
 
 
 def last_linear(model: nn.Module) -> tuple[str, nn.Linear]:

@@ -5,14 +5,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import AuditConfig
-from ..errors import ConfigError
+from torch import nn
+
+from ..config import AuditConfig, DataConfig
+from ..errors import ConfigError, ExplainerError
 from ..explainers import build_explainer
 from ..explainers import registry as explainer_registry
+from ..explainers.layers import named_module
 from ..rules.pack import RulePack, find_pack, load_pack
 from ..tasks import Task, build_task
 from .listing import HeldOutSet, load_heldout
 from .preprocess import Preprocess, make_preprocess
+from .sources import data_defaults
+
+
+def with_model_defaults(cfg: AuditConfig) -> tuple[AuditConfig, tuple[str, ...]]:
+    """The config with the data fields it leaves out filled from the model's own preprocessing (a Hugging Face
+    folder's preprocessor_config.json, timm's pretrained config), and a note saying which fields and whence."""
+    values, whence = data_defaults(cfg)
+    unset = {k: v for k, v in values.items() if k not in cfg.data.model_fields_set}
+    if not unset:
+        return cfg, ()
+    data = DataConfig.model_validate({**cfg.data.model_dump(), **unset})
+    note = f"data.{', data.'.join(sorted(unset))} taken from {whence}"
+    return cfg.model_copy(update={"data": data}), (note,)
 
 
 @dataclass(frozen=True)
@@ -23,6 +39,7 @@ class Inputs:
     pack: RulePack
     task: Task
     preprocess: Preprocess
+    notes: tuple[str, ...] = ()  # e.g. data fields filled from the model's own preprocessing
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -34,13 +51,14 @@ class Inputs:
         return str(self.heldout.manifest or self.heldout.root)
 
 
-def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None) -> Inputs:
+def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
+                   notes: tuple[str, ...] = ()) -> Inputs:
     """Validate the listing, the rule pack (every kind applicable to the task), the explainers and their options.
 
     ``tasks``: extra task classes by name, beside the registered ones (for callers that bring their own)."""
     heldout = load_heldout(cfg)
     pack = load_pack(find_pack(cfg.rules.pack, cfg.base_dir))
-    task = build_task(cfg.model.task, heldout.classes, tasks)
+    task = build_task(cfg.model.task, heldout.classes, tasks, cfg.model.output_kind)
     for rule in pack.rules:
         task.check_rule_kind(rule.kind, rule.params.id)
     for name in cfg.explainers.methods:
@@ -50,4 +68,22 @@ def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None)
         raise ConfigError(f"explainers.options: unknown explainer(s) {', '.join(sorted(unknown_opts))}")
     if cfg.data.image_size is None:
         raise ConfigError("data.image_size: required (the model's input height and width)")
-    return Inputs(heldout=heldout, pack=pack, task=task, preprocess=make_preprocess(cfg.data))
+    return Inputs(heldout=heldout, pack=pack, task=task, preprocess=make_preprocess(cfg.data), notes=notes)
+
+
+def check_configured_layers(cfg: AuditConfig, model: nn.Module) -> None:
+    """Every layer the config names (explainer options ``layer`` / ``layers``, ``views.probe_layers``) exists in
+    the loaded model: a user who asked for a layer gets exit 2, not a report without it."""
+    named: list[tuple[str, str]] = []
+    for method in cfg.explainers.methods:
+        params = build_explainer(method, cfg.explainers.options.get(method)).params
+        one = getattr(params, "layer", None)
+        many = getattr(params, "layers", None) or []
+        named += [(f"explainers.options.{method}.layer", one)] if one else []
+        named += [(f"explainers.options.{method}.layers", n) for n in many]
+    named += [("views.probe_layers", n) for n in cfg.views.probe_layers or []]
+    for field, name in named:
+        try:
+            named_module(model, name)
+        except ExplainerError as e:
+            raise ConfigError(f"{field}: {e}") from None

@@ -1,19 +1,23 @@
-"""Build the model from a torchvision architecture, a TorchScript file, a factory, or (opt-in) a pickle."""
+"""Build the model from a torchvision or timm architecture, a Hugging Face folder, a TorchScript file, a factory,\nor (opt-in) a pickle; weights and the output adapter attached."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import pickle
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torch import nn
 
 from ..config import AuditConfig, ModelConfig
 from ..errors import ModelError
+from .outputs import adapt_outputs
+from .sources import build_huggingface, build_timm
+from .weights import apply_weights, unsafe_torch_load
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class LoadedModel:
     source: str  # human description, e.g. "torchvision resnet18 + weights.safetensors"
     files: tuple[Path, ...]  # files the model came from (hashed in provenance)
     pickled: bool  # True when arbitrary pickle loading was allowed and used
+    notes: tuple[str, ...] = ()  # what loading changed (e.g. weights converted to the model's dtype)
+    output: str = "the tensor forward returns"  # how the output adapter reads forward's result
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -30,79 +36,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def unsafe_torch_load(path: Path, allow_pickle: bool, what: str) -> object:
-    """The only place that unpickles arbitrary objects (which can run code): refused unless the config opted in
-    with ``model.allow_pickle = true``."""
-    if not allow_pickle:
-        raise ModelError(f"{path}: refused to unpickle {what}: set model.allow_pickle = true only if you trust it")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - an arbitrary pickle fails in arbitrary ways
-        raise ModelError(f"{path}: cannot unpickle {what}: {type(e).__name__}: {e}") from None
-
-
-def _read_state_dict(path: Path, allow_pickle: bool) -> tuple[dict[str, torch.Tensor], bool]:
-    """The checkpoint's tensors, and whether arbitrary unpickling (opt-in) was needed to read them."""
-    if not path.is_file():
-        raise ModelError(f"{path}: weights file not found")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path)), False
-        except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, … from a corrupt file
-            raise ModelError(f"{path}: not a valid safetensors file: {e}") from None
-    unpickled = False
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if not allow_pickle:
-            raise ModelError(
-                f"{path}: refused to unpickle: the checkpoint holds objects other than tensors "
-                f"(loading it could run code). Re-save it as a state_dict or .safetensors, or set "
-                f"model.allow_pickle = true if you trust its origin. ({(str(e).strip() or type(e).__name__).splitlines()[0]})"
-            ) from None
-        obj = unsafe_torch_load(path, allow_pickle, "checkpoint")
-        unpickled = True
-    except Exception as e:  # noqa: BLE001 - corrupt archives raise RuntimeError, OSError, KeyError, …
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{path}: cannot read checkpoint (truncated or not a PyTorch file): {first}") from None
-    if isinstance(obj, nn.Module):
-        obj = obj.state_dict()
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelError(f"{path}: expected a state_dict (a mapping of names to tensors)")
-    return obj, unpickled
-
-
-def _apply_weights(module: nn.Module, path: Path, allow_pickle: bool) -> bool:
-    """Load the weights strictly; True when reading them needed the allow_pickle opt-in."""
-    sd, unpickled = _read_state_dict(path, allow_pickle)
-    # checkpoints saved from DataParallel / torch.compile carry prefixes
-    for prefix in ("module.", "_orig_mod."):
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
-    own = module.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    wrong = [
-        f"{k} (checkpoint {tuple(sd[k].shape)}, model {tuple(own[k].shape)})"
-        for k in own if k in sd and sd[k].shape != own[k].shape
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            parts.append("shape mismatch: " + ", ".join(wrong[:3]) + (" …" if len(wrong) > 3 else ""))
-        if missing:
-            parts.append("missing keys: " + ", ".join(missing[:3]) + (" …" if len(missing) > 3 else ""))
-        if unexpected:
-            parts.append("unexpected keys: " + ", ".join(unexpected[:3]) + (" …" if len(unexpected) > 3 else ""))
-        raise ModelError(f"{path}: weights do not fit the model: " + "; ".join(parts))
-    module.load_state_dict(sd, strict=True)
-    return unpickled
 
 
 def _torchvision(mc: ModelConfig, num_classes: int) -> nn.Module:
@@ -119,6 +52,25 @@ def _torchvision(mc: ModelConfig, num_classes: int) -> nn.Module:
         raise ModelError(f"model.torchvision: cannot build {name!r}: {e}") from None
 
 
+def _import_fresh(mod_name: str, base_dir: Path) -> ModuleType:
+    """Import the factory's module as the files are now. A module imported earlier in this process (a notebook,
+    a second audit) is re-executed when it lives under the config's folder, and dropped when the name now resolves
+    to another file: an edited or different factory must never be served from a stale import."""
+    existing = sys.modules.pop(mod_name, None)
+    if existing is not None:
+        try:  # where the name resolves now (find_spec would answer from sys.modules while the name is there)
+            spec = importlib.util.find_spec(mod_name)
+        except (ImportError, ValueError):
+            spec = None
+        sys.modules[mod_name] = existing
+        old_file = getattr(existing, "__file__", None)
+        if spec is None or spec.origin != old_file:
+            del sys.modules[mod_name]
+        elif old_file and Path(old_file).resolve().is_relative_to(base_dir.resolve()):
+            return importlib.reload(existing)
+    return importlib.import_module(mod_name)
+
+
 def _factory(mc: ModelConfig, base_dir: Path) -> nn.Module:
     mod_name, _, fn_name = (mc.factory or "").partition(":")
     added = False
@@ -126,7 +78,7 @@ def _factory(mc: ModelConfig, base_dir: Path) -> nn.Module:
         sys.path.insert(0, str(base_dir))
         added = True
     try:
-        module = importlib.import_module(mod_name)
+        module = _import_fresh(mod_name, base_dir)
     except ImportError as e:
         raise ModelError(f"model.factory: cannot import module {mod_name!r}: {e}") from None
     except Exception as e:  # noqa: BLE001 - the user's module failed while being imported (syntax error, …)
@@ -149,48 +101,70 @@ def _factory(mc: ModelConfig, base_dir: Path) -> nn.Module:
     return model
 
 
+def _load_torchscript(path: Path) -> nn.Module:
+    if not path.is_file():
+        raise ModelError(f"{path}: TorchScript file not found")
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - the C++ loader raises RuntimeError, UnicodeDecodeError, …
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: not a TorchScript archive: {first}") from None
+
+
+def _load_pickle(path: Path, allow_pickle: bool) -> nn.Module:
+    if not path.is_file():
+        raise ModelError(f"{path}: pickled model file not found")
+    module = unsafe_torch_load(path, allow_pickle, "model")
+    if not isinstance(module, nn.Module):
+        raise ModelError(f"{path}: the pickle holds {type(module).__name__}, not a torch.nn.Module")
+    return module
+
+
 def load_model(cfg: AuditConfig, num_classes: int) -> LoadedModel:
-    """Build the model on the CPU in eval mode. Nothing from a checkpoint runs unless allow_pickle is set."""
+    """Build the model on the CPU in eval mode, with its output adapter attached (one forward on a blank input of
+    the configured size). Nothing from a checkpoint runs unless allow_pickle is set; nothing is downloaded."""
     mc = cfg.model
     files: list[Path] = []
     pickled = False
+    notes: tuple[str, ...] = ()
     if mc.torchscript:
         path = cfg.resolve(mc.torchscript)
-        if not path.is_file():
-            raise ModelError(f"{path}: TorchScript file not found")
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as e:  # noqa: BLE001 - the C++ loader raises RuntimeError, UnicodeDecodeError, …
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"{path}: not a TorchScript archive: {first}") from None
+        module = _load_torchscript(path)
         files.append(path)
         source = f"TorchScript {path.name}"
     elif mc.pickle:
         path = cfg.resolve(mc.pickle)
-        if not path.is_file():
-            raise ModelError(f"{path}: pickled model file not found")
-        module = unsafe_torch_load(path, mc.allow_pickle, "model")
-        if not isinstance(module, nn.Module):
-            raise ModelError(f"{path}: the pickle holds {type(module).__name__}, not a torch.nn.Module")
+        module = _load_pickle(path, mc.allow_pickle)
         files.append(path)
         pickled = True
         source = f"pickled module {path.name} (allow_pickle)"
+    elif mc.huggingface:
+        module, hf, pickled = build_huggingface(cfg)
+        files.extend(hf)
+        source = f"Hugging Face {type(module).__name__} from {hf[0].parent.name}/" + (
+            " (pickled weights, allow_pickle)" if pickled else "")
     else:
         if mc.torchvision:
             module = _torchvision(mc, num_classes)
             source = f"torchvision {mc.torchvision}"
+        elif mc.timm:
+            module = build_timm(mc, num_classes)
+            source = f"timm {mc.timm}"
         else:
             module = _factory(mc, cfg.base_dir)
             source = f"factory {mc.factory}"
         if mc.weights:
             path = cfg.resolve(mc.weights)
-            pickled = _apply_weights(module, path, mc.allow_pickle)
+            pickled, notes = apply_weights(module, path, mc.allow_pickle)
             files.append(path)
             source += f" + {path.name}" + (" (unpickled with allow_pickle)" if pickled else "")
         else:
             source += " (no weights file: initial weights)"
     module.eval()
-    return LoadedModel(module=module, source=source, files=tuple(files), pickled=pickled)
+    size = cfg.data.image_size or (224, 224)
+    adapted = adapt_outputs(module, mc.output, torch.zeros(1, cfg.data.channels, *size))
+    return LoadedModel(module=adapted.module, source=source, files=tuple(files), pickled=pickled, notes=notes,
+                       output=adapted.description)
 
 
 def resolve_device(spec: str) -> torch.device:

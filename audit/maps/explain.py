@@ -49,7 +49,8 @@ def _outcome(probe: ModelProbe, name: str, ids: list[str], target: str) -> Expla
         if not np.isfinite(maps.maps).all():
             raise ExplainerError("the maps contain NaN or infinite values")
         return ExplainerOutcome(name, cls.title, cls.legend, cls.signed, "ok", maps=maps)
-    except (ExplainerError, RuntimeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - attribution code on a user's model fails in arbitrary ways (captum raises
+        # AssertionError when a hooked layer never runs); the explainer is then reported unavailable with the reason
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         log.warning("explainer %s unavailable: %s", name, reason)
         return ExplainerOutcome(name, cls.title, cls.legend, cls.signed, "unavailable", reason=reason)

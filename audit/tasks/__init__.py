@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from ..errors import ConfigError
-from .base import ReportSection, SampleSummary, Task, TaskMetrics
+from .base import OutputKind, ReportSection, SampleSummary, Task, TaskMetrics
 from .multiclass import MulticlassTask
 
 _BUILTIN: tuple[type[Task], ...] = (MulticlassTask,)
@@ -24,12 +24,13 @@ def registry() -> dict[str, type[Task]]:
     return reg
 
 
-def build_task(name: str, classes: Sequence[str], extra: dict[str, type[Task]] | None = None) -> Task:
+def build_task(name: str, classes: Sequence[str], extra: dict[str, type[Task]] | None = None,
+               output_kind: OutputKind = "logits") -> Task:
     """The task named in the config, for these classes (``extra``: tasks supplied by the caller, e.g. a test)."""
     reg = {**registry(), **(extra or {})}
     if name not in reg:
         raise ConfigError(f"model.task: unknown task {name!r}; known: {', '.join(sorted(reg))}")
-    return reg[name](classes)
+    return reg[name](classes, output_kind)
 
 
 __all__ = ["ReportSection", "SampleSummary", "Task", "TaskMetrics", "build_task", "registry"]

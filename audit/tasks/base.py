@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..types import Picks, Predictions
 
 TargetMode = Literal["predicted", "label"]
+OutputKind = Literal["logits", "probabilities"]
 
 
 class TaskMetrics(Protocol):
@@ -70,8 +71,9 @@ class Task(ABC):
     # embeddings of penultimate features coloured by class, per-layer linear probes on the labels
     model_views: ClassVar[bool] = True
 
-    def __init__(self, classes: Sequence[str]) -> None:
+    def __init__(self, classes: Sequence[str], output_kind: OutputKind = "logits") -> None:
         self.classes = tuple(classes)
+        self.output_kind = output_kind  # "probabilities": the model's forward already returns the task's scores
 
     # ---- outputs -> scores ----------------------------------------------------------------------------
     @abstractmethod

@@ -16,6 +16,8 @@ from ..selection.classification import select_samples
 from ..types import Picks, Predictions
 from .base import ReportSection, SampleSummary, TargetMode, Task, TaskMetrics
 
+PROB_TOL = 1e-3  # rows of a softmax output sum to 1 within float rounding
+
 
 class MulticlassTask(Task):
     name = "multiclass"
@@ -31,9 +33,20 @@ class MulticlassTask(Task):
                 f"the model output has shape {tuple(outputs.shape)}; expected (batch, classes) = ({batch}, {C})")
         if outputs.shape[1] != C:
             raise ModelError(f"the model has {outputs.shape[1]} outputs but data.classes lists {C} classes")
-        return outputs.float()
+        out = outputs.float()
+        rows_are_distributions = bool(((out >= 0).all(dim=1) & ((out.sum(dim=1) - 1).abs() <= PROB_TOL)).all())
+        if self.output_kind == "logits" and rows_are_distributions:
+            raise ModelError(
+                "the model's outputs are already probabilities (every row non-negative and summing to 1): a second "
+                'softmax would flatten them; set model.output_kind = "probabilities" if forward applies softmax')
+        if self.output_kind == "probabilities" and not rows_are_distributions:
+            raise ModelError('model.output_kind = "probabilities" but the outputs are not probabilities (rows '
+                             "negative or not summing to 1): use the default \"logits\"")
+        return out
 
     def to_scores(self, outputs: torch.Tensor) -> torch.Tensor:
+        if self.output_kind == "probabilities":
+            return outputs.float()
         return torch.softmax(outputs.float(), dim=1)
 
     # ---- metrics --------------------------------------------------------------------------------------

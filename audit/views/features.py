@@ -35,8 +35,10 @@ def _iter_batches(data: Batches, batch_size: int = 64) -> Iterable[tuple[torch.T
 
 
 def pool_features(a: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) -> global average pool (B, C); (B, D) unchanged; other shapes flattened."""
-    return a.mean(dim=(2, 3)) if a.dim() == 4 else a.flatten(1)
+    """(B, C, h, w) -> global average pool (B, C); tokens (B, N, D) -> mean token (B, D); (B, D) unchanged."""
+    if a.dim() == 4:
+        return a.mean(dim=(2, 3))
+    return a.mean(dim=1) if a.dim() == 3 else a.flatten(1)
 
 
 def layer_features(

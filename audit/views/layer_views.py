@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.probe import ModelProbe
-from ..errors import AuditError
 from ..explainers import build_explainer
 from ..explainers.feature_inversion import FeatureInversion
 from ..explainers.layer_activations import LayerActivations
@@ -40,7 +39,7 @@ def compute_layer_views(probe: ModelProbe, preprocess: Preprocess, methods: list
     layers: list[str] = []
     for name in wanted:
         opts = dict(options.get(name, {}))
-        opts.setdefault("layers", probe_layers(probe.model))
+        opts.setdefault("layers", probe_layers(probe.model, x))
         try:
             ex = build_explainer(name, opts)
             layers = list(opts["layers"])
@@ -50,6 +49,6 @@ def compute_layer_views(probe: ModelProbe, preprocess: Preprocess, methods: list
                 for layer, (recon, d0, d1) in ex.reconstructions(probe.model, x).items():
                     invs[layer] = np.stack([preprocess.unnormalize(r) for r in recon])
                     gains[layer] = float((1 - (d1 / d0.clamp_min(1e-12))).mean())
-        except (AuditError, RuntimeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - a view that cannot be drawn on this model is noted with the reason
             notes.append(f"{name}: {str(e).splitlines()[0]}")
     return LayerViews(tuple(layers), tuple(ids), acts, invs, gains, tuple(notes))

@@ -6,10 +6,12 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from torch import nn
 
 from ..engine.probe import ModelProbe
 from ..errors import AuditError
+from ..explainers.layers import block_layers
 from .features import embed_2d, linear_probe_per_layer
 
 log = logging.getLogger(__name__)
@@ -23,9 +25,11 @@ class ModelViews:
     notes: tuple[str, ...] = ()
 
 
-def probe_layers(model: nn.Module, max_layers: int = 5) -> list[str]:
-    """Up to ``max_layers`` conv layers spread from input to output, plus the last one."""
-    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+def probe_layers(model: nn.Module, inputs: torch.Tensor, max_layers: int = 5) -> list[str]:
+    """Up to ``max_layers`` layers spread from input to output (convolutions in the order they run on ``inputs`` — a
+    layer that never runs, such as an auxiliary head in eval mode, is not one — or a transformer's block inputs),
+    the last one included."""
+    convs = block_layers(model, inputs)
     if len(convs) <= max_layers:
         return convs
     idx = np.unique(np.linspace(0, len(convs) - 1, max_layers).round().astype(int))
@@ -50,15 +54,16 @@ def compute_views(probe: ModelProbe, methods: list[str], layers: list[str] | Non
             except (AuditError, ValueError) as e:
                 notes.append(f"{m}: {e}")
     acc: dict[str, float] = {}
-    names = layers if layers else probe_layers(probe.model)
-    if names and probe_samples > 0:
+    if probe_samples > 0:
         prow = np.arange(pred.n)
         if pred.n > probe_samples:
             prow = np.sort(rng.choice(pred.n, size=probe_samples, replace=False))
         ids = [str(s) for s in pred.ids[prow]]
         try:
             x = probe.images(ids).to(probe.device)
-            acc = linear_probe_per_layer(probe.model, x, pred.labels[prow], names, seed)
+            names = layers if layers else probe_layers(probe.model, x)
+            if names:
+                acc = linear_probe_per_layer(probe.model, x, pred.labels[prow], names, seed)
         except (AuditError, ValueError, RuntimeError) as e:
             notes.append(f"linear probe: {str(e).splitlines()[0]}")
     return ModelViews(rows=rows, embeddings=emb, probe_accuracy=acc, notes=tuple(notes))

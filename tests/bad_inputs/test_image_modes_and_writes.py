@@ -19,6 +19,7 @@ from PIL import Image
 
 import audit.runner
 from audit.loading.decode import open_image
+from audit.report.output import write_manifest
 
 ORIGINAL = {}  # file name -> original 8-bit grayscale pixels, filled by _convert
 
@@ -126,6 +127,7 @@ def _earlier_report(out: Path) -> dict[str, bytes]:
     out.mkdir(parents=True)
     (out / "results.json").write_text('{"verdict": "pass", "earlier": true}\n')
     (out / "report.html").write_text("<p>earlier report</p>\n")
+    write_manifest(out, ["results.json", "report.html"])  # a genuine earlier report: only those are replaced
     return {p.name: p.read_bytes() for p in out.iterdir()}
 
 

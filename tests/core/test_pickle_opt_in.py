@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.errors import ModelError
-from audit.loading.model import unsafe_torch_load
+from audit.loading.weights import unsafe_torch_load
 
 runner = CliRunner()
 

@@ -55,7 +55,7 @@ def test_attention_rollout_matches_manual_attention_product(vit: nn.Module, batc
 
 
 def test_attention_rollout_refuses_non_vit(cnn: nn.Module) -> None:
-    with pytest.raises(ExplainerError, match="VisionTransformer"):
+    with pytest.raises(ExplainerError, match="needs a vision transformer"):
         build_explainer("attention_rollout").check(cnn)
 
 

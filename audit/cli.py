@@ -56,21 +56,14 @@ def _maps_of(results_path: Path) -> dict | None:
 
 def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: bool,
                    baseline: Path | None = None, unpaired: bool = False) -> int:
-    from .compare.results import load_results
-    from .compare.stage import Baseline
+    from .api import run as run_api
     from .config import load_config
-    from .report.outdir import protected_paths
-    from .report.output import check_output_dir, write_outputs
-    from .runner import run_audit
 
     t0 = time.perf_counter()
     cfg = load_config(config, overrides)
-    base = Baseline(load_results(baseline), _maps_of(baseline), unpaired) if baseline is not None else None
     out_dir = out if out is not None else Path("reports") / cfg.name
-    protected = protected_paths(cfg, [(baseline, "the baseline report")] if baseline is not None else [])
-    check_output_dir(out_dir, protected)  # before the audit runs, not after
-    result = run_audit(cfg, baseline=base)
-    written = write_outputs(result, out_dir, cfg.report.formats, protected)
+    audit = run_api(cfg, baseline=baseline, unpaired=unpaired, out=out_dir)
+    result = audit.result
     if not quiet:
         blocking = [f for f in result.findings if f.blocking]
         if result.scored.cache_note:
@@ -83,7 +76,7 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
                    f"({len(result.findings)} rule results, {len(blocking)} blocking) in {time.perf_counter() - t0:.1f} s")
         for f in blocking:
             typer.echo(f"  {f.status.upper()} {f.rule}: {f.message}")
-        typer.echo(f"report: {out_dir.resolve()} ({', '.join(p.name for p in written.values())})")
+        typer.echo(f"report: {out_dir.resolve()} ({', '.join(p.name for p in audit.written.values())})")
     return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
 
 
@@ -210,8 +203,24 @@ def compare(
 
 
 @app.command("list")
-def list_() -> None:
-    """List the task types, explainers, rule kinds and bundled rule packs."""
+def list_(
+    model: Annotated[Path | None, typer.Option("--model", help="An audit config: list its model's layers.")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List the task types, explainers, rule kinds and bundled rule packs; with --model, the layers of the
+    configured model that an explainer can target."""
+    if model is not None:
+        from .api import model_layers
+
+        try:
+            table = model_layers(model)
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - mapped to exit codes
+            raise typer.Exit(_fail(e, debug)) from None
+        typer.echo(f"{'layer':48s} {'type':24s} {'output (C×h×w or tokens×D)':28s} layout")
+        for row in table.itertuples(index=False):
+            mark = "  <- default target layer" if row.default else ""
+            typer.echo(f"{row.layer:48s} {row.type:24s} {row.output:28s} {row.layout}{mark}")
+        return
     from .explainers import registry as ereg
     from .resources import rules_dir
     from .rules import registry as rreg

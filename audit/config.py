@@ -17,7 +17,6 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
@@ -37,6 +36,7 @@ class ModelConfig(_Strict):
     torchscript: Path | None = None
     factory: str | None = None
     pickle: Path | None = Field(default=None, description="a fully pickled nn.Module; needs allow_pickle")
+    python: str | None = Field(default=None, description="set by audit.run(model=...): the in-memory model's class")
     num_classes: int | None = Field(default=None, ge=1)
     weights: Path | None = None
     factory_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -54,8 +54,7 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelConfig:
-        names = ("torchvision", "timm", "huggingface", "torchscript", "factory", "pickle")
-        sources = [k for k in names if getattr(self, k)]
+        sources = [k for k in MODEL_SOURCES if getattr(self, k)]
         if len(sources) != 1:
             got = ", ".join(sources) if sources else "none"
             raise ValueError(
@@ -79,6 +78,7 @@ class DataConfig(_Strict):
     """The held-out set and how images become model inputs."""
 
     image_folder: Path | None = None
+    dataframe: str | None = Field(default=None, description="set by audit.run(data=...): the in-memory manifest")
     manifest: Path | None = None
     classes: list[str] | None = Field(default=None, description="order = model output index")
     image_size: tuple[int, int] | None = Field(default=None, description="(height, width) of model input")
@@ -98,16 +98,6 @@ class DataConfig(_Strict):
         default=None, description="raw pixel values (lo, hi) mapped to [0, 1] for every non-DICOM image")
     window: tuple[float, float] | None = Field(
         default=None, description="DICOM VOI window (center, width); wins over the files' window tags")
-
-    @model_serializer(mode="wrap")
-    def _omit_default_loading_keys(self, handler: Any) -> dict[str, Any]:
-        """The keys added after schema 1.0 appear in dumps (provenance, cache keys) only when set, so configs that
-        do not use them keep their resolved config and cache keys."""
-        out = handler(self)
-        for k in ("resize", "pad_value", "value_range", "window"):
-            if k in out and getattr(self, k) == type(self).model_fields[k].default:
-                del out[k]
-        return out
 
     @field_validator("value_range")
     @classmethod
@@ -153,8 +143,10 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
-        if (self.image_folder is None) == (self.manifest is None):
-            raise ValueError("exactly one of 'image_folder' or 'manifest' must be set")
+        given = [k for k in DATA_SOURCES if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("exactly one of 'image_folder' or 'manifest' must be set"
+                             + (f"; got {', '.join(given)}" if given else ""))
         for name in ("mean", "std"):
             val = getattr(self, name)
             if val is not None and len(val) not in (1, self.channels):
@@ -276,7 +268,7 @@ def format_validation_error(source: str, err: ValidationError, overridden: froze
     return "; ".join(lines)
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
     for k in keys[:-1]:
@@ -305,23 +297,46 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> AuditConfig:
-    """Read, override and validate a config file."""
+MODEL_SOURCES = ("torchvision", "timm", "huggingface", "torchscript", "factory", "pickle", "python")
+DATA_SOURCES = ("image_folder", "manifest", "dataframe")
+
+
+def read_config_tree(path: str | Path) -> dict[str, Any]:
+    """The raw TOML tree of a config file (ConfigError naming the file when it cannot be read)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        tree = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a UTF-8 text file") from None
+
+
+def build_config(tree: dict[str, Any], base_dir: Path, source: str, overrides: list[str] | None = None,
+                 replace: dict[str, dict[str, Any]] | None = None) -> AuditConfig:
+    """Validate a config tree after the command line's overrides. ``replace``: per section, keys that take the
+    place of that section's source keys (the Python API's in-memory model and manifest)."""
+    tree = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tree.items()}
+    for section, values in (replace or {}).items():
+        sources = MODEL_SOURCES if section == "model" else DATA_SOURCES
+        kept = {k: v for k, v in dict(tree.get(section, {})).items() if k not in sources}
+        if section == "model" and "weights" in kept:
+            del kept["weights"]  # the weights of the file's model source; the in-memory module has its own
+        tree[section] = {**kept, **values}
     keys = []
     for ov in overrides or []:
         k, v = parse_override(ov)
-        _set_dotted(tree, k, v)
+        set_dotted(tree, k, v)
         keys.append(k)
-    return config_from_dict(tree, base_dir=p.resolve().parent, source=str(p), overridden=frozenset(keys))
+    return config_from_dict(tree, base_dir=base_dir, source=source, overridden=frozenset(keys))
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> AuditConfig:
+    """Read, override and validate a config file."""
+    p = Path(path)
+    return build_config(read_config_tree(p), p.resolve().parent, str(p), overrides)
 
 
 def config_from_dict(tree: dict[str, Any], base_dir: Path, source: str = "<config>",

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import torch
+from torch import nn
 
 from .compare.stage import Baseline, Comparison, compare_with_baseline
 from .config import AuditConfig
@@ -25,17 +27,18 @@ from .tasks import Task
 from .views.stage import build_views
 
 
-def run_audit(cfg: AuditConfig, baseline: Baseline | None = None,
-              tasks: dict[str, type[Task]] | None = None) -> AuditResult:
+def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[str, type[Task]] | None = None,
+              model: nn.Module | None = None, data: pd.DataFrame | None = None) -> AuditResult:
     """Run one audit end to end. Raises AuditError for bad input; rule crashes become error findings.
 
     With ``baseline`` (a previous results.json and its maps), comparison-phase rules get the diff against it.
-    ``tasks``: extra task classes by name beside the registered ones."""
+    ``tasks``: extra task classes by name beside the registered ones; ``model`` and ``data``: the in-memory
+    module of ``model.python`` and manifest of ``data.dataframe`` (the Python API)."""
     started = now()
     cfg, defaults_notes = with_model_defaults(cfg)
-    inputs = prepare_inputs(cfg, tasks, defaults_notes)
+    inputs = prepare_inputs(cfg, tasks, defaults_notes, data)
     task = inputs.task
-    loaded = load_model(cfg, len(inputs.classes))
+    loaded = load_model(cfg, len(inputs.classes), model)
     check_configured_layers(cfg, loaded.module)
     engine = start_engine(cfg, loaded, inputs)
     torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run

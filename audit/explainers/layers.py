@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ExplainerError
+from .spatial import layout_of
 
 
 def named_module(model: nn.Module, name: str) -> nn.Module:
@@ -107,3 +108,34 @@ def last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
     if not found:
         raise ExplainerError("the model has no nn.Linear layer (no classification head found)")
     return found[-1]
+
+
+def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, str, tuple[int, ...], str]]:
+    """(name, class, output shape, layout) of every module whose output can be placed on the image (a Grad-CAM
+    target), in the order they first run on one sample."""
+    seen: dict[str, tuple[str, tuple[int, ...], str]] = {}
+    handles = []
+    size = (inputs.shape[-2], inputs.shape[-1])
+
+    def hook_for(name: str):
+        def hook(m: nn.Module, _args: tuple, out: object) -> None:
+            if name in seen or not isinstance(out, torch.Tensor):
+                return
+            try:
+                layout = layout_of(out, size)[0]
+            except ExplainerError:
+                return
+            seen[name] = (type(m).__name__, tuple(out.shape[1:]), layout)
+
+        return hook
+
+    try:
+        for n, m in model.named_modules():
+            if n:
+                handles.append(m.register_forward_hook(hook_for(n)))
+        with torch.no_grad():
+            model(inputs[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return [(n, *v) for n, v in seen.items()]

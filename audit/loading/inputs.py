@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 from torch import nn
 
 from ..config import AuditConfig, DataConfig
@@ -48,15 +49,17 @@ class Inputs:
     @property
     def source(self) -> str:
         """The data source as named in messages and the report: the manifest, else the image folder."""
+        if self.heldout.manifest is None and self.heldout.name:
+            return self.heldout.name
         return str(self.heldout.manifest or self.heldout.root)
 
 
 def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
-                   notes: tuple[str, ...] = ()) -> Inputs:
+                   notes: tuple[str, ...] = (), frame: pd.DataFrame | None = None) -> Inputs:
     """Validate the listing, the rule pack (every kind applicable to the task), the explainers and their options.
 
     ``tasks``: extra task classes by name, beside the registered ones (for callers that bring their own)."""
-    heldout = load_heldout(cfg)
+    heldout = load_heldout(cfg, frame)
     pack = load_pack(find_pack(cfg.rules.pack, cfg.base_dir))
     task = build_task(cfg.model.task, heldout.classes, tasks, cfg.model.output_kind)
     for rule in pack.rules:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import importlib.util
@@ -120,14 +121,20 @@ def _load_pickle(path: Path, allow_pickle: bool) -> nn.Module:
     return module
 
 
-def load_model(cfg: AuditConfig, num_classes: int) -> LoadedModel:
+def load_model(cfg: AuditConfig, num_classes: int, module: nn.Module | None = None) -> LoadedModel:
     """Build the model on the CPU in eval mode, with its output adapter attached (one forward on a blank input of
-    the configured size). Nothing from a checkpoint runs unless allow_pickle is set; nothing is downloaded."""
+    the configured size). Nothing from a checkpoint runs unless allow_pickle is set; nothing is downloaded.
+    ``module``: an in-memory model (``model.python``); the audit works on a deep copy of it."""
     mc = cfg.model
     files: list[Path] = []
     pickled = False
     notes: tuple[str, ...] = ()
-    if mc.torchscript:
+    if mc.python:
+        if module is None:
+            raise ModelError("model.python is set by audit.run(model=...) only; a config file names a factory")
+        module = copy.deepcopy(module).cpu()
+        source = f"in-memory {type(module).__qualname__}"
+    elif mc.torchscript:
         path = cfg.resolve(mc.torchscript)
         module = _load_torchscript(path)
         files.append(path)

@@ -71,7 +71,7 @@ def protected_paths(cfg: AuditConfig, extra: Iterable[tuple[Path, str]] = ()) ->
     if cfg.source and not cfg.source.startswith("<"):
         named.append((Path(cfg.source), "the config file"))
     for field, what in (("weights", "the model weights"), ("torchscript", "the TorchScript model"),
-                        ("pickle", "the pickled model")):
+                        ("pickle", "the pickled model"), ("huggingface", "the Hugging Face model folder")):
         value = getattr(cfg.model, field)
         if value is not None:
             named.append((cfg.resolve(value), what))

@@ -289,7 +289,7 @@ class Net(nn.Module):
 
     def forward(self, x):
         y = self.conv(x).mean(dim=(2, 3))
-        return torch.full_like(y, self.value) if self.value is not None else (y, y)
+        return torch.full_like(y, self.value) if self.value is not None else dict(scores=y, aux=y)
 
 
 def build(**kw):
@@ -411,12 +411,12 @@ CASES: list[Case] = [
       ("NaN or infinite outputs", "img/000.png")),
     C("model-output-inf", lambda c: c.factory_module("badnet_inf", FACTORY_CONST.format(value="-math.inf")),
       ("NaN or infinite outputs",)),
-    C("model-output-tuple", lambda c: c.factory_module("badnet_tuple", FACTORY_CONST.format(value="None")),
-      ("the model returned tuple", "expected a tensor")),
+    C("model-output-dict-without-logits", lambda c: c.factory_module("badnet_dict", FACTORY_CONST.format(value="None")),
+      ("the model returned dict with keys scores, aux, not a tensor of logits", "set model.output")),
     C("model-forward-raises", lambda c: c.factory_module("badnet_assert", FACTORY_FORWARD_ASSERTS),
-      ("the model failed on the held-out images", "expects RGB input")),
+      ("the model failed on a (1, 1, 32, 32) input", "expects RGB input")),
     C("model-channels-mismatch", lambda c: c.sub("channels = 1", "channels = 3"),
-      ("the model failed on the held-out images", "image_size/channels")),
+      ("the model failed on a (1, 3, 32, 32) input", "data.image_size and data.channels")),
     C("torchscript-not-torchscript",
       lambda c: ((c.root / "model.ts").write_bytes(b"PK\x03\x04 this is not an archive"),
                  c.model_source('torchscript = "model.ts"')),

@@ -17,6 +17,7 @@ import pytest
 from badinput_helpers import FAST, drop_sections, edit_manifest, invoke, leftovers
 from PIL import Image
 
+import audit.api
 import audit.runner
 from audit.loading.decode import open_image
 from audit.report.output import write_manifest
@@ -76,14 +77,14 @@ def converted(make_setup, tiny_model, tmp_path_factory):
 
     edit_manifest(s.manifest, fn)
     captured = {}
-    real = audit.runner.run_audit
+    real = audit.api.run_audit
 
     def capture(*a, **k):
         captured["result"] = real(*a, **k)
         return captured["result"]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(audit.runner, "run_audit", capture)
+        mp.setattr(audit.api, "run_audit", capture)
         res = invoke("run", s.config, "--out", root / "report")
     return res, root / "report", captured.get("result"), s
 
@@ -119,7 +120,7 @@ def replay(converted, monkeypatch):
     """`audit run` on the converted set-up, reusing the finished AuditResult instead of auditing again."""
     _, _, result, s = converted
     assert result is not None
-    monkeypatch.setattr(audit.runner, "run_audit", lambda *a, **k: result)
+    monkeypatch.setattr(audit.api, "run_audit", lambda *a, **k: result)
     return s
 
 

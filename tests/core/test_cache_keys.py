@@ -56,7 +56,7 @@ def factory_setup(tiny, tiny_model):
 
 
 def test_factory_kwargs_change_misses_the_cache(factory_setup, tmp_path):
-    first, a = _run(factory_setup.config, tmp_path / "a")
+    _, a = _run(factory_setup.config, tmp_path / "a")
     again, _ = _run(factory_setup.config, tmp_path / "b")
     assert "reused from the cache" in again.output
     cfg = factory_setup.config

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,9 @@ WEIGHTS = GOLDEN / "tiny.safetensors"
 VOLATILE = {"started", "finished", "versions", "git"}  # provenance fields that differ from run to run
 
 
-def golden_run(tmp: Path) -> dict[str, Any]:
-    """The golden audit: the tiny set, the committed weights, the demo pack, four explainers, no cache."""
-    from conftest import write_setup
-
+def golden_run(tmp: Path, write_setup: Callable[..., Any]) -> dict[str, Any]:
+    """The golden audit: the tiny set (``write_setup`` of tests/conftest.py), the committed weights, the demo pack,
+    four explainers, no cache."""
     model = DemoCNN(num_classes=3, width=4)
     model.load_state_dict(load_file(str(WEIGHTS)))
     setup = write_setup(tmp / "tiny", model.eval(), pack="demo")
@@ -71,8 +71,8 @@ def _diff(a: Any, b: Any, where: str = "") -> list[str]:
     return [] if a == b else [f"{where}: {a!r} != {b!r}"]
 
 
-def test_results_match_the_golden_audit(tmp_path):
+def test_results_match_the_golden_audit(tmp_path, make_setup):
     golden = json.loads((GOLDEN / "tiny-results.json").read_text(encoding="utf-8"))
-    got = normalise(golden_run(tmp_path))
+    got = normalise(golden_run(tmp_path, make_setup))
     problems = _diff(golden, got)
     assert not problems, "results.json differs from the golden audit:\n" + "\n".join(problems[:30])

@@ -20,8 +20,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parent))
 
-from conftest import train_tiny  # noqa: E402
-from core.test_golden_results import WEIGHTS, golden_run, normalise  # noqa: E402
+from conftest import train_tiny, write_setup
+from core.test_golden_results import WEIGHTS, golden_run, normalise
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
         model = train_tiny()
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(WEIGHTS))
     with tempfile.TemporaryDirectory() as tmp:
-        doc = normalise(golden_run(Path(tmp)))
+        doc = normalise(golden_run(Path(tmp), write_setup))
     (HERE / "tiny-results.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print("wrote", HERE / "tiny-results.json")
 

@@ -145,8 +145,8 @@ def test_aspect_and_mixed_sizes_are_noted_and_counted(tmp_path, caplog):
     assert all(r.resize == "letterbox" for r in boxed.records)
 
 
-def test_new_keys_stay_out_of_dumps_until_set(tmp_path):
+def test_the_resolved_config_states_every_loading_key(tmp_path):
     plain = _cfg(tmp_path, image_folder="set").to_jsonable()["data"]
-    assert not {"resize", "pad_value", "value_range", "window"} & set(plain)
+    assert plain["resize"] == "stretch" and plain["value_range"] is None  # what was used is on the record
     set_ = _cfg(tmp_path, image_folder="set", resize="center_crop", value_range=[0, 4095]).to_jsonable()["data"]
     assert set_["resize"] == "center_crop" and set_["value_range"] == [0.0, 4095.0]

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "bad_inputs"))
 from badinput_helpers import FAST, drop_sections
 
+import audit.api
 import audit.runner
 
 
@@ -37,14 +38,14 @@ def finished(make_setup, tiny_model, tmp_path_factory):
     s = make_setup(root / "tiny", tiny_model)
     cheap(s.config)
     captured = {}
-    real = audit.runner.run_audit
+    real = audit.api.run_audit
 
     def capture(*a, **k):
         captured["result"] = real(*a, **k)
         return captured["result"]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(audit.runner, "run_audit", capture)
+        mp.setattr(audit.api, "run_audit", capture)
         res = CliRunner().invoke(app, ["run", str(s.config), "--out", str(root / "report")])
     assert res.exit_code in (0, 1), res.output
     return captured["result"]
@@ -53,5 +54,5 @@ def finished(make_setup, tiny_model, tmp_path_factory):
 @pytest.fixture()
 def replay(finished, monkeypatch):
     """`audit run` gets the finished AuditResult instead of auditing again (the model never runs)."""
-    monkeypatch.setattr(audit.runner, "run_audit", lambda *a, **k: finished)
+    monkeypatch.setattr(audit.api, "run_audit", lambda *a, **k: finished)
     return finished

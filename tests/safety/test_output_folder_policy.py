@@ -12,6 +12,7 @@ import pytest
 from badinput_helpers import invoke
 from safety_helpers import earlier_report, plant, record, siblings, snapshot
 
+import audit.api
 import audit.runner
 from audit.verify import verify_report
 
@@ -22,7 +23,7 @@ def no_audit(monkeypatch):
     def run_audit(*a, **k):
         raise RuntimeError("the audit ran although --out was refused")
 
-    monkeypatch.setattr(audit.runner, "run_audit", run_audit)
+    monkeypatch.setattr(audit.api, "run_audit", run_audit)
 
 
 def assert_refused(res, out: Path, *needles: str) -> str:
@@ -162,7 +163,7 @@ def test_out_is_the_baseline_report(fast, tmp_path, replay, monkeypatch):
     base = tmp_path / "released"
     assert invoke("run", fast.config, "--out", base).exit_code in (0, 1)
     before = snapshot(base)
-    monkeypatch.setattr(audit.runner, "run_audit", lambda *a, **k: pytest.fail("the audit ran"))
+    monkeypatch.setattr(audit.api, "run_audit", lambda *a, **k: pytest.fail("the audit ran"))
     res = invoke("run", fast.config, "--out", base, "--baseline", base / "results.json")
     assert_refused(res, base, "holds the baseline report")
     assert snapshot(base) == before
@@ -273,7 +274,7 @@ def test_files_that_appear_during_the_audit_are_kept(fast, tmp_path, finished, m
         (out / "draft.docx").write_bytes(b"important")
         return finished
 
-    monkeypatch.setattr(audit.runner, "run_audit", run_audit)
+    monkeypatch.setattr(audit.api, "run_audit", run_audit)
     res = invoke("run", fast.config, "--out", out)
     assert_refused(res, out, "not empty and not a model-audit report (holds 1 file, e.g. draft.docx)")
     assert snapshot(out) == {"draft.docx": b"important"}

@@ -1,0 +1,175 @@
+"""A manifest: one row per sample (path, label, optional id, ROI box or mask, metadata columns), from a CSV file
+or a pandas DataFrame (the Python API), validated row by row; errors name the source, row and field."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import DataConfig
+from ..errors import DataError
+from .records import HeldOutSet, SampleRecord
+from .roi import check_roi
+
+_INDEX = re.compile(r"-?[0-9]+", re.ASCII)
+_NUMBER = re.compile(r"[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|nan|inf|infinity)",
+                     re.ASCII | re.IGNORECASE)  # non-finite values reach the ROI box check
+ROI_BOX = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
+RESERVED = {"path", "label", "id", "roi_mask", *ROI_BOX}
+
+
+def _within(root: Path, p: Path) -> bool:
+    try:
+        p.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _parse_label(raw: str, classes: Sequence[str] | None, where: str) -> str | int:
+    raw = raw.strip()
+    if classes is not None:
+        if raw in classes:
+            return classes.index(raw)
+        if _INDEX.fullmatch(raw):  # ASCII digits only: int() would accept other scripts' digits
+            i = int(raw)
+            if 0 <= i < len(classes):
+                return i
+        raise DataError(f"{where}: field 'label': {raw!r} is not in classes ({', '.join(classes)})")
+    if raw == "":
+        raise DataError(f"{where}: field 'label' is empty")
+    return raw
+
+
+def _check_duplicate(seen: dict[Path, tuple[int, str | int]], full: Path, lineno: int, label: str | int,
+                     where: str, rel: str) -> None:
+    """One file, one sample: the same file (after resolving links and '..') listed twice is refused, naming both
+    rows — with different labels the set contradicts itself, with the same label the sample would count twice."""
+    key = full.resolve()
+    if key in seen:
+        first, first_label = seen[key]
+        if first_label != label:
+            raise DataError(f"{where}: field 'path': {rel!r} is the same file as row {first} but with another label "
+                            f"({label!r} here, {first_label!r} there)")
+        raise DataError(f"{where}: field 'path': {rel!r} is the same file as row {first} (listed twice, it would be "
+                        f"counted twice)")
+    seen[key] = (lineno, label)
+
+
+def _check_header(header: list[str], name: str) -> list[str]:
+    for col in ("path", "label"):
+        if col not in header:
+            raise DataError(f"{name}: missing column {col!r} (columns are: {', '.join(header) or 'none'})")
+    box_cols = [c for c in ROI_BOX if c in header]
+    if box_cols and len(box_cols) != 4:
+        missing = sorted(set(ROI_BOX) - set(box_cols))
+        raise DataError(f"{name}: ROI box needs all of {', '.join(ROI_BOX)}; missing {', '.join(missing)}")
+    if box_cols and "roi_mask" in header:
+        raise DataError(f"{name}: give either roi_x0..roi_y1 or roi_mask, not both")
+    return box_cols
+
+
+def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]], root: Path, name: str,
+              first_row: int, allow_outside: bool, manifest: Path | None) -> HeldOutSet:
+    """Records from manifest rows (values as text; ``first_row`` is the number the first row is called by)."""
+    box_cols = _check_header(header, name)
+    if not rows:
+        raise DataError(f"{name}: the manifest has no rows")
+    meta_cols = tuple(h for h in header if h not in RESERVED)
+    classes = tuple(cfg.classes) if cfg.classes else None
+    raw_labels: list[str | int] = []
+    records: list[dict[str, Any]] = []
+    seen_ids: dict[str, int] = {}
+    seen_paths: dict[Path, tuple[int, str | int]] = {}
+    for lineno, row in enumerate(rows, start=first_row):
+        where = f"{name} row {lineno}"
+        rel = row.get("path", "").strip()
+        if not rel:
+            raise DataError(f"{where}: field 'path' is empty")
+        p = Path(rel)
+        if p.is_absolute() and not allow_outside:
+            raise DataError(f"{where}: field 'path': absolute path {rel!r} not allowed (set data.allow_outside_root)")
+        full = p if p.is_absolute() else root / p
+        if not allow_outside and not _within(root, full):
+            raise DataError(f"{where}: field 'path': {rel!r} points outside the data root {root}")
+        if not full.is_file():
+            raise DataError(f"{where}: field 'path': image file not found: {full}")
+        sid = row.get("id", "").strip() or rel
+        if sid in seen_ids:
+            raise DataError(f"{where}: duplicate sample id {sid!r} (first at row {seen_ids[sid]})")
+        seen_ids[sid] = lineno
+        raw_labels.append(_parse_label(row.get("label", ""), classes, where))
+        _check_duplicate(seen_paths, full, lineno, raw_labels[-1], where, rel)
+        box = None
+        if box_cols:
+            vals = []
+            for c in ROI_BOX:
+                raw = (row[c] or "").strip()
+                if not _NUMBER.fullmatch(raw):  # float() would also take '1_0' and other scripts' digits
+                    raise DataError(f"{where}: field {c!r}: {row[c]!r} is not a number")
+                vals.append(float(raw))
+            x0, y0, x1, y1 = vals
+            if not (np.isfinite(vals).all() and x1 > x0 and y1 > y0 and x0 >= 0 and y0 >= 0):
+                raise DataError(f"{where}: ROI box {tuple(vals)} is empty, inverted or negative (need x0<x1, y0<y1)")
+            box = (x0, y0, x1, y1)
+        mask = None
+        if "roi_mask" in header and row.get("roi_mask", "").strip():
+            mrel = Path(row["roi_mask"].strip())
+            mask = mrel if mrel.is_absolute() else root / mrel
+            if not allow_outside and not _within(root, mask):
+                raise DataError(f"{where}: field 'roi_mask': {str(mrel)!r} points outside the data root {root}")
+            if not mask.is_file():
+                raise DataError(f"{where}: field 'roi_mask': mask file not found: {mask}")
+        records.append(
+            {"id": sid, "path": full, "roi_box": box, "roi_mask": mask,
+             "metadata": {c: row.get(c, "") for c in meta_cols}, "source": where}
+        )
+    if classes is None:
+        names = sorted({str(lbl) for lbl in raw_labels})
+        if len(names) < 2:
+            raise DataError(f"{name}: only one label value ({names[0]!r}); set data.classes")
+        classes = tuple(names)
+        raw_labels = [classes.index(str(lbl)) for lbl in raw_labels]
+    recs = tuple(SampleRecord(label=int(lbl), resize=cfg.resize, **r)
+                 for lbl, r in zip(raw_labels, records, strict=True))
+    for rec in recs:
+        if rec.roi_box is not None or rec.roi_mask is not None:
+            check_roi(rec)
+    return HeldOutSet(recs, classes, meta_cols, root, manifest)
+
+
+def read_csv(cfg: DataConfig, manifest: Path, allow_outside: bool) -> HeldOutSet:
+    """A CSV manifest (UTF-8, with or without BOM); paths are relative to its folder."""
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: manifest file not found")
+    try:
+        with manifest.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{manifest}: cannot read as CSV: {e}") from None
+    for lineno, row in enumerate(rows, start=2):
+        if None in row:
+            raise DataError(f"{manifest} row {lineno}: more fields than columns in the header")
+    header = [h.strip() for h in header]
+    clean = [{k.strip(): (v if v is not None else "") for k, v in row.items()} for row in rows]
+    return read_rows(cfg, header, clean, manifest.parent, str(manifest), 2, allow_outside, manifest)
+
+
+def read_frame(cfg: DataConfig, frame: pd.DataFrame, root: Path, allow_outside: bool) -> HeldOutSet:
+    """A manifest given as a DataFrame (the Python API): the same columns as the CSV; paths relative to ``root``;
+    rows are named by their position (0-based)."""
+    header = [str(c).strip() for c in frame.columns]
+    text = frame.astype(object).where(frame.notna(), "")
+    rows = [{h: ("" if v is None else str(v)) for h, v in zip(header, values, strict=True)}
+            for values in text.itertuples(index=False, name=None)]
+    hs = read_rows(cfg, header, rows, root, "data frame", 0, allow_outside, None)
+    return dataclasses.replace(hs, name=f"data frame ({len(rows)} rows)")

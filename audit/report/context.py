@@ -177,7 +177,7 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
         "findings": [_finding_ctx(f, r, scales) for f in findings],
         "pack": {"name": r.pack.name, "description": r.pack.description, "path": str(r.pack.path)},
         "pickled_model": r.model.pickled,
-        "model_notes": [*r.model.notes, *r.inputs.notes],
+        "model_notes": [*r.model.notes, *r.provenance.data["notes"]],
         "model_source": r.model.source,
         "model_card": dict(prov.get("model_card", {})),
         "provenance": {

@@ -119,6 +119,24 @@ class Task(ABC):
         """Per-sample record kept in results.json (read by comparisons with a later audit)."""
         return {"ids": [str(s) for s in preds.ids], "labels": preds.labels}
 
+    # ---- what the rules aggregate over ------------------------------------------------------------------
+    def groups(self) -> tuple[str, ...]:
+        """The units rules judge one by one and fail on the worst of: classes (multiclass), labels (multi-label)."""
+        return self.classes
+
+    @abstractmethod
+    def members(self, preds: Predictions, group: int, by: Literal["predicted", "true"]) -> np.ndarray:
+        """(N,) bool: the samples the model assigns to ``group`` (``by = "predicted"``) or that truly belong to it."""
+
+    @abstractmethod
+    def decide(self, scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(n,) bool: for task scores (n, K), whether the model's answer for each row's target is "yes" (the
+        predicted class, a label over its threshold). A counterfactual flips a decision when this changes."""
+
+    def target_scores(self, scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """(n,) the score of each row's target output (a class probability, a label probability)."""
+        return scores[np.arange(len(targets)), np.asarray(targets, dtype=np.int64)]
+
     # ---- explanations ---------------------------------------------------------------------------------
     @abstractmethod
     def targets(self, preds: Predictions, rows: np.ndarray, mode: TargetMode) -> np.ndarray:

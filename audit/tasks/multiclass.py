@@ -143,6 +143,13 @@ class MulticlassTask(Task):
         return {"ids": [str(s) for s in preds.ids], "labels": preds.labels, "predicted": preds.preds,
                 "confidence": preds.confidence}
 
+    # ---- rules ----------------------------------------------------------------------------------------
+    def members(self, preds: Predictions, group: int, by: str) -> np.ndarray:
+        return (preds.preds if by == "predicted" else preds.labels) == group
+
+    def decide(self, scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return scores.argmax(axis=1) == np.asarray(targets)
+
     # ---- explanations ---------------------------------------------------------------------------------
     def targets(self, preds: Predictions, rows: np.ndarray, mode: TargetMode) -> np.ndarray:
         if mode == "predicted":

@@ -88,6 +88,12 @@ class ThresholdTask(Task):
     def targets(self, preds: Predictions, rows: np.ndarray, mode: str) -> np.ndarray:
         return np.zeros(len(rows), dtype=np.int64)  # the one output
 
+    def members(self, preds: Predictions, group: int, by: str) -> np.ndarray:
+        return (self._pred(preds) if by == "predicted" else preds.labels) == group
+
+    def decide(self, scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return (scores[:, 0] > 0.5) == (np.asarray(targets) == 1)
+
 
 # ---- the audit ------------------------------------------------------------------------------------------------
 

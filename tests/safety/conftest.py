@@ -56,3 +56,12 @@ def replay(finished, monkeypatch):
     """`audit run` gets the finished AuditResult instead of auditing again (the model never runs)."""
     monkeypatch.setattr(audit.api, "run_audit", lambda *a, **k: finished)
     return finished
+
+
+@pytest.fixture(scope="session")
+def property_template(make_setup, tiny_model, tmp_path_factory):
+    """Images, weights and a cheap config (JSON, JUnit, summary; no cache) that the property test copies per draw."""
+    s = make_setup(tmp_path_factory.mktemp("property") / "tiny", tiny_model, n=9)
+    s.config.write_text(drop_sections(s.config.read_text(), ("views", "cache", "report"))
+                        + FAST.replace('formats = ["json"]', 'formats = ["json", "junit"]'))
+    return s.root

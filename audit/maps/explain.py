@@ -4,8 +4,9 @@ reason (never silently dropped)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -29,6 +30,32 @@ class ExplainerOutcome:
     status: str  # "ok" | "unavailable"
     reason: str = ""
     maps: AttributionSet | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)  # parameters as run (default layer resolved)
+
+
+def resolved_params(probe: ModelProbe, name: str, ids: Sequence[str]) -> dict[str, Any]:
+    """The explainer's validated parameters with the run-time choices filled in: the default target layer
+    (``layer`` / ``layers`` left unset) as ``explainers.layers.last_conv`` resolves it on the first pick, and
+    an occlusion window/stride clamped to the image as captum received them."""
+    from ..explainers.layers import last_conv
+
+    ex = probe.explainer(name)
+    params: dict[str, Any] = ex.params.model_dump(mode="json")
+    try:
+        if ("layer" in params and not params["layer"]) or ("layers" in params and not params["layers"]):
+            x = probe.images(list(ids[:1])).to(probe.device)
+            layer = last_conv(probe.model, x)[0] if len(x) else None
+            key = "layer" if "layer" in params else "layers"
+            params[key] = layer if key == "layer" else [layer]
+            params[f"{key}_source"] = "default (resolved at run time)"
+        if name == "occlusion" and probe.preprocess.size is not None:
+            h, w = probe.preprocess.size
+            params["window_used"] = [min(params["window"], h), min(params["window"], w)]
+            params["stride_used"] = [min(params["stride"], params["window_used"][0]),
+                                     min(params["stride"], params["window_used"][1])]
+    except Exception as e:  # noqa: BLE001 - recording parameters must never fail an audit whose maps exist
+        params["resolution_note"] = f"default layer not resolved: {e}"
+    return params
 
 
 @dataclass(frozen=True)
@@ -48,7 +75,8 @@ def _outcome(probe: ModelProbe, name: str, ids: list[str], target: str) -> Expla
         maps = probe.attributions(name, ids, target)
         if not np.isfinite(maps.maps).all():
             raise ExplainerError("the maps contain NaN or infinite values")
-        return ExplainerOutcome(name, cls.title, cls.legend, cls.signed, "ok", maps=maps)
+        return ExplainerOutcome(name, cls.title, cls.legend, cls.signed, "ok", maps=maps,
+                                params=resolved_params(probe, name, ids))
     except Exception as e:  # noqa: BLE001 - attribution code on a user's model fails in arbitrary ways (captum raises
         # AssertionError when a hooked layer never runs); the explainer is then reported unavailable with the reason
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

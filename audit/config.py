@@ -205,24 +205,54 @@ class RulesConfig(_Strict):
     pack: str = "default"  # a name of a bundled pack (rules/<name>.toml) or a path
 
 
+class MlflowConfig(_Strict):
+    """Where ``[report] mlflow`` logs the audit (pip install "model-audit[mlflow]")."""
+
+    tracking_uri: str = Field(description="MLflow tracking URI, e.g. 'file:///srv/mlruns', 'sqlite:///mlflow.db' or "
+                              "'http://mlflow:5000'; a relative file: path is read from the config's folder")
+    experiment: str = Field(default="model-audit", min_length=1, description="experiment name (created when missing)")
+    run_name: str | None = Field(default=None, description="default: the audit's name")
+    artifact_path: str = Field(default="audit-report", description="folder of the run's artifacts holding the report")
+
+
 class ReportConfig(_Strict):
-    formats: list[Literal["html", "pdf", "json", "junit"]] = Field(
-        default_factory=lambda: ["html", "pdf", "json", "junit"]
+    formats: list[Literal["html", "pdf", "json", "junit", "model_card", "annex_iv"]] = Field(
+        default_factory=lambda: ["html", "pdf", "json", "junit"],
+        description="model_card: model_card.md (Hugging Face layout) + model_card.json (Model Card Toolkit layout); "
+        "annex_iv: annex_iv.md + annex_iv.json (EU AI Act Annex IV headings the audit can evidence)",
     )
     title: str | None = None
     save_maps: bool = Field(default=True, description="keep the report's maps in maps.npz (float16) for comparisons")
     pdf_variant: Literal["pdf/a-1b", "pdf/a-2b", "pdf/a-3b", "pdf/a-2u", "pdf/a-3u", "pdf/ua-1"] | None = Field(
         default=None, description="archival PDF variant written by WeasyPrint (not validated here)")
+    mlflow: MlflowConfig | None = Field(default=None, description="log metrics, rule results, verdict, config and the "
+                                        "report folder to an MLflow run after the report is written")
 
 
 class ModelCardConfig(_Strict):
-    """User-supplied model-card fields, printed in the report and kept in provenance."""
+    """User-supplied model-card fields, printed in the report, kept in provenance and used by the model_card and
+    annex_iv exports (which say they are the provider's statements, not verified by the audit)."""
 
     intended_use: str = ""
     out_of_scope_uses: str = ""
     owner: str = ""
     version: str = ""
     limitations: str = ""
+    description: str = Field(default="", description="what the model is and does, in a paragraph")
+    intended_users: str = ""
+    license: str = ""
+    contact: str = ""
+    references: list[str] = Field(default_factory=list)
+    citation: str = ""
+    training_data: str = Field(default="", description="where the training data came from (the audit sees only the "
+                               "held-out set)")
+    ethical_considerations: str = ""
+    tradeoffs: str = ""
+    human_oversight: str = Field(default="", description="how people oversee the system in use (Annex IV 2(e), 3)")
+    risk_management: str = Field(default="", description="the risk-management system the audit feeds (Annex IV 5)")
+    post_market_monitoring: str = Field(default="", description="how performance is monitored after release (Annex "
+                                        "IV 9)")
+    standards: list[str] = Field(default_factory=list, description="harmonised standards or specifications applied")
 
 
 class AuditConfig(_Strict):

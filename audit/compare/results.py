@@ -33,8 +33,8 @@ def load_results(path: str | Path) -> dict[str, Any]:
     for key in ("schema_version", "metrics", "predictions", "rules", "classes"):
         if key not in doc:
             raise DataError(f"{p}: not a model-audit results.json (missing {key!r})")
-    if str(doc["schema_version"]).split(".")[0] != "1":
-        raise DataError(f"{p}: schema_version {doc['schema_version']} is not supported (expected 1.x)")
+    if str(doc["schema_version"]).split(".")[0] not in ("1", "2"):  # 2.0 only added fields compare does not read
+        raise DataError(f"{p}: schema_version {doc['schema_version']} is not supported (expected 1.x or 2.x)")
     return doc
 
 

@@ -1,9 +1,17 @@
-"""build_context: the only thing templates see — a JSON-safe dict with figures as data URIs."""
+"""build_context: the only thing templates see — a JSON-safe dict with figures as data URIs.
+
+One context serves both renderings: the interactive HTML (``mode="html"``: map cells as a transparent heat layer
+over a per-row base image, so the reader can change the opacity) and the static PDF (``mode="pdf"``: the same
+maps composed at the default opacity). ``formats`` says which of the two are drawn.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,12 +21,35 @@ from ..types import Finding
 from ..views.stage import MAX_EVIDENCE_IMAGES
 from . import figures
 from .comparison import comparison_context
+from .criteria import comparison as criterion_comparison
+from .criteria import headline, limit_words, number, verdict_sentence
 from .fmt import fmt
 from .questions import explainer_questions
-from .results import jsonable
+from .results import finding_dict, jsonable, rule_params
 
 STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3}
 
+#: what one unit of each explainer's map means (colour-bar captions); an unknown method gets the generic line
+UNITS: dict[str, str] = {
+    "gradcam": "ReLU of gradient-weighted activations, arbitrary units",
+    "gradcam_pp": "ReLU of Grad-CAM++-weighted activations, arbitrary units",
+    "guided_gradcam": "guided gradient × Grad-CAM, arbitrary units",
+    "cam": "classifier-weighted feature map, logit units (the map's mean is the logit minus the bias)",
+    "saliency": "|∂ logit / ∂ input|, logit per unit of normalised input",
+    "smoothgrad": "mean |∂ logit / ∂ input| over noisy copies, logit per unit of normalised input",
+    "guided_backprop": "guided gradient, arbitrary units",
+    "deconvnet": "deconvnet signal, arbitrary units",
+    "integrated_gradients": "logit contribution per pixel (the map sums to logit(input) − logit(baseline))",
+    "gradient_shap": "expected logit contribution per pixel (SHAP values)",
+    "occlusion": "logit drop when a patch covering the pixel is occluded",
+    "lime": "weight of the pixel's segment in a local linear model of the score",
+    "kernel_shap": "Shapley value of the pixel's segment, score units",
+    "lrp": "relevance, logit units (sums to the logit)",
+    "layer_activations": "channel-summed activation, arbitrary units (not class evidence)",
+    "feature_inversion": "reconstructed intensity",
+    "attention_rollout": "attention flow to the patch, share 0–1",
+}
+GENERIC_UNIT = "attribution, the method's own units"
 
 
 def _not_model_sensitive(findings: tuple[Finding, ...]) -> set[str]:
@@ -30,11 +61,67 @@ def _not_model_sensitive(findings: tuple[Finding, ...]) -> set[str]:
     return out
 
 
-def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> dict[str, Any]:
+def shown_path(path: str | os.PathLike[str] | None, base: Path | None) -> str:
+    """A path as the report prints it: relative to the config's folder when inside it, a temporary folder
+    written as ``<tmp>/…``, else as given (results.json keeps the full path)."""
+    if not path:
+        return "—"
+    p = Path(path)
+    for root, label in ((base, None), (Path(tempfile.gettempdir()), "<tmp>")):
+        if root is None:
+            continue
+        try:
+            rel = p.resolve().relative_to(Path(root).resolve())
+        except (ValueError, OSError):
+            continue
+        return str(rel) if label is None else f"{label}/{rel}"
+    return str(p)
+
+
+def params_text(name: str, params: Mapping[str, Any]) -> str:
+    """The explainer's parameters as run, in words: "layer features.12 (default, resolved at run time)"."""
+    if not params:
+        return "no parameters"
+    parts = []
+    for key, value in params.items():
+        if key.endswith("_source") or key in ("window_used", "stride_used", "resolution_note"):
+            continue
+        if key in ("layer", "layers"):
+            shown = ", ".join(value) if isinstance(value, list) else str(value)
+            src = params.get(f"{key}_source")
+            parts.append(f"{key} {shown}" + (f" ({src})" if src else " (configured)"))
+        elif key == "window" and "window_used" in params:
+            h, w = params["window_used"]
+            parts.append(f"window {h}×{w} px" + (f" (configured {value}, clamped to the image)"
+                                                  if [h, w] != [value, value] else ""))
+        elif key == "stride" and "stride_used" in params:
+            h, w = params["stride_used"]
+            parts.append(f"stride {h}×{w} px")
+        elif key == "n_steps":
+            parts.append(f"{value} steps")
+        else:
+            parts.append(f"{key.replace('_', ' ')} {value}")
+    if params.get("resolution_note"):
+        parts.append(str(params["resolution_note"]))
+    return ", ".join(parts)
+
+
+def _categories(r: AuditResult) -> dict[str, list[str]]:
+    """Pick categories of every picked sample ("correct", "incorrect", "borderline"), for the HTML filters."""
+    out: dict[str, list[str]] = {}
+    for p in r.picks.all_picks():
+        cats = out.setdefault(p.sample_id, [])
+        if p.category not in cats:
+            cats.append(p.category)
+    return out
+
+
+def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str], draw: set[str]) -> dict[str, Any]:
     ok = [e for e in r.explanations.outcomes if e.status == "ok" and e.maps is not None]
+    target = r.config.explainers.target
     columns = [
         {"name": e.name, "title": e.title, "signed": e.signed,
-         "colorbar": figures.colorbar(scales[e.name], e.title + (" (signed)" if e.signed else "")),
+         "colorbar": figures.colorbar(scales[e.name], e.title, UNITS.get(e.name, GENERIC_UNIT)),
          "warning": "not model-sensitive" if e.name in warn else ""}
         for e in ok
     ]
@@ -46,43 +133,58 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str]) -> d
         short = p.reason.split(": ", 1)[-1]
         if short not in lines:
             lines.append(short)
+    cats = _categories(r)
     pr = r.predictions
-    ids = list(r.picks.all_ids())
     rows = []
-    for sid in ids:
+    for ri, sid in enumerate(r.picks.all_ids()):
         i = int(pr.index_of([sid])[0])
+        view = r.views.samples[sid]
+        d = r.task.describe(pr, i)
+        explained = ""  # the class the maps explain, when it is not the one the caption already names
         cells = []
         for e in ok:
             assert e.maps is not None
             amap = e.maps.get(sid)
+            t = int(e.maps.targets[e.maps.ids.index(sid)])
+            name = r.classes[t] if 0 <= t < len(r.classes) else str(t)
+            if not explained and name != (d.predicted if target == "predicted" else d.label):
+                explained = name
             status = ""
             if not np.isfinite(amap).all():
                 status = "non-finite values"
             elif not np.any(amap):
                 status = "all-zero map"
-            view = r.views.samples[sid]
-            cells.append({"uri": figures.overlay_cell(view.image, amap, scales[e.name], view.roi,
-                                                      size=figures.cell_px(view.image)), "note": status})
-        d = r.task.describe(pr, i)
-        view = r.views.samples[sid]
+            cells.append({
+                "explainer": e.name, "note": status,
+                "alt": f"{e.title} map of {sid} explaining '{name}'",
+                "uri": figures.overlay_cell(view.image, amap, scales[e.name], view.roi) if "pdf" in draw else "",
+                "heat": figures.heat_layer(view.image, amap, scales[e.name], view.roi) if "html" in draw else "",
+            })
         rows.append({
+            "index": ri,
             "id": sid,
             "why": why[sid],
             "label": d.label,
             "predicted": d.predicted,
             "confidence": fmt(d.confidence),
             "correct": bool(d.correct),
-            "input": figures.image_cell(view.image, view.roi, size=figures.cell_px(view.image)),
+            "explained": explained,
+            "categories": cats.get(sid, []),
+            "input": figures.image_cell(view.image, view.roi),
+            "base": figures.base_cell(view.image) if "html" in draw else "",
             "cells": cells,
         })
-    per_table = 5  # explainer columns per table, so a row fits an A4 page
+    per_table = 5  # explainer columns per PDF table, so a row fits an A4 page
     chunks = [list(range(i, min(i + per_table, len(columns)))) for i in range(0, len(columns), per_table)] or [[]]
-    return {"columns": columns, "rows": rows, "chunks": chunks}
+    return {"columns": columns, "rows": rows, "chunks": chunks, "target": target,
+            "classes": sorted({row["label"] for row in rows}), "opacity": figures.ALPHA_MAX}
 
 
-def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale]) -> dict[str, Any]:
+def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale],
+                 params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     name = f.details.get("explainer") if isinstance(f.details, Mapping) else None
     images = []
+    colorbar = None
     for sid in f.sample_ids[:MAX_EVIDENCE_IMAGES]:
         view = r.views.samples.get(sid)
         if view is None:
@@ -93,13 +195,28 @@ def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale]) -
         if name and key in r.views.finding_maps:
             amap = r.views.finding_maps[key]
             sc = scales.get(str(name)) or figures.shared_scale(amap[None], bool(np.any(amap < 0)))
-            images.append({"uri": figures.overlay_cell(view.image, amap, sc, view.roi), "caption": caption})
+            if colorbar is None:
+                title = next((e.title for e in r.explanations.outcomes if e.name == name), str(name))
+                colorbar = figures.colorbar(sc, title, UNITS.get(str(name), GENERIC_UNIT))
+            images.append({"uri": figures.overlay_cell(view.image, amap, sc, view.roi), "caption": caption,
+                           "alt": f"{name} map of {caption}"})
         else:
-            images.append({"uri": figures.image_cell(view.image, view.roi), "caption": caption})
+            images.append({"uri": figures.image_cell(view.image, view.roi), "caption": caption,
+                           "alt": f"input {caption}"})
+    entry = finding_dict(f, params.get(f.rule))
+    crit = entry["criterion"]
     return {
         "id": f.rule, "kind": f.kind, "severity": f.severity, "status": f.status, "message": f.message,
-        "value": fmt(f.value, 4), "threshold": fmt(f.threshold, 4), "n_samples": len(f.sample_ids),
-        "sample_ids": list(f.sample_ids[:12]), "explainer": name or "", "images": images,
+        "blocking": f.blocking,
+        "value": fmt(f.value, 4), "threshold": fmt(f.threshold, 4),
+        "value_raw": f.value, "criterion": crit,
+        "measured": number(f.value, crit["unit"]), "limit": number(f.threshold, crit["unit"]),
+        "limit_words": limit_words(crit),
+        "comparison": criterion_comparison(crit, f.value, f.threshold),
+        "headline": headline(jsonable(entry)),
+        "description": entry["description"],
+        "n_samples": len(f.sample_ids),
+        "sample_ids": list(f.sample_ids[:12]), "explainer": name or "", "images": images, "colorbar": colorbar,
         "details": json.dumps(jsonable(dict(f.details)), indent=1)[:4000] if f.details else "",
     }
 
@@ -146,8 +263,10 @@ def _layer_views_ctx(r: AuditResult) -> dict[str, Any] | None:
     }
 
 
-def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
-    """Everything the templates show. ``document_id`` is the short SHA-256 of results.json."""
+def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] = ("html", "pdf")) -> dict[str, Any]:
+    """Everything the templates show. ``document_id`` is the short SHA-256 of results.json; ``formats`` says
+    which renderings ("html", "pdf") the figures are drawn for."""
+    draw = set(formats) & {"html", "pdf"} or {"html", "pdf"}
     scales: dict[str, figures.Scale] = {}
     for e in r.explanations.outcomes:
         if e.status == "ok" and e.maps is not None:
@@ -157,10 +276,20 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
         same = np.stack([v for (n, _), v in fmaps.items() if n == name])
         scales[name] = figures.shared_scale(same, bool(np.any(same < 0)))
     warn = _not_model_sensitive(r.findings)
-    findings = sorted(r.findings, key=lambda f: (STATUS_ORDER[f.status], f.rule))
+    params = rule_params(r)
+    findings = sorted(r.findings, key=lambda f: (STATUS_ORDER.get(f.status, 4), f.rule))
+    finding_ctx = [_finding_ctx(f, r, scales, params) for f in findings]
     prov = r.provenance.as_dict()
     title = r.config.report.title or f"Model audit: {r.config.model.name or r.config.name}"
     card = dict(prov.get("model_card", {}))
+    base = Path(r.config.base_dir) if r.config.source else None
+    rules_json = [jsonable(finding_dict(f, params.get(f.rule))) for f in r.findings]
+    blocking_ids = [f.rule for f in r.findings if f.blocking]
+    reason = verdict_sentence({"rules": rules_json, "summary": {"blocking": blocking_ids}})
+    counts = {s: sum(1 for f in r.findings if f.status == s) for s in ("pass", "warn", "fail", "error")}
+    other = sorted({f.status for f in r.findings} - set(counts))
+    data = prov["data"]
+    config_name = Path(r.config.source).name if r.config.source else "<config.toml>"
     return {
         "document_id": document_id or "draft",
         "date": str(prov["finished"])[:10],
@@ -170,25 +299,28 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
         "title": title,
         "name": r.config.name,
         "verdict": r.verdict,
+        "verdict_reason": reason,
         "verdict_text": "PASS — every error-severity rule passed" if r.verdict == "pass"
-        else "FAIL — at least one error-severity rule failed or could not be evaluated",
-        "counts": {s: sum(1 for f in r.findings if f.status == s) for s in ("pass", "warn", "fail", "error")},
-        "blocking": [_finding_ctx(f, r, scales) for f in findings if f.blocking],
-        "findings": [_finding_ctx(f, r, scales) for f in findings],
+        else "FAIL — " + (f"blocking: {', '.join(blocking_ids)}" if blocking_ids
+                          else "at least one error-severity rule failed or could not be evaluated"),
+        "counts": counts,
+        "other_counts": [{"status": s, "n": sum(1 for f in r.findings if f.status == s)} for s in other],
+        "blocking": [f for f in finding_ctx if f["blocking"]],
+        "findings": finding_ctx,
         "pack": {"name": r.pack.name, "description": r.pack.description, "path": str(r.pack.path)},
         "pickled_model": r.model.pickled,
-        "model_notes": [*r.model.notes, *r.provenance.data["notes"]],
+        "model_notes": [*r.model.notes, *data["notes"]],
         "model_source": r.model.source,
-        "model_card": dict(prov.get("model_card", {})),
+        "model_card": card,
         "provenance": {
             "model_sha256": (prov["model"].get("sha256") or "— (no model file)"),
             "model_files": prov["model"]["files"],
-            "data_source": prov["data"]["source"],
-            "manifest_sha256": prov["data"].get("manifest_sha256") or "— (image folder)",
-            "images_sha256": prov["data"]["images_sha256"],
-            "n_listed": prov["data"]["n_listed"],
-            "n_scored": prov["data"]["n_scored"],
-            "n_skipped": prov["data"]["n_skipped"],
+            "data_source": shown_path(data["source"], base),
+            "manifest_sha256": data.get("manifest_sha256") or "— (image folder)",
+            "images_sha256": data["images_sha256"],
+            "n_listed": data["n_listed"],
+            "n_scored": data["n_scored"],
+            "n_skipped": data["n_skipped"],
             "rule_pack_sha256": prov["rule_pack"]["sha256"],
             "rule_pack_extends": list(prov["rule_pack"].get("extends", [])),
             "compute": prov.get("compute") or {},
@@ -202,17 +334,19 @@ def build_context(r: AuditResult, document_id: str = "") -> dict[str, Any]:
         "sections": [{"id": sec.id, "title": sec.title, "template": sec.template, "pagebreak": sec.pagebreak,
                       **sec.context} for sec in r.task.report_sections(r.metrics)],
         "classes": list(r.classes),
-        "grid": _grid(r, scales, warn),
+        "grid": _grid(r, scales, warn, draw),
         "views": _views_ctx(r),
         "layer_views": _layer_views_ctx(r),
         "explainers": [
             {"name": e.name, "title": e.title, "legend": e.legend, "status": e.status, "reason": e.reason,
-             "signed": e.signed, "warning": "not model-sensitive" if e.name in warn else ""}
+             "signed": e.signed, "warning": "not model-sensitive" if e.name in warn else "",
+             "params": params_text(e.name, e.params), "unit": UNITS.get(e.name, GENERIC_UNIT)}
             for e in r.explanations.outcomes
         ],
         "questions": explainer_questions(r),
         "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
         "config_json": json.dumps(r.config.to_jsonable(), indent=2),
-        "rerun": f"audit run {r.config.source or '<config.toml>'} --seed {r.config.seed}",
+        "rerun": f"audit run {config_name} --seed {r.config.seed}",
+        "rerun_note": "run in the folder that holds the config; relative paths in it are read from there",
         "comparison": comparison_context(r),
     }

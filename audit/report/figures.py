@@ -1,15 +1,32 @@
 """Figures as PNG data URIs, drawn once and shared by the HTML and PDF reports.
 
-Overlays are composed with numpy and a matplotlib colour map (no figure per cell), so hundreds of
-cells cost milliseconds; matplotlib figures are used only for charts and colour bars.
+Overlays are composed with numpy and a matplotlib colour map (no figure per cell), so hundreds of cells cost
+milliseconds; matplotlib figures are used only for charts.
+
+Reading rules every map figure follows (checked by looking at the rendered PDF and HTML):
+
+- colour maps are perceptually ordered: ``inferno`` (sequential, cut before its near-white end) for non-negative
+  maps, Moreland's diverging ``coolwarm`` (perceptually balanced arms, blue < 0 < red) for signed maps on a scale
+  symmetric around zero (``-vmax … +vmax``); no rainbow (``jet``) map. Chosen by looking at the demo's seven
+  explainers side by side: ``RdBu_r``'s dark ends vanish on dark inputs, ``berlin``'s pale ends read as noise;
+- the overlay's opacity grows with |value| (:func:`opacity`); the colour bar is drawn with the same colours *and*
+  the same opacity over a dark and a light background, so the key matches what the cells show;
+- the input under a map is shown in grey with its contrast reduced (:data:`BASE_LOW` … :data:`BASE_HIGH`) so the
+  map stays visible on noisy inputs while the anatomy shows through;
+- every sample cell is drawn at one display size (:func:`display_px`: integer nearest-neighbour upscaling of small
+  inputs, so the region-of-interest outline can be one display pixel wide); the ROI outline is a dashed
+  black-and-white line drawn *outside* the region, so it never covers attribution inside it;
+- class colours come from Paul Tol's colour-blind-safe "muted" scheme, with a marker shape per class as well.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import matplotlib
 
@@ -22,12 +39,22 @@ from PIL import Image
 
 from ..scoring.classification import Calibration
 
-CELL_PX = 96  # pixels of a sample cell: 1:1 with the HTML grid, ~140 dpi at its printed 17 mm
-ROI_COLOR = np.array([0.0, 1.0, 1.0])  # cyan outline
+DISPLAY_PX = 128  # a sample cell's drawn size (longest side), before the page scales it to its printed size
+UNSIGNED_CMAP = "inferno"  # sequential, perceptually uniform, readable in greyscale and by colour-blind readers
+UNSIGNED_TOP = 0.9  # inferno is cut before its near-white end, which would hide bright anatomy under it
+SIGNED_CMAP = "coolwarm"  # diverging (Moreland: perceptually balanced arms), blue < 0 < red, symmetric around zero
+ALPHA_MAX = 0.6  # opacity of the strongest attribution in the static (PDF) overlays
+ALPHA_FLOOR = 0.08  # |value| / vmax below this is fully transparent (the input shows as is)
+ALPHA_GAMMA = 0.75  # < 1 lifts weak but real attribution above the noise floor of the eye
+BASE_LOW, BASE_HIGH = 0.1, 0.6  # the grey input under a map is mapped into this range (contrast reduced)
+#: Paul Tol's "muted" qualitative scheme (colour-blind safe), then his "dark" greys for more classes
+CLASS_COLORS = ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933", "#AA4499",
+                "#555555")
+CLASS_MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h", "<", ">", "p", "8")
 
 
 def png_uri(arr: np.ndarray) -> str:
-    """(H, W, 3) float [0,1] or uint8 -> data URI."""
+    """(H, W, 3) or (H, W, 4) float [0,1] or uint8 -> data URI."""
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
     buf = io.BytesIO()
@@ -40,6 +67,11 @@ def fig_uri(fig: plt.Figure, dpi: int = 150) -> str:
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def class_colors(n: int) -> list[str]:
+    """``n`` colour-blind-safe class colours (cycled beyond ten: pair them with :data:`CLASS_MARKERS`)."""
+    return [CLASS_COLORS[i % len(CLASS_COLORS)] for i in range(n)]
 
 
 @dataclass(frozen=True)
@@ -55,7 +87,11 @@ class Scale:
 
     @property
     def cmap(self) -> str:
-        return "coolwarm" if self.signed else "jet"
+        return SIGNED_CMAP if self.signed else UNSIGNED_CMAP
+
+    @property
+    def vmin(self) -> float:
+        return -self.vmax if self.signed else 0.0
 
 
 def shared_scale(maps: np.ndarray, signed: bool) -> Scale:
@@ -69,68 +105,101 @@ def shared_scale(maps: np.ndarray, signed: bool) -> Scale:
     return Scale(signed, v)
 
 
+def display_px(image: np.ndarray, target: int = DISPLAY_PX) -> tuple[int, int]:
+    """(height, width) a cell of ``image`` is drawn at: small inputs upscaled by the largest integer factor that
+    keeps the longest side at most ``target`` (at least 2, so a 1-pixel outline is half an input pixel), large
+    inputs downsampled so the longest side is ``target``."""
+    h, w = image.shape[:2]
+    side = max(h, w)
+    if side <= target:
+        k = max(2, target // side)
+        return h * k, w * k
+    s = target / side
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
 def cell_px(image: np.ndarray) -> int:
-    """Grid cells are drawn at the input's own resolution up to CELL_PX (upsampling adds no information: the page
-    scales them, pixelated); larger inputs are downsampled to CELL_PX."""
-    return max(16, min(CELL_PX, max(image.shape[:2])))
+    """The longest side of a cell of ``image`` in drawn pixels (kept for callers that size by one number)."""
+    return max(display_px(image))
 
 
-def _resize(arr: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
-    h, w = arr.shape[:2]
-    scale = size / max(h, w)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+def _resize(arr: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    h, w = hw
     if arr.dtype == bool:
-        return np.asarray(Image.fromarray(arr.astype(np.uint8) * 255).resize(new, Image.NEAREST)) > 127
-    img = Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8))
-    return np.asarray(img.resize(new, Image.NEAREST if nearest else Image.BILINEAR)).astype(np.float32) / 255.0
+        return np.asarray(Image.fromarray(arr.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+    if arr.shape[:2] == (h, w):
+        return np.clip(arr, 0, 1).astype(np.float32)
+    img = Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8))
+    small = h >= arr.shape[0]  # upscaling an input: keep its pixels square (nearest); downscaling: average
+    method = Image.NEAREST if (nearest and small) else (Image.BILINEAR if small else Image.BOX)
+    return np.asarray(img.resize((w, h), method)).astype(np.float32) / 255.0
 
 
-def _resize4(arr: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear resize of an (H, W, 4) float array in [0, 1] through one 8-bit RGBA image."""
-    img = Image.fromarray((np.clip(arr, 0, 1) * 255).round().astype(np.uint8))  # (H, W, 4) uint8 -> RGBA
-    if img.size != (width, height):
-        img = img.resize((width, height), Image.BILINEAR)
-    return np.asarray(img).astype(np.float32) / 255.0
+def _resize_float(m: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a float map keeping its values (no 8-bit round trip)."""
+    h, w = hw
+    if m.shape == (h, w):
+        return m.astype(np.float32)
+    return np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR))
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    inner = mask.copy()
-    inner[1:, :] &= mask[:-1, :]
-    inner[:-1, :] &= mask[1:, :]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    edge = mask & ~inner
-    thick = edge.copy()
-    thick[1:, :] |= edge[:-1, :]
-    thick[:, 1:] |= edge[:, :-1]
-    return thick
+def _rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        image = image[..., None]
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
 
 
-def image_cell(image: np.ndarray, roi: np.ndarray | None = None, size: int = CELL_PX) -> str:
-    img = _resize(image, size, nearest=True)
-    if roi is not None:
-        m = _outline(_resize(roi, size))
-        img = img.copy()
-        img[m] = ROI_COLOR
-    return png_uri(img)
+def roi_ring(mask: np.ndarray, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The ROI outline at display size: a one-pixel ring just *outside* the region (so nothing inside it is
+    covered), as (dark pixels, light pixels) of a dashed line that shows on any background."""
+    m = _resize(mask, hw)
+    grown = m.copy()
+    grown[1:, :] |= m[:-1, :]
+    grown[:-1, :] |= m[1:, :]
+    grown[:, 1:] |= m[:, :-1]
+    grown[:, :-1] |= m[:, 1:]
+    ring = grown & ~m
+    yy, xx = np.indices(ring.shape)
+    dash = ((xx + yy) // 3) % 2 == 0
+    return ring & dash, ring & ~dash
+
+
+def _draw_roi(out: np.ndarray, roi: np.ndarray | None) -> np.ndarray:
+    if roi is None:
+        return out
+    dark, light = roi_ring(roi, out.shape[:2])
+    out = out.copy()
+    out[dark, :3] = 0.0
+    out[light, :3] = 1.0
+    if out.shape[2] == 4:
+        out[dark | light, 3] = 1.0
+    return out
+
+
+def image_cell(image: np.ndarray, roi: np.ndarray | None = None, size: int = DISPLAY_PX) -> str:
+    """The input as the model saw it (intensities in [0, 1]) at display size, ROI outlined outside the region."""
+    hw = display_px(image, size)
+    return png_uri(_draw_roi(_resize(_rgb(image), hw, nearest=True), roi))
 
 
 @lru_cache(maxsize=8)
 def _lut(cmap: str) -> np.ndarray:
     """The colour map's own 256-entry table (matplotlib indexes it the same way), (256, 3) float32."""
     cm = colormaps[cmap]
-    return cm(np.arange(cm.N))[:, :3].astype(np.float32)
+    top = UNSIGNED_TOP if cmap == UNSIGNED_CMAP else 1.0
+    return cm(np.linspace(0.0, top, 256))[:, :3].astype(np.float32)
 
 
-def overlay_cell(image: np.ndarray, amap: np.ndarray, scale: Scale, roi: np.ndarray | None = None,
-                 size: int = CELL_PX, alpha: float = 0.55) -> str:
-    """The map in the explainer's colour scale blended over a grey copy of the input, ROI outlined.
+def opacity(weight: np.ndarray) -> np.ndarray:
+    """Opacity in [0, 1] of a map value whose magnitude is ``weight`` = |value| / vmax (clipped to [0, 1]):
+    transparent below :data:`ALPHA_FLOOR`, then rising with exponent :data:`ALPHA_GAMMA` to 1 at vmax."""
+    w = np.clip((np.asarray(weight, dtype=np.float32) - ALPHA_FLOOR) / (1.0 - ALPHA_FLOOR), 0.0, 1.0)
+    return w ** ALPHA_GAMMA
 
-    Colour = ``scale.norm()`` then the colour map (looked up in its table), opacity = |map| / vmax; both are
-    computed at the map's resolution and resized together (bilinear), the input with nearest neighbours."""
-    base = _resize(image, size, nearest=True)
-    grey = base.mean(axis=2, keepdims=True)
-    m = np.nan_to_num(amap.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+def _colour_and_weight(m: np.ndarray, scale: Scale) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) colour and (H, W) |value| / vmax of a map under ``scale`` (NaN and inf drawn as zero)."""
+    m = np.nan_to_num(m.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     v = scale.vmax or 1.0
     if scale.signed:
         t = np.clip(m / v, -1.0, 1.0)
@@ -140,94 +209,207 @@ def overlay_cell(image: np.ndarray, amap: np.ndarray, scale: Scale, roi: np.ndar
         pos = weight  # Normalize(0, v), out-of-range clamped like the colour map's under/over
     lut = _lut(scale.cmap)
     idx = np.clip((pos * len(lut)).astype(np.int64), 0, len(lut) - 1)
-    rgbw = np.concatenate([lut[idx], weight[..., None]], axis=2)
-    rgbw = _resize4(rgbw, base.shape[1], base.shape[0])
-    col, w = rgbw[..., :3], rgbw[..., 3:] * alpha
-    out = grey * (1 - w) + col * w
-    if roi is not None:
-        edge = _outline(_resize(roi, size))
-        out[edge] = ROI_COLOR
-    return png_uri(out)
+    return lut[idx], weight
 
 
-def colorbar(scale: Scale, label: str) -> str:
-    fig, ax = plt.subplots(figsize=(2.6, 0.42))
-    fig.colorbar(plt.cm.ScalarMappable(norm=scale.norm(), cmap=scale.cmap), cax=ax, orientation="horizontal")
-    ax.tick_params(labelsize=6)
-    ax.set_title(label, fontsize=7)
-    return fig_uri(fig, dpi=130)
+def _base(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    grey = _resize(_rgb(image), hw, nearest=True).mean(axis=2, keepdims=True)
+    return BASE_LOW + (BASE_HIGH - BASE_LOW) * grey
+
+
+def heat_rgba(amap: np.ndarray, scale: Scale, hw: tuple[int, int]) -> np.ndarray:
+    """(H, W, 4) float: the map's colours with opacity :func:`opacity` (before :data:`ALPHA_MAX`), at ``hw``."""
+    col, weight = _colour_and_weight(_resize_float(amap, hw), scale)
+    return np.concatenate([col, opacity(weight)[..., None]], axis=2)
+
+
+def overlay_cell(image: np.ndarray, amap: np.ndarray, scale: Scale, roi: np.ndarray | None = None,
+                 size: int = DISPLAY_PX, alpha: float = ALPHA_MAX) -> str:
+    """The map in the explainer's colour scale blended over a contrast-reduced grey copy of the input, ROI
+    outlined outside the region. The map is resized to the cell bilinearly *before* colouring (values, not
+    colours, are interpolated)."""
+    hw = display_px(image, size)
+    heat = heat_rgba(amap, scale, hw)
+    a = heat[..., 3:] * alpha
+    out = _base(image, hw) * (1 - a) + heat[..., :3] * a
+    return png_uri(_draw_roi(out, roi))
+
+
+def heat_layer(image: np.ndarray, amap: np.ndarray, scale: Scale, roi: np.ndarray | None = None,
+               size: int = DISPLAY_PX) -> str:
+    """The map alone as a transparent PNG (opacity = :func:`opacity`), for the HTML report, which stacks it over
+    :func:`base_cell` and lets the reader set its overall opacity."""
+    hw = display_px(image, size)
+    return png_uri(_draw_roi(heat_rgba(amap, scale, hw), roi))
+
+
+def base_cell(image: np.ndarray, size: int = DISPLAY_PX) -> str:
+    """The contrast-reduced grey input that :func:`overlay_cell` draws under a map."""
+    hw = display_px(image, size)
+    return png_uri(np.repeat(_base(image, hw), 3, axis=2))
+
+
+def nice_ticks(lo: float, hi: float) -> list[float]:
+    """Three tick values: both ends and the middle (zero for a signed scale)."""
+    if hi <= lo:
+        return [lo]
+    return [lo, (lo + hi) / 2, hi]
+
+
+def scale_exponent(vmax: float) -> int:
+    """The power of ten factored out of tick labels (0 when the labels read well as they are)."""
+    if not vmax or not math.isfinite(vmax):
+        return 0
+    e = math.floor(math.log10(abs(vmax)))
+    return 0 if -2 <= e <= 2 else e
+
+
+def tick_text(v: float, vmax: float, exponent: int = 0) -> str:
+    """A tick label with two significant digits relative to the scale, after dividing by 10**exponent."""
+    if v == 0:
+        return "0"
+    v, mag = v / 10.0 ** exponent, abs(vmax) / 10.0 ** exponent
+    digits = max(0, 1 - math.floor(math.log10(mag))) if mag > 0 else 2
+    return f"{v:.{digits}f}".replace("-", "−")
+
+
+def _superscript(n: int) -> str:
+    return str(n).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def colorbar(scale: Scale, label: str, unit: str = "") -> dict[str, Any]:
+    """The key of one explainer's maps: a ramp image drawn exactly as the cells are (same colours, same opacity
+    over a dark and a light input), three tick labels (ends and middle, a power of ten factored out into the unit
+    line when the values are very small or large), the label and the unit. Rendered by the templates as HTML text
+    so ticks stay legible at print size."""
+    n = 256
+    t = np.linspace(scale.vmin, scale.vmax, n, dtype=np.float32)[None, :]
+    col, weight = _colour_and_weight(t, scale)
+    a = (opacity(weight) * ALPHA_MAX)[..., None]
+    rows = []
+    for g in (0.15, 0.85):  # over a dark and over a light input
+        base = np.full((1, n, 1), BASE_LOW + (BASE_HIGH - BASE_LOW) * g, dtype=np.float32)
+        rows.append(np.repeat(base * (1 - a) + col * a, 7, axis=0))
+    ramp = np.concatenate([rows[0], np.ones((1, n, 3), dtype=np.float32), rows[1]], axis=0)
+    e = scale_exponent(scale.vmax)
+    factor = f"values × 10{_superscript(e)}; " if e else ""
+    ticks = [{"text": tick_text(v, scale.vmax, e)} for v in nice_ticks(scale.vmin, scale.vmax)]
+    return {"ramp": png_uri(ramp), "ticks": ticks, "label": label, "unit": factor + unit, "signed": scale.signed,
+            "saturates": f"{scale.vmax:.3g}"}
 
 
 def confusion_figure(cm: np.ndarray, cm_norm: np.ndarray, classes: tuple[str, ...]) -> str:
     C = len(classes)
-    side = min(7.0, 1.6 + 0.45 * C)
+    side = min(7.0, 1.8 + 0.5 * C)
     fig, ax = plt.subplots(figsize=(side, side * 0.9))
-    ax.imshow(cm_norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(C), labels=list(classes), rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(C), labels=list(classes), fontsize=8)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    im = ax.imshow(cm_norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(C), labels=list(classes), rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(range(C), labels=list(classes), fontsize=9)
+    ax.set_xlabel("predicted class", fontsize=10)
+    ax.set_ylabel("true class", fontsize=10)
     if C <= 20:
         for i in range(C):
             for j in range(C):
                 v = cm_norm[i, j]
-                ax.text(j, i, f"{cm[i, j]}\n{v:.0%}", ha="center", va="center", fontsize=6 if C > 10 else 7,
+                if cm[i, j] == 0:
+                    continue  # empty cells stay empty: the eye finds the confusions
+                ax.text(j, i, f"{cm[i, j]}\n{v:.0%}", ha="center", va="center", fontsize=7 if C > 10 else 8,
                         color="white" if v > 0.5 else "black")
-    ax.set_title("Confusion matrix (counts and row share)", fontsize=9)
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    cb.set_label("share of the true class (row)", fontsize=8)
+    cb.ax.tick_params(labelsize=8)
+    ax.set_title("Confusion matrix: counts and share of each true class", fontsize=10)
     return fig_uri(fig)
 
 
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))
+
+
+MIN_BIN = 10  # bins with fewer samples are drawn hollow: their accuracy is too uncertain to read as a bar
+
+
 def reliability_figure(cal: Calibration) -> str:
-    fig, (ax, axh) = plt.subplots(2, 1, figsize=(4.6, 4.6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    """Per confidence bin: accuracy as a dot with its 95 % Wilson interval (hollow when the bin holds fewer than
+    :data:`MIN_BIN` samples), mean confidence as a tick, the gap shaded, and the sample count of every bin written
+    on the histogram below. No bar: a bin of one sample never reads as a full-height bar."""
+    fig, (ax, axh) = plt.subplots(2, 1, figsize=(5.2, 5.0), gridspec_kw={"height_ratios": [3, 1.1]}, sharex=True)
     edges = np.array(cal.bin_edges)
     centers = (edges[:-1] + edges[1:]) / 2
     width = edges[1] - edges[0]
-    acc = np.array([np.nan if a is None else a for a in cal.bin_accuracy])
-    conf = np.array([np.nan if c is None else c for c in cal.bin_confidence])
-    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
-    ax.bar(centers, np.nan_to_num(acc), width=width * 0.9, color="#4477aa", alpha=0.8, label="accuracy")
-    ax.scatter(centers, conf, color="#cc6677", s=12, zorder=3, label="mean confidence")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title(f"Reliability diagram (ECE {cal.ece:.3f}, MCE {cal.mce:.3f})", fontsize=9)
-    axh.bar(centers, cal.bin_counts, width=width * 0.9, color="#999999")
-    axh.set_xlabel("confidence of the top-1 prediction")
-    axh.set_ylabel("samples", fontsize=8)
+    counts = np.array(cal.bin_counts, dtype=int)
+    acc = np.array([np.nan if a is None else a for a in cal.bin_accuracy], dtype=float)
+    conf = np.array([np.nan if c is None else c for c in cal.bin_confidence], dtype=float)
+    ax.plot([0, 1], [0, 1], "--", color="#777777", lw=1, label="perfect calibration")
+    for x, a, c, n in zip(centers, acc, conf, counts, strict=True):
+        if n == 0 or not np.isfinite(a):
+            continue
+        ax.fill_between([x - width * 0.4, x + width * 0.4], [a, a], [c, c], color="#CC6677", alpha=0.25, lw=0)
+        lo, hi = _wilson(round(a * n), n)
+        ax.plot([x, x], [lo, hi], color="#332288", lw=1)
+    ok = counts >= MIN_BIN
+    ax.scatter(centers[ok], acc[ok], color="#332288", s=22, zorder=3, label=f"accuracy (≥ {MIN_BIN} samples)")
+    few = (counts > 0) & ~ok
+    if few.any():
+        ax.scatter(centers[few], acc[few], facecolors="white", edgecolors="#332288", s=22, zorder=3,
+                   label=f"accuracy (< {MIN_BIN} samples)")
+    ax.scatter(centers, conf, marker="_", color="#CC6677", s=90, zorder=4, linewidths=2, label="mean confidence")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("accuracy in the bin", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    ax.set_title(f"Reliability (ECE {cal.ece:.3f}, MCE {cal.mce:.3f}); whiskers: 95 % Wilson interval", fontsize=9)
+    axh.bar(centers, counts, width=width * 0.9, color="#999999")
+    top = max(int(counts.max()), 1)
+    for x, n in zip(centers, counts, strict=True):
+        if n:
+            axh.text(x, n + top * 0.04, str(n), ha="center", va="bottom", fontsize=6.5)
+    axh.set_ylim(0, top * 1.35)
+    axh.set_xlabel("top-1 confidence", fontsize=9)
+    axh.set_ylabel("samples", fontsize=9)
+    axh.tick_params(labelsize=8)
     axh.set_xlim(0, 1)
     return fig_uri(fig)
 
 
 def embedding_figure(coords: np.ndarray, labels: np.ndarray, correct: np.ndarray, classes: tuple[str, ...],
                      title: str) -> str:
-    """Scatter of a 2-D embedding coloured by true class; misclassified samples drawn as black-edged crosses."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.0))
-    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    """Scatter of a 2-D embedding, one colour-blind-safe colour and one marker shape per true class;
+    misclassified samples larger with a black edge."""
+    fig, ax = plt.subplots(figsize=(5.0, 4.2))
+    colors = class_colors(len(classes))
     for ci, name in enumerate(classes):
         m = labels == ci
         if not m.any():
             continue
-        color = cmap(ci % cmap.N)
-        ax.scatter(coords[m & correct, 0], coords[m & correct, 1], s=7, color=color, alpha=0.7, label=name,
-                   linewidths=0)
-        ax.scatter(coords[m & ~correct, 0], coords[m & ~correct, 1], s=28, color=color, marker="X",
-                   edgecolors="black", linewidths=0.6)
+        mk = CLASS_MARKERS[ci % len(CLASS_MARKERS)]
+        ax.scatter(coords[m & correct, 0], coords[m & correct, 1], s=10, color=colors[ci], alpha=0.75, label=name,
+                   marker=mk, linewidths=0)
+        ax.scatter(coords[m & ~correct, 0], coords[m & ~correct, 1], s=34, color=colors[ci], marker=mk,
+                   edgecolors="black", linewidths=0.9)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title + " (× = misclassified)", fontsize=9)
+    ax.set_title(title + " (black edge = misclassified)", fontsize=9)
     if len(classes) <= 20:
-        ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        ax.legend(fontsize=7, markerscale=1.6, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return fig_uri(fig)
 
 
 def probe_figure(acc: dict[str, float], chance: float) -> str:
-    fig, ax = plt.subplots(figsize=(4.8, 2.6))
+    fig, ax = plt.subplots(figsize=(5.0, 2.8))
     names = list(acc)
-    ax.plot(range(len(names)), [acc[n] for n in names], "o-", color="#4477aa")
-    ax.axhline(chance, ls="--", color="grey", lw=1, label="chance")
-    ax.set_xticks(range(len(names)), labels=names, rotation=30, ha="right", fontsize=7)
+    ax.plot(range(len(names)), [acc[n] for n in names], "o-", color="#332288")
+    ax.axhline(chance, ls="--", color="#777777", lw=1, label="majority-class rate")
+    ax.set_xticks(range(len(names)), labels=names, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.02)
-    ax.set_ylabel("CV accuracy", fontsize=8)
+    ax.set_ylabel("cross-validated accuracy", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
     ax.set_title("Linear probe accuracy per layer", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, frameon=False)
     return fig_uri(fig)

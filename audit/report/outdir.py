@@ -33,7 +33,7 @@ from ..errors import AuditError, RenderError
 MANIFEST = "manifest.json"
 #: every file name ``write_outputs`` may list in manifest.json (a new output format adds its name here)
 REPORT_FILES = frozenset({"results.json", "summary.md", "report.junit.xml", "report.html", "report.pdf",
-                          "maps.npz"})
+                          "maps.npz", "model_card.md", "model_card.json", "annex_iv.md", "annex_iv.json"})
 #: desktop metadata a file browser drops into any folder it shows; deleted with an earlier report
 OS_JUNK = frozenset({".DS_Store", "Thumbs.db"})
 _MAX_MANIFEST_BYTES = 1 << 20

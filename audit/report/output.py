@@ -19,8 +19,10 @@ from ..errors import RenderError
 from ..maps.store import MAPS_FILE, save_maps
 from ..result import AuditResult
 from ..signals import sigterm_held
+from .annex_iv import build_annex_iv
 from .context import build_context
 from .junit import build_junit
+from .model_card import build_model_card
 from .outdir import MANIFEST, Protected, check_out_dir, foreign_contents, protected_paths
 from .render import render_html, render_pdf
 from .results import build_results, dumps
@@ -81,6 +83,17 @@ def _check_pdf(p: Path) -> None:
         raise ValueError("does not start with %PDF- and end with %%EOF")
 
 
+def _check_front_matter_md(p: Path) -> None:
+    text = _utf8(p)
+    if not text.startswith("---\n") or "\n---\n" not in text[4:] or "\n# " not in text:
+        raise ValueError("no YAML front matter or no title")
+
+
+def _check_heading_md(p: Path) -> None:
+    if not _utf8(p).startswith("# "):
+        raise ValueError("does not start with a '# ' title")
+
+
 def _check_npz(p: Path) -> None:
     with p.open("rb") as fh:
         if fh.read(2) != b"PK":
@@ -98,6 +111,10 @@ PARSES: dict[str, Callable[[Path], object]] = {
     "report.html": _check_html,
     "report.pdf": _check_pdf,
     MAPS_FILE: _check_npz,
+    "model_card.md": _check_front_matter_md,
+    "model_card.json": lambda p: json.loads(p.read_bytes()),
+    "annex_iv.md": _check_heading_md,
+    "annex_iv.json": lambda p: json.loads(p.read_bytes()),
 }
 
 
@@ -114,7 +131,7 @@ def check_parses(folder: Path, names: Iterable[str], out_dir: Path) -> None:
 
 def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str],
                   protected: Protected | None = None) -> dict[str, Path]:
-    """Write the requested formats (json, html, pdf, junit) plus summary.md and manifest.json. ``protected``
+    """Write the requested formats (json, html, pdf, junit, model_card, annex_iv) plus summary.md and manifest.json. ``protected``
     (default: the inputs of ``result.config``) is checked again right before the report is moved into place."""
     formats = list(dict.fromkeys(formats))
     if protected is None:
@@ -143,13 +160,21 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str],
         if "junit" in formats:
             (tmp / "report.junit.xml").write_text(build_junit(results), encoding="utf-8")
             written["junit"] = "report.junit.xml"
+        results_sha256 = hashlib.sha256(results_text.encode("utf-8")).hexdigest()
+        for fmt, build in (("model_card", build_model_card), ("annex_iv", build_annex_iv)):
+            if fmt in formats:
+                md, js = build(results, result.config.model_card, results_sha256)
+                (tmp / f"{fmt}.md").write_text(md, encoding="utf-8")
+                (tmp / f"{fmt}.json").write_text(js, encoding="utf-8")
+                written[fmt] = f"{fmt}.md"
+                written[f"{fmt}_json"] = f"{fmt}.json"
         if "html" in formats or "pdf" in formats:
-            html = render_html(build_context(result, document_id))
+            context = build_context(result, document_id, formats)
             if "html" in formats:
-                (tmp / "report.html").write_text(html, encoding="utf-8")
+                (tmp / "report.html").write_text(render_html(context, mode="html"), encoding="utf-8")
                 written["html"] = "report.html"
             if "pdf" in formats:
-                render_pdf(html, tmp / "report.pdf", result.config.report.pdf_variant)
+                render_pdf(render_html(context, mode="pdf"), tmp / "report.pdf", result.config.report.pdf_variant)
                 written["pdf"] = "report.pdf"
         check_parses(tmp, written.values(), out_dir)
         write_manifest(tmp, written.values())

@@ -46,28 +46,46 @@ def _roi_share(e: ExplainerOutcome, r: AuditResult) -> tuple[float, int] | None:
     return (float(np.mean(shares)), len(shares)) if shares else None
 
 
-def _sanity(r: AuditResult) -> tuple[set[str], set[str]]:
-    """Explainers flagged not model-sensitive, and explainers the sanity rule evaluated."""
+def _sanity(r: AuditResult) -> tuple[set[str], set[str], list[str], list[str]]:
+    """Explainers flagged not model-sensitive, explainers the sanity rule evaluated, the ids of the pack's
+    explanation_sanity rules, and the ids of those that could not be evaluated."""
     flagged: set[str] = set()
     tested: set[str] = set()
+    rules: list[str] = []
+    errored: list[str] = []
     for f in r.findings:
         d = f.details if isinstance(f.details, Mapping) else {}
         flagged.update(str(n) for n in d.get("not_model_sensitive", []) or [])
         if f.kind == "explanation_sanity":
+            rules.append(f.rule)
+            if f.status == "error":
+                errored.append(f.rule)
             for key in ("explainers", "curves", "per_explainer"):
                 v = d.get(key)
                 if isinstance(v, Mapping):
                     tested.update(str(k) for k in v)
                 elif isinstance(v, list):
                     tested.update(str(k) for k in v if isinstance(k, str))
-    return flagged, tested
+    return flagged, tested, rules, errored
+
+
+def _rules_on(r: AuditResult, name: str) -> list[tuple[str, str]]:
+    """(rule id, status) of the failing or warning results that read this explainer's maps."""
+    out = []
+    for f in r.findings:
+        d = f.details if isinstance(f.details, Mapping) else {}
+        used = {str(d.get("explainer") or "")} | {str(x) for x in (d.get("unfaithful") or [])} \
+            | {str(x) for x in (d.get("not_model_sensitive") or [])}
+        if name in used and f.status in ("fail", "warn", "error"):
+            out.append((f.rule, f.status))
+    return out
 
 
 NOT_ATTRIBUTIONS = {"layer_activations", "feature_inversion"}  # show the input's content, not class evidence
 
 
 def explainer_questions(r: AuditResult) -> list[dict[str, Any]]:
-    flagged, tested = _sanity(r)
+    flagged, tested, sanity_rules, sanity_errors = _sanity(r)
     pr = r.predictions
     out = []
     for e in r.explanations.outcomes:
@@ -94,8 +112,13 @@ def explainer_questions(r: AuditResult) -> list[dict[str, Any]]:
             meaningful = "NO — maps barely change when the model's weights are randomised (not model-sensitive)"
         elif e.name in tested:
             meaningful = "yes — maps change when the weights are randomised (randomisation test passed)"
+        elif sanity_errors:
+            meaningful = f"not known: the randomisation test ({', '.join(sanity_errors)}) could not be evaluated"
+        elif sanity_rules:
+            meaningful = (f"not tested: the pack's randomisation test ({', '.join(sanity_rules)}) does not cover "
+                          f"this method; add '{e.name}' to its explainers")
         else:
-            meaningful = "not tested (add an explanation_sanity rule to the pack)"
+            meaningful = "not tested: the pack has no explanation_sanity (randomisation test) rule"
         share = None if e.name in NOT_ATTRIBUTIONS else _roi_share(e, r)
         if e.name in NOT_ATTRIBUTIONS:
             expected = "not applicable: not an attribution of the class score"
@@ -105,14 +128,22 @@ def explainer_questions(r: AuditResult) -> list[dict[str, Any]]:
             s, n = share
             expected = (f"{s:.0%} of positive mass inside the ROI on average over {n} picks"
                         + (" — mostly outside the object" if s < 0.3 else ""))
+        against = _rules_on(r, e.name)
         if e.name in flagged:
             todo = "Do not rely on these maps; prefer a method that passed the randomisation test."
+        elif any(s in ("fail", "error") for _, s in against):
+            named = ", ".join(f"{rid} ({s})" for rid, s in against)
+            todo = (f"Act on {named}: the rule read these maps. Look at its evidence images and fix the data or "
+                    "the model before relying on the maps.")
+        elif against:
+            named = ", ".join(f"{rid} ({s})" for rid, s in against)
+            todo = f"Review {named}, which read these maps; read them with the method's limits in mind."
         elif share is not None and share[0] < 0.3:
             todo = "Inspect the outlying maps: the model may use context or a shortcut; check the confounder findings."
         elif "does not discriminate" in value:
             todo = "Use it for localisation only; it says little about why predictions fail."
         else:
-            todo = "No change suggested by the evidence; read the maps with the method's limits in mind."
+            todo = "No rule that read these maps failed or warned; read them with the method's limits in mind."
         out.append({"name": e.name, "title": e.title, "value": value, "meaningful": meaningful,
                     "expected": expected, "todo": todo})
     return out

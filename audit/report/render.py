@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -25,13 +26,22 @@ def environment() -> Environment:
     )
 
 
-def render_html(context: dict[str, Any], template: str = "report.html.j2") -> str:
+def render_html(context: dict[str, Any], template: str = "report.html.j2", mode: str = "html") -> str:
+    """``mode`` "html": the interactive report (one file: inline styles, images and script; a Content-Security-
+    Policy allows no network request and no script but ours, by hash); "pdf": the static document WeasyPrint
+    paginates (no script, composed overlays)."""
     tdir = templates_dir()
     try:
-        # our own style sheets are trusted; everything else in the context is autoescaped
+        # our own style sheets and script are trusted; everything else in the context is autoescaped
         css = Markup((tdir / "report.css").read_text(encoding="utf-8"))
         print_css = Markup((tdir / "print.css").read_text(encoding="utf-8"))
-        return environment().get_template(template).render(**context, css=css, print_css=print_css)
+        script = (tdir / "report.js").read_text(encoding="utf-8")
+        if "</script" in script.lower():
+            raise OSError("report.js must not contain '</script'")
+        digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+        return environment().get_template(template).render(
+            **context, css=css, print_css=print_css, mode=mode, script=Markup(script),
+            script_hash=f"sha256-{digest}")
     except (TemplateError, OSError) as e:
         raise RenderError(f"cannot render {template}: {e}") from None
 
@@ -82,15 +92,16 @@ def _memory_fetcher(images: dict[str, tuple[str, bytes]]) -> Any:
 
 
 def render_pdf(html: str, path: Path, variant: str | None = None) -> None:
-    """Write ``html`` as a PDF (print CSS applies). Title, author and subject come from the HTML head;
-    ``variant`` asks WeasyPrint for an archival flavour such as "pdf/a-3b" (sRGB output intent, XMP metadata)."""
-    from weasyprint import HTML
+    """Write ``html`` (rendered with ``mode="pdf"``) as a tagged PDF (structure tree, language from
+    ``<html lang>``; print CSS applies). Title, author and subject come from the HTML head; ``variant`` asks
+    WeasyPrint for an archival flavour such as "pdf/a-3b" (sRGB output intent, XMP metadata)."""
+    from weasyprint import DEFAULT_OPTIONS, HTML
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     try:
         light, images = externalise_images(html)
         HTML(string=light, base_url=str(templates_dir()), url_fetcher=_memory_fetcher(images)).write_pdf(
-            str(path), pdf_variant=variant)
+            str(path), pdf_variant=variant, **({"pdf_tags": True} if "pdf_tags" in DEFAULT_OPTIONS else {}))
     except Exception as e:  # noqa: BLE001 - WeasyPrint raises many kinds
         raise RenderError(f"{path}: cannot write PDF: {e}") from None

@@ -13,6 +13,10 @@ import numpy as np
 from .. import SCHEMA_VERSION
 from ..result import AuditResult
 from ..types import Finding, Pick
+from .criteria import criterion_of, verdict_sentence
+
+#: the ``$schema`` pointer written into results.json: the ``$id`` of ``audit/schema/results.schema.json``
+SCHEMA_URI = f"https://model-audit.invalid/schema/results-{SCHEMA_VERSION}.json"
 
 
 def jsonable(x: Any) -> Any:
@@ -40,16 +44,30 @@ def jsonable(x: Any) -> Any:
 
 
 def _pick(p: Pick, classes: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "id": p.sample_id, "scope": p.scope, "label": classes[p.label], "predicted": classes[p.pred],
-        "confidence": p.confidence, "margin": p.margin, "reason": p.reason,
+    out = {
+        "id": p.sample_id, "scope": p.scope, "label": p.label_name or classes[p.label],
+        "predicted": p.predicted_name or classes[p.pred], "confidence": p.confidence, "margin": p.margin,
+        "reason": p.reason,
     }
+    if p.target is not None:  # a pick for one label of a multi-label (or the finding of a binary) model
+        out["explains"] = classes[p.target]
+    return out
 
 
-def finding_dict(f: Finding) -> dict[str, Any]:
+def rule_params(r: AuditResult) -> dict[str, dict[str, Any]]:
+    """Each pack rule's parameters by rule id (metric names, limits, descriptions)."""
+    return {rule.params.id: rule.params.model_dump(mode="json") for rule in r.pack.rules}
+
+
+def finding_dict(f: Finding, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One entry of ``rules``; ``params`` (the rule's pack entry) name the metric a metric rule reads."""
+    params = params or {}
     return {
         "id": f.rule, "kind": f.kind, "severity": f.severity, "status": f.status, "value": f.value,
-        "threshold": f.threshold, "message": f.message, "sample_ids": list(f.sample_ids),
+        "threshold": f.threshold,
+        "criterion": criterion_of(f.kind, f.details, params, f.threshold),
+        "description": str(params.get("description") or ""),
+        "message": f.message, "sample_ids": list(f.sample_ids),
         "details": dict(f.details),
     }
 
@@ -64,7 +82,12 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         for ci, cats in r.picks.per_class.items()
     }
     counts = {s: sum(1 for f in r.findings if f.status == s) for s in ("pass", "warn", "fail", "error")}
+    for f in r.findings:  # statuses other rule kinds add (e.g. not_applicable) are counted too
+        counts.setdefault(f.status, sum(1 for g in r.findings if g.status == f.status))
+    params = rule_params(r)
+    rules = [finding_dict(f, params.get(f.rule)) for f in r.findings]
     out = {
+        "$schema": SCHEMA_URI,
         "schema_version": SCHEMA_VERSION,
         "name": r.config.name,
         "verdict": r.verdict,
@@ -79,11 +102,11 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         **r.task.results_sections(r.metrics),
         "samples": samples,
         "explainers": [
-            {"name": e.name, "status": e.status, "reason": e.reason, "signed": e.signed,
-             "n_maps": 0 if e.maps is None else len(e.maps.ids)}
+            {"name": e.name, "title": e.title, "status": e.status, "reason": e.reason, "signed": e.signed,
+             "n_maps": 0 if e.maps is None else len(e.maps.ids), "parameters": dict(e.params)}
             for e in r.explanations.outcomes
         ],
-        "rules": [finding_dict(f) for f in r.findings],
+        "rules": rules,
         "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
         "predictions": r.task.predictions_json(r.predictions),
         "provenance": r.provenance.as_dict(),
@@ -91,6 +114,7 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
     out["maps_file"] = maps_file
     if r.comparison is not None:
         out["comparison"] = r.comparison.data
+    out["summary"]["reason"] = verdict_sentence(out)
     return jsonable(out)
 
 

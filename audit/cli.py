@@ -155,10 +155,12 @@ DEMO_GATE_PACK = "demo-gate"
 
 @app.command()
 def compare(
-    baseline: Annotated[Path, typer.Argument(help="Baseline results.json or report folder.")],
+    baseline: Annotated[Path, typer.Argument(help="Baseline results.json, report folder, or MLflow run mlflow:<run id>.")],
     candidate: Annotated[Path, typer.Argument(help="Candidate results.json or report folder.")],
     unpaired: Annotated[bool, typer.Option(help="Allow different held-out sets (no paired intervals, no flips).")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+    mlflow_uri: Annotated[str | None, typer.Option("--mlflow-uri", help="Tracking URI of an mlflow:<run id> baseline "
+                                                   "(default: MLFLOW_TRACKING_URI).")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Compare two audits: metric deltas with paired bootstrap intervals, per-class changes, rule changes,
@@ -170,6 +172,9 @@ def compare(
     from .report.results import jsonable
 
     try:
+        from .report.mlflow_log import fetch_baseline, is_run_ref
+
+        baseline = fetch_baseline(str(baseline), mlflow_uri) if is_run_ref(str(baseline)) else baseline
         b_doc, c_doc = load_results(baseline), load_results(candidate)
         comp = compare_results(b_doc, c_doc, unpaired=unpaired)
         b_maps, c_maps = _maps_of(baseline), _maps_of(candidate)

@@ -214,6 +214,14 @@ class MlflowConfig(_Strict):
     run_name: str | None = Field(default=None, description="default: the audit's name")
     artifact_path: str = Field(default="audit-report", description="folder of the run's artifacts holding the report")
 
+    @model_validator(mode="after")
+    def _mlflow_installed(self) -> MlflowConfig:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            raise ValueError('logging to MLflow needs the mlflow package: pip install "model-audit[mlflow]"')
+        return self
+
 
 class ReportConfig(_Strict):
     formats: list[Literal["html", "pdf", "json", "junit", "model_card", "annex_iv"]] = Field(

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import AuditError
+from .errors import AuditError, ConfigError
 from .signals import EXIT_TERMINATED, Terminated, sigterm_raises
 from .signals import MESSAGE as TERMINATED_MESSAGE
 
@@ -112,33 +112,44 @@ def run(
 @app.command()
 @sigterm_raises()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("reports/demo"),
-    clean: Annotated[bool, typer.Option("--clean", help="Same digits without the planted marker.")] = False,
-    epochs: Annotated[int, typer.Option(min=1, max=100)] = 8,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (default reports/demo…).")] = None,
+    clean: Annotated[bool, typer.Option("--clean", help="The twin trained without the planted shortcut.")] = False,
+    task: Annotated[str, typer.Option(help="multiclass (digits with a corner marker) or multilabel "
+                                           "(radiograph-like findings with a site letter).")] = "multiclass",
+    epochs: Annotated[int | None, typer.Option(min=1, max=100, help="Training epochs (default 8 / 10).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     baseline: Annotated[Path | None, typer.Option(
         help="Compare with an earlier demo report as the released model (e.g. reports/demo-clean); adds the "
              "demo-gate rules.")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Offline demo: build digits with a planted corner marker, train a small CNN, audit it.
+    """Offline demo: build data with a planted shortcut, train a small CNN, audit it.
 
-    `audit demo --clean` trains the twin without the marker (same held-out set); then
-    `audit demo --baseline reports/demo-clean` gates the confounded model against it."""
+    `audit demo --clean` trains the twin without the shortcut (same held-out set); then
+    `audit demo --baseline reports/demo-clean` gates the confounded model against it. `--task multilabel`: synthetic
+    16-bit radiographs with three findings, where a site's laterality letter rides along with effusion."""
+    from .demo.radiograph_run import prepare_radiograph_demo
     from .demo.run import prepare_demo
 
     try:
         t0 = time.perf_counter()
-        if clean and out == Path("reports/demo"):
-            out = Path("reports/demo-clean")
+        if task not in ("multiclass", "multilabel"):
+            raise ConfigError(f"--task: 'multiclass' or 'multilabel'; got {task!r}")
+        stem = "reports/demo" + ("-multilabel" if task == "multilabel" else "")
+        out = out if out is not None else Path(stem + ("-clean" if clean else ""))
         workdir = out.with_name(out.name + "-inputs")
-        typer.echo(f"demo: building data and training ({'clean' if clean else 'with corner marker'}) in {workdir}")
+        shortcut = "site letter" if task == "multilabel" else "corner marker"
+        typer.echo(f"demo: building data and training ({'clean' if clean else 'with ' + shortcut}) in {workdir}")
         if baseline is not None:
             from .compare.results import load_results
 
             load_results(baseline)  # a missing or bad baseline fails before training, not after
-        pack = DEMO_PACK if baseline is None else DEMO_GATE_PACK
-        cfg = prepare_demo(workdir, clean=clean, seed=seed, epochs=epochs, methods=DEMO_METHODS, pack=pack)
+        if task == "multilabel":
+            cfg = prepare_radiograph_demo(workdir, clean=clean, seed=seed, epochs=epochs or 10,
+                                          methods=DEMO_METHODS[:2])
+        else:
+            pack = DEMO_PACK if baseline is None else DEMO_GATE_PACK
+            cfg = prepare_demo(workdir, clean=clean, seed=seed, epochs=epochs or 8, methods=DEMO_METHODS, pack=pack)
         typer.echo(f"demo: trained in {time.perf_counter() - t0:.1f} s; auditing with {cfg}"
                    + (f" against baseline {baseline}" if baseline is not None else ""))
         code = _run_and_write(cfg, out, [], quiet=False, baseline=baseline)

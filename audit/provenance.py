@@ -38,14 +38,15 @@ def package_versions() -> dict[str, str]:
 
 
 def data_fingerprint(records: Sequence[SampleRecord], root: Path) -> str:
-    """SHA-256 over the sorted list of (image path relative to the data root, image SHA-256, label)."""
+    """SHA-256 over the sorted list of (image path relative to the data root, image SHA-256, label or label set)."""
     rows = []
     for r in records:
         try:
             rel = r.path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
             rel = r.path.resolve().as_posix()
-        rows.append(f"{rel}\t{sha256_file(r.path)}\t{r.label}")
+        label = "|".join(map(str, r.label_set)) if r.label < 0 else r.label  # multi-label: the set
+        rows.append(f"{rel}\t{sha256_file(r.path)}\t{label}")
     h = hashlib.sha256()
     for line in sorted(rows):
         h.update(line.encode("utf-8") + b"\n")
@@ -100,7 +101,7 @@ def build_provenance(cfg: AuditConfig, inputs: Inputs, loaded: LoadedModel, engi
             "allow_pickle": loaded.pickled,
             "notes": list(loaded.notes),
             "output": loaded.output,
-            "task": cfg.model.task,
+            "task": inputs.task.name,
             "output_kind": cfg.model.output_kind,
             "name": cfg.model.name,
             "version": cfg.model.version,

@@ -37,19 +37,19 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     started = now()
     cfg, defaults_notes = with_model_defaults(cfg)
     inputs = prepare_inputs(cfg, tasks, defaults_notes, data)
-    task = inputs.task
     loaded = load_model(cfg, len(inputs.classes), model)
     check_configured_layers(cfg, loaded.module)
     engine = start_engine(cfg, loaded, inputs)
     torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run
     images_sha256 = data_fingerprint(inputs.heldout.records, inputs.heldout.root)
     scored = predict(cfg, inputs, engine, loaded, images_sha256)
-    preds = scored.predictions
+    task, preds = inputs.task.fit(scored.predictions)  # e.g. a threshold chosen at a target sensitivity
+    inputs, scored, engine.task = replace(inputs, task=task), replace(scored, predictions=preds), task
     metrics = task.metrics(preds, np.random.default_rng(cfg.seed), cfg.data.subgroups)
     picks = task.select(preds, cfg.selection.k, cfg.selection.per_class)
     probe = open_probe(cfg, inputs, engine, scored)
     pick_ids = list(picks.all_ids())
-    explanations = explain_picks(probe, cfg.explainers.methods, cfg.explainers.target, pick_ids)
+    explanations = explain_picks(probe, cfg.explainers.methods, cfg.explainers.target, picks.all_items())
     evidence = Evidence(
         classes=inputs.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=scored.skipped, n_listed=len(inputs.heldout.records),

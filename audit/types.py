@@ -19,15 +19,18 @@ class Predictions:
     """Model outputs on the held-out set, one row per sample (row order = data order)."""
 
     ids: np.ndarray  # (N,) str
-    labels: np.ndarray  # (N,) int64, index into classes
-    probs: np.ndarray  # (N, C) float64, softmax of the logits
+    labels: np.ndarray  # (N,) int64 index into classes, or (N, K) 0/1 for a multi-label task
+    probs: np.ndarray  # (N, K) float64 task scores (softmax of the logits, sigmoids, …)
     metadata: pd.DataFrame  # (N, M) extra manifest columns, index 0..N-1
     features: np.ndarray | None = None  # (N, D) float32, penultimate-layer features when gathered
+    decisions: np.ndarray | None = None  # the task's answers when not the argmax: (N,) at a threshold, (N, K) 0/1
 
     def __post_init__(self) -> None:
         n = len(self.ids)
-        if self.labels.shape != (n,) or self.probs.ndim != 2 or self.probs.shape[0] != n:
+        if self.labels.shape[:1] != (n,) or self.labels.ndim > 2 or self.probs.ndim != 2 or self.probs.shape[0] != n:
             raise ValueError("Predictions arrays are not aligned")
+        if self.decisions is not None and self.decisions.shape != self.labels.shape:
+            raise ValueError("Predictions decisions do not match the labels' shape")
 
     @property
     def n(self) -> int:
@@ -39,7 +42,8 @@ class Predictions:
 
     @property
     def preds(self) -> np.ndarray:
-        return self.probs.argmax(axis=1)
+        """The model's answer per sample: the task's decisions where set (a threshold), else the argmax."""
+        return self.decisions if self.decisions is not None else self.probs.argmax(axis=1)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -55,7 +59,9 @@ class Predictions:
 
     @property
     def correct(self) -> np.ndarray:
-        return self.preds == self.labels
+        """(N,) whether the answer is right (for multi-label: every label right)."""
+        right = self.preds == self.labels
+        return right.all(axis=1) if right.ndim == 2 else right
 
     def index_of(self, ids: Sequence[str]) -> np.ndarray:
         """Row positions of the given sample ids (KeyError names an unknown id)."""
@@ -75,6 +81,9 @@ class Pick:
     confidence: float
     margin: float
     reason: str
+    target: int | None = None  # the output to explain for this pick (a label); None: the task's default target
+    label_name: str = ""  # how the truth reads when it is not classes[label] (a multi-label 0/1)
+    predicted_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,11 @@ class Picks:
                     seen.setdefault(p.sample_id)
         return tuple(seen)
 
+    def all_items(self) -> tuple[tuple[str, int | None], ...]:
+        """Every (sample id, target) once, in the order of ``all_picks``: a sample picked for two labels is
+        explained for each."""
+        return tuple(dict.fromkeys((p.sample_id, p.target) for p in self.all_picks()))
+
     def all_picks(self) -> tuple[Pick, ...]:
         out = [p for group in self.overall.values() for p in group]
         out += [p for cats in self.per_class.values() for group in cats.values() for p in group]
@@ -110,8 +124,12 @@ class AttributionSet:
     maps: np.ndarray  # (n, H, W)
     signed: bool
 
-    def get(self, sample_id: str) -> np.ndarray:
-        return self.maps[self.ids.index(sample_id)]
+    def get(self, sample_id: str, target: int | None = None) -> np.ndarray:
+        """The map of ``sample_id`` (for ``target`` when the set explains one sample for several outputs)."""
+        for i, (sid, t) in enumerate(zip(self.ids, self.targets, strict=True)):
+            if sid == sample_id and (target is None or int(t) == target):
+                return self.maps[i]
+        raise KeyError(f"no map of {sample_id!r}" + (f" for output {target}" if target is not None else ""))
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ class Engine(ABC):
     def __init__(self, model: nn.Module, task: Task, compute: Compute, batch_size: int = 64,
                  explain_batch_size: int = 16) -> None:
         self.model = model  # in eval mode, on compute.device
-        self.task = task
+        self.task = task  # replaced by the runner once the task has settled its operating point (Task.fit)
         self.compute = compute
         self.batch_size = batch_size
         self.explain_batch_size = explain_batch_size

@@ -17,6 +17,7 @@ from ..explainers import Explainer
 from ..loading.dataset import ImageDataset, collate
 from ..loading.listing import HeldOutSet
 from ..loading.preprocess import Preprocess
+from ..loading.records import label_array
 from ..types import Predictions, SkippedSample
 from .base import Engine, PredictOutput, ScoringOptions, ScoringProgress
 
@@ -132,7 +133,7 @@ class LocalEngine(Engine):
         meta = heldout.metadata_frame().iloc[rows].reset_index(drop=True)
         preds = Predictions(
             ids=np.array([r.id for r in recs], dtype=object),
-            labels=np.array([r.label for r in recs], dtype=np.int64),
+            labels=label_array(recs, len(heldout.classes), heldout.multilabel),
             probs=probs,
             metadata=meta if len(meta.columns) else pd.DataFrame(index=range(len(recs))),
             features=features,
@@ -170,16 +171,17 @@ class LocalEngine(Engine):
 
     def explain(self, explainer: Explainer, x: torch.Tensor, targets: np.ndarray,
                 model: nn.Module | None = None) -> np.ndarray:
-        m = self.task.explain_model(model if model is not None else self.model)
         t = torch.as_tensor(np.asarray(targets), dtype=torch.long)
         out = []
-        for s in range(0, x.shape[0], self.explain_batch_size):
-            xb = x[s:s + self.explain_batch_size].to(self.device)
-            tb = t[s:s + self.explain_batch_size].to(self.device)
-            maps = explainer.explain(m, xb, tb)
-            if maps.dim() != 3 or maps.shape[0] != xb.shape[0]:
-                raise ExplainerError(f"explainer {explainer.name!r} returned shape {tuple(maps.shape)}, expected (B, H, W)")
-            out.append(maps.detach().float().cpu().numpy())
+        with self.task.explaining(model if model is not None else self.model) as m:
+            for s in range(0, x.shape[0], self.explain_batch_size):
+                xb = x[s:s + self.explain_batch_size].to(self.device)
+                tb = t[s:s + self.explain_batch_size].to(self.device)
+                maps = explainer.explain(m, xb, tb)
+                if maps.dim() != 3 or maps.shape[0] != xb.shape[0]:
+                    raise ExplainerError(
+                        f"explainer {explainer.name!r} returned shape {tuple(maps.shape)}, expected (B, H, W)")
+                out.append(maps.detach().float().cpu().numpy())
         if not out:
             return np.zeros((0, *x.shape[-2:]), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)

@@ -58,7 +58,10 @@ def start_engine(cfg: AuditConfig, loaded: LoadedModel, inputs: Inputs) -> Engin
 
 
 def check_classes_present(preds: Predictions, classes: tuple[str, ...], source: str) -> None:
-    """Every class needs scored samples, or per-class figures are meaningless (all of a class may be skipped)."""
+    """Every class needs scored samples, or per-class figures are meaningless (all of a class may be skipped).
+    Multi-label sets note a label without positives instead (its ranking figures are reported unavailable)."""
+    if preds.labels.ndim != 1:
+        return
     counts = np.bincount(preds.labels, minlength=len(classes))
     empty = [classes[i] for i in np.flatnonzero(counts == 0)]
     if empty:

@@ -14,7 +14,7 @@ from ..explainers import build_explainer
 from ..explainers import registry as explainer_registry
 from ..explainers.layers import named_module
 from ..rules.pack import RulePack, find_pack, load_pack
-from ..tasks import Task, build_task
+from ..tasks import Task, TaskOptions, build_task
 from .listing import HeldOutSet, load_heldout
 from .preprocess import Preprocess, make_preprocess
 from .sources import data_defaults
@@ -54,6 +54,23 @@ class Inputs:
         return str(self.heldout.manifest or self.heldout.root)
 
 
+def task_options(cfg: AuditConfig) -> TaskOptions:
+    mc = cfg.model
+    return TaskOptions(output_kind=mc.output_kind, threshold=mc.threshold, operating_point=mc.operating_point)
+
+
+def task_name(declared: str, heldout: HeldOutSet) -> str:
+    """model.task, or for "auto" what the listing implies: a multi-label listing is multilabel, two classes are a
+    binary task (one sigmoid output or a two-way softmax), more are multiclass."""
+    if declared != "auto":
+        if heldout.multilabel and declared != "multilabel":
+            raise ConfigError(f"model.task = {declared!r}, but the manifest lists label sets (multi-label)")
+        return declared
+    if heldout.multilabel:
+        return "multilabel"
+    return "binary" if len(heldout.classes) == 2 else "multiclass"
+
+
 def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
                    notes: tuple[str, ...] = (), frame: pd.DataFrame | None = None) -> Inputs:
     """Validate the listing, the rule pack (every kind applicable to the task), the explainers and their options.
@@ -61,7 +78,7 @@ def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
     ``tasks``: extra task classes by name, beside the registered ones (for callers that bring their own)."""
     heldout = load_heldout(cfg, frame)
     pack = load_pack(find_pack(cfg.rules.pack, cfg.base_dir))
-    task = build_task(cfg.model.task, heldout.classes, tasks, cfg.model.output_kind)
+    task = build_task(task_name(cfg.model.task, heldout), heldout.classes, tasks, task_options(cfg))
     for rule in pack.rules:
         task.check_rule_kind(rule.kind, rule.params.id)
     for name in cfg.explainers.methods:

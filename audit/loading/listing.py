@@ -68,16 +68,24 @@ def load_heldout(cfg: AuditConfig, frame: pd.DataFrame | None = None) -> HeldOut
     if d.dataframe is not None:
         if frame is None:
             raise DataError("data.dataframe is set by audit.run(data=...) only; a config file names a manifest")
-        hs = read_frame(d, frame, cfg.base_dir, d.allow_outside_root)
+        hs = read_frame(d, frame, cfg.base_dir, d.allow_outside_root, cfg.model.task)
     elif d.manifest is not None:
-        hs = read_csv(d, cfg.resolve(d.manifest), d.allow_outside_root)
+        hs = read_csv(d, cfg.resolve(d.manifest), d.allow_outside_root, cfg.model.task)
     else:
         assert d.image_folder is not None
         hs = _read_folder(d, cfg.resolve(d.image_folder))
-    counts = np.bincount([r.label for r in hs.records], minlength=len(hs.classes))
-    empty = [c for c, n in zip(hs.classes, counts, strict=False) if n == 0]
-    if empty:
-        raise DataError(f"{hs.manifest or hs.root}: class(es) with no held-out samples: {', '.join(empty)}")
+    if hs.multilabel:
+        positives = hs.label_array().sum(axis=0)
+        rare = [c for c, n in zip(hs.classes, positives, strict=True) if n == 0 or n == len(hs.records)]
+        if rare:  # a label's AUROC and sensitivity need positives and negatives: reported as unavailable
+            note = (f"label(s) {', '.join(rare)} are positive in none or all of the held-out samples: their ranking "
+                    "metrics are unavailable")
+            hs = dataclasses.replace(hs, notes=(*hs.notes, note))
+    else:
+        counts = np.bincount([r.label for r in hs.records], minlength=len(hs.classes))
+        empty = [c for c, n in zip(hs.classes, counts, strict=False) if n == 0]
+        if empty:
+            raise DataError(f"{hs.manifest or hs.root}: class(es) with no held-out samples: {', '.join(empty)}")
     for col in d.subgroups:
         if col not in hs.metadata_columns:
             raise DataError(

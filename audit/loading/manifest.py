@@ -22,7 +22,7 @@ _INDEX = re.compile(r"-?[0-9]+", re.ASCII)
 _NUMBER = re.compile(r"[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|nan|inf|infinity)",
                      re.ASCII | re.IGNORECASE)  # non-finite values reach the ROI box check
 ROI_BOX = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
-RESERVED = {"path", "label", "id", "roi_mask", *ROI_BOX}
+RESERVED = {"path", "label", "labels", "id", "roi_mask", *ROI_BOX}
 
 
 def _within(root: Path, p: Path) -> bool:
@@ -63,10 +63,55 @@ def _check_duplicate(seen: dict[Path, tuple[int, str | int]], full: Path, lineno
     seen[key] = (lineno, label)
 
 
+def label_mode(header: list[str], classes: Sequence[str] | None, name: str, task: str = "auto") -> str:
+    """How rows give their labels: 'label' (one class), 'labels' (a '|'-separated set) or 'columns' (one 0/1 column
+    per class, the columns named as in data.classes). ``task``: model.task, which settles a manifest that has both
+    a 'label' column and one 0/1 column per class."""
+    per_class = bool(classes) and all(c in header for c in classes or ())
+    if "label" in header and "labels" in header:
+        raise DataError(f"{name}: give either a 'label' column (one class) or 'labels' (a set), not both")
+    if "labels" in header:
+        return "labels"
+    if "label" in header and per_class:
+        if task == "multilabel":
+            return "columns"
+        if task == "auto":
+            raise DataError(f"{name}: has a 'label' column and a 0/1 column for every class: set model.task = "
+                            "\"multilabel\" (independent sigmoids, the columns are the labels) or \"multiclass\" (one "
+                            "softmax, the 'label' column is the class)")
+        return "label"
+    if "label" in header:
+        return "label"
+    if per_class:
+        return "columns"
+    raise DataError(f"{name}: missing column 'label' (or 'labels' for multi-label sets, or one 0/1 column per class "
+                    f"named as in data.classes; columns are: {', '.join(header) or 'none'})")
+
+
+def _parse_label_set(row: dict[str, Any], mode: str, classes: Sequence[str] | None, sep: str,
+                     where: str) -> tuple[str, ...]:
+    """A multi-label row's positive labels as names (validated against ``classes`` when given)."""
+    if mode == "columns":
+        assert classes is not None
+        out = []
+        for c in classes:
+            raw = str(row.get(c, "")).strip()
+            if raw not in ("0", "1"):
+                raise DataError(f"{where}: field {c!r}: {raw!r} is not 0 or 1")
+            if raw == "1":
+                out.append(c)
+        return tuple(out)
+    names = tuple(dict.fromkeys(n.strip() for n in str(row.get("labels", "")).split(sep) if n.strip()))
+    if classes is not None:
+        unknown = [n for n in names if n not in classes]
+        if unknown:
+            raise DataError(f"{where}: field 'labels': {unknown[0]!r} is not in classes ({', '.join(classes)})")
+    return names
+
+
 def _check_header(header: list[str], name: str) -> list[str]:
-    for col in ("path", "label"):
-        if col not in header:
-            raise DataError(f"{name}: missing column {col!r} (columns are: {', '.join(header) or 'none'})")
+    if "path" not in header:
+        raise DataError(f"{name}: missing column 'path' (columns are: {', '.join(header) or 'none'})")
     box_cols = [c for c in ROI_BOX if c in header]
     if box_cols and len(box_cols) != 4:
         missing = sorted(set(ROI_BOX) - set(box_cols))
@@ -77,13 +122,16 @@ def _check_header(header: list[str], name: str) -> list[str]:
 
 
 def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]], root: Path, name: str,
-              first_row: int, allow_outside: bool, manifest: Path | None) -> HeldOutSet:
+              first_row: int, allow_outside: bool, manifest: Path | None, task: str = "auto") -> HeldOutSet:
     """Records from manifest rows (values as text; ``first_row`` is the number the first row is called by)."""
     box_cols = _check_header(header, name)
+    classes = tuple(cfg.classes) if cfg.classes else None
+    mode = label_mode(header, classes, name, task)
     if not rows:
         raise DataError(f"{name}: the manifest has no rows")
-    meta_cols = tuple(h for h in header if h not in RESERVED)
-    classes = tuple(cfg.classes) if cfg.classes else None
+    label_cols = set(classes or ()) if mode == "columns" else set()
+    meta_cols = tuple(h for h in header if h not in RESERVED and h not in label_cols)
+    label_sets: list[tuple[str, ...]] = []
     raw_labels: list[str | int] = []
     records: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
@@ -105,7 +153,11 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
         if sid in seen_ids:
             raise DataError(f"{where}: duplicate sample id {sid!r} (first at row {seen_ids[sid]})")
         seen_ids[sid] = lineno
-        raw_labels.append(_parse_label(row.get("label", ""), classes, where))
+        if mode == "label":
+            raw_labels.append(_parse_label(row.get("label", ""), classes, where))
+        else:
+            label_sets.append(_parse_label_set(row, mode, classes, cfg.label_separator, where))
+            raw_labels.append("|".join(label_sets[-1]))
         _check_duplicate(seen_paths, full, lineno, raw_labels[-1], where, rel)
         box = None
         if box_cols:
@@ -131,21 +183,29 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
             {"id": sid, "path": full, "roi_box": box, "roi_mask": mask,
              "metadata": {c: row.get(c, "") for c in meta_cols}, "source": where}
         )
-    if classes is None:
-        names = sorted({str(lbl) for lbl in raw_labels})
-        if len(names) < 2:
-            raise DataError(f"{name}: only one label value ({names[0]!r}); set data.classes")
-        classes = tuple(names)
-        raw_labels = [classes.index(str(lbl)) for lbl in raw_labels]
-    recs = tuple(SampleRecord(label=int(lbl), resize=cfg.resize, **r)
-                 for lbl, r in zip(raw_labels, records, strict=True))
+    if mode != "label":
+        if classes is None:
+            classes = tuple(sorted({n for s in label_sets for n in s}))
+            if len(classes) < 1:
+                raise DataError(f"{name}: no row lists a label; set data.classes")
+        recs = tuple(SampleRecord(label=-1, label_set=tuple(sorted(classes.index(n) for n in s)), resize=cfg.resize,
+                                  **r) for s, r in zip(label_sets, records, strict=True))
+    else:
+        if classes is None:
+            names = sorted({str(lbl) for lbl in raw_labels})
+            if len(names) < 2:
+                raise DataError(f"{name}: only one label value ({names[0]!r}); set data.classes")
+            classes = tuple(names)
+            raw_labels = [classes.index(str(lbl)) for lbl in raw_labels]
+        recs = tuple(SampleRecord(label=int(lbl), resize=cfg.resize, **r)
+                     for lbl, r in zip(raw_labels, records, strict=True))
     for rec in recs:
         if rec.roi_box is not None or rec.roi_mask is not None:
             check_roi(rec)
-    return HeldOutSet(recs, classes, meta_cols, root, manifest)
+    return HeldOutSet(recs, classes, meta_cols, root, manifest, multilabel=mode != "label")
 
 
-def read_csv(cfg: DataConfig, manifest: Path, allow_outside: bool) -> HeldOutSet:
+def read_csv(cfg: DataConfig, manifest: Path, allow_outside: bool, task: str = "auto") -> HeldOutSet:
     """A CSV manifest (UTF-8, with or without BOM); paths are relative to its folder."""
     if not manifest.is_file():
         raise DataError(f"{manifest}: manifest file not found")
@@ -161,15 +221,16 @@ def read_csv(cfg: DataConfig, manifest: Path, allow_outside: bool) -> HeldOutSet
             raise DataError(f"{manifest} row {lineno}: more fields than columns in the header")
     header = [h.strip() for h in header]
     clean = [{k.strip(): (v if v is not None else "") for k, v in row.items()} for row in rows]
-    return read_rows(cfg, header, clean, manifest.parent, str(manifest), 2, allow_outside, manifest)
+    return read_rows(cfg, header, clean, manifest.parent, str(manifest), 2, allow_outside, manifest, task)
 
 
-def read_frame(cfg: DataConfig, frame: pd.DataFrame, root: Path, allow_outside: bool) -> HeldOutSet:
+def read_frame(cfg: DataConfig, frame: pd.DataFrame, root: Path, allow_outside: bool, task: str = "auto"
+               ) -> HeldOutSet:
     """A manifest given as a DataFrame (the Python API): the same columns as the CSV; paths relative to ``root``;
     rows are named by their position (0-based)."""
     header = [str(c).strip() for c in frame.columns]
     text = frame.astype(object).where(frame.notna(), "")
     rows = [{h: ("" if v is None else str(v)) for h, v in zip(header, values, strict=True)}
             for values in text.itertuples(index=False, name=None)]
-    hs = read_rows(cfg, header, rows, root, "data frame", 0, allow_outside, None)
+    hs = read_rows(cfg, header, rows, root, "data frame", 0, allow_outside, None, task)
     return dataclasses.replace(hs, name=f"data frame ({len(rows)} rows)")

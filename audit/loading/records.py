@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .geometry import ResizeMode
@@ -17,12 +19,13 @@ class SampleRecord:
 
     id: str
     path: Path
-    label: int
+    label: int  # index into classes; -1 for a multi-label sample (see label_set)
     roi_box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 in original pixels
     roi_mask: Path | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # "manifest.csv row 7" — for error messages
     resize: ResizeMode = "stretch"  # data.resize, so that ROI masks follow the pixels' geometry
+    label_set: tuple[int, ...] = ()  # a multi-label sample's positive labels (indices into classes)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,22 @@ class HeldOutSet:
     n_image_sizes: int = 0
     notes: tuple[str, ...] = ()
     name: str = ""  # how messages name a listing that is no file (e.g. "data frame (45 rows)")
+    multilabel: bool = False  # each sample lists a set of labels (a 'labels' column or one 0/1 column per class)
+
+    def label_array(self) -> np.ndarray:
+        """(N,) class indices, or (N, K) 0/1 for a multi-label listing."""
+        return label_array(self.records, len(self.classes), self.multilabel)
 
     def metadata_frame(self) -> pd.DataFrame:
         rows = [r.metadata for r in self.records]
         return pd.DataFrame(rows, columns=list(self.metadata_columns))
+
+
+def label_array(records: Sequence[SampleRecord], n_classes: int, multilabel: bool) -> np.ndarray:
+    """(n,) int64 class indices, or (n, K) int64 0/1 rows for multi-label records."""
+    if not multilabel:
+        return np.array([r.label for r in records], dtype=np.int64)
+    out = np.zeros((len(records), n_classes), dtype=np.int64)
+    for i, r in enumerate(records):
+        out[i, list(r.label_set)] = 1
+    return out

@@ -69,7 +69,13 @@ class Explanations:
         return tuple(o.name for o in self.outcomes)
 
 
-def _outcome(probe: ModelProbe, name: str, ids: list[str], target: str) -> ExplainerOutcome:
+def item_targets(probe: ModelProbe, items: Sequence[tuple[str, int | None]], mode: str) -> np.ndarray:
+    """The output explained for each (sample, target) item: its own target, else the task's for ``mode``."""
+    default = probe.targets_for([sid for sid, _ in items], mode) if items else np.zeros(0, dtype=np.int64)
+    return np.array([d if t is None else t for (_, t), d in zip(items, default, strict=True)], dtype=np.int64)
+
+
+def _outcome(probe: ModelProbe, name: str, ids: list[str], target: np.ndarray) -> ExplainerOutcome:
     cls = explainer_registry()[name]
     try:
         maps = probe.attributions(name, ids, target)
@@ -94,9 +100,13 @@ def kept_maps(probe: ModelProbe, outcomes: Sequence[ExplainerOutcome]) -> dict[s
     return out
 
 
-def explain_picks(probe: ModelProbe, methods: Sequence[str], target: str, ids: Sequence[str]) -> Explanations:
-    """Maps of every method for the picked samples (cached per sample and method in the probe)."""
-    outcomes = tuple(_outcome(probe, name, list(ids), target)
+def explain_picks(probe: ModelProbe, methods: Sequence[str], target: str,
+                  items: Sequence[tuple[str, int | None]]) -> Explanations:
+    """Maps of every method for the picked (sample, target) items (cached per sample, target and method in the
+    probe); an item without its own target is explained for the task's ``target`` ("predicted" or "label")."""
+    ids = [sid for sid, _ in items]
+    targets = item_targets(probe, items, target)
+    outcomes = tuple(_outcome(probe, name, ids, targets)
                      for name in tqdm(methods, desc="explaining", unit="method", disable=not progress_bars(),
                                       leave=False))
     return Explanations(outcomes=outcomes, kept=kept_maps(probe, outcomes))

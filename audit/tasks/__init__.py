@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from ..errors import ConfigError
-from .base import OutputKind, ReportSection, SampleSummary, Task, TaskMetrics
+from .base import ReportSection, SampleSummary, Task, TaskMetrics, TaskOptions
+from .binary import BinaryTask
 from .multiclass import MulticlassTask
+from .multilabel import MultilabelTask
 
-_BUILTIN: tuple[type[Task], ...] = (MulticlassTask,)
+_BUILTIN: tuple[type[Task], ...] = (MulticlassTask, BinaryTask, MultilabelTask)
 
 ENTRY_POINT_GROUP = "model_audit.tasks"
 
@@ -25,12 +27,12 @@ def registry() -> dict[str, type[Task]]:
 
 
 def build_task(name: str, classes: Sequence[str], extra: dict[str, type[Task]] | None = None,
-               output_kind: OutputKind = "logits") -> Task:
+               options: TaskOptions | None = None) -> Task:
     """The task named in the config, for these classes (``extra``: tasks supplied by the caller, e.g. a test)."""
     reg = {**registry(), **(extra or {})}
     if name not in reg:
         raise ConfigError(f"model.task: unknown task {name!r}; known: {', '.join(sorted(reg))}")
-    return reg[name](classes, output_kind)
+    return reg[name](classes, options)
 
 
-__all__ = ["ReportSection", "SampleSummary", "Task", "TaskMetrics", "build_task", "registry"]
+__all__ = ["ReportSection", "SampleSummary", "Task", "TaskMetrics", "TaskOptions", "build_task", "registry"]

@@ -7,7 +7,7 @@ under ``audit/tasks/``. The stages never branch on the task: they ask it
 - which metrics apply (``metrics``) and how they appear in results.json and the report
   (``results_sections``, ``report_sections``, ``headline``),
 - how samples are picked (``select``) and described (``describe``, ``outcome``),
-- what an explanation target is (``targets`` + ``explain_model``: the module whose output column the target
+- what an explanation target is (``targets`` + ``explaining``: the module whose output column the target
   indexes),
 - which rule kinds apply (``rule_kinds``; a pack asking for another kind is refused before the model runs).
 """
@@ -15,7 +15,8 @@ under ``audit/tasks/``. The stages never branch on the task: they ask it
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -27,7 +28,16 @@ from ..errors import ConfigError
 from ..types import Picks, Predictions
 
 TargetMode = Literal["predicted", "label"]
-OutputKind = Literal["logits", "probabilities"]
+OutputKind = Literal["auto", "logits", "probabilities"]
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What the config says about reading the outputs (model.output_kind, model.threshold, model.operating_point)."""
+
+    output_kind: OutputKind = "auto"
+    threshold: float | Mapping[str, float] | None = None  # operating threshold, one or per label
+    operating_point: str | None = None  # e.g. "sensitivity>=0.95": the threshold is chosen on the held-out set
 
 
 class TaskMetrics(Protocol):
@@ -71,9 +81,10 @@ class Task(ABC):
     # embeddings of penultimate features coloured by class, per-layer linear probes on the labels
     model_views: ClassVar[bool] = True
 
-    def __init__(self, classes: Sequence[str], output_kind: OutputKind = "logits") -> None:
+    def __init__(self, classes: Sequence[str], options: TaskOptions | None = None) -> None:
         self.classes = tuple(classes)
-        self.output_kind = output_kind  # "probabilities": the model's forward already returns the task's scores
+        self.options = options or TaskOptions()
+        self.output_kind = self.options.output_kind  # "probabilities": forward already returns the task's scores
 
     # ---- outputs -> scores ----------------------------------------------------------------------------
     @abstractmethod
@@ -84,6 +95,11 @@ class Task(ABC):
     @abstractmethod
     def to_scores(self, outputs: torch.Tensor) -> torch.Tensor:
         """Checked outputs -> per-sample scores (n, K) float (probabilities for classifiers)."""
+
+    def fit(self, preds: Predictions) -> tuple[Task, Predictions]:
+        """The task with what it settles on the held-out scores (e.g. a threshold chosen at a target sensitivity),
+        and the predictions with the task's decisions. Default: nothing to settle."""
+        return self, preds
 
     # ---- metrics and their presentation ----------------------------------------------------------------
     @abstractmethod
@@ -142,9 +158,11 @@ class Task(ABC):
     def targets(self, preds: Predictions, rows: np.ndarray, mode: TargetMode) -> np.ndarray:
         """(n,) int: the output column each explainer explains for these rows."""
 
-    def explain_model(self, model: nn.Module) -> nn.Module:
-        """The module explainers run on: its (B, K) output is indexed by ``targets`` (default: the model)."""
-        return model
+    @contextmanager
+    def explaining(self, model: nn.Module) -> Iterator[nn.Module]:
+        """The module explainers run on while inside: its (B, K) output is indexed by ``targets`` (default: the model
+        itself; a one-logit binary model is read as the two logits (−z, z) so that target 0 explains "negative")."""
+        yield model
 
     # ---- rules ----------------------------------------------------------------------------------------
     def check_rule_kind(self, kind: str, rule_id: str) -> None:

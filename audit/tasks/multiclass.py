@@ -35,10 +35,11 @@ class MulticlassTask(Task):
             raise ModelError(f"the model has {outputs.shape[1]} outputs but data.classes lists {C} classes")
         out = outputs.float()
         rows_are_distributions = bool(((out >= 0).all(dim=1) & ((out.sum(dim=1) - 1).abs() <= PROB_TOL)).all())
-        if self.output_kind == "logits" and rows_are_distributions:
+        if self.output_kind == "auto" and rows_are_distributions:
             raise ModelError(
                 "the model's outputs are already probabilities (every row non-negative and summing to 1): a second "
-                'softmax would flatten them; set model.output_kind = "probabilities" if forward applies softmax')
+                'softmax would flatten them; set model.output_kind = "probabilities" if forward applies softmax (or "logits" '
+                'if these are logits)')
         if self.output_kind == "probabilities" and not rows_are_distributions:
             raise ModelError('model.output_kind = "probabilities" but the outputs are not probabilities (rows '
                              "negative or not summing to 1): use the default \"logits\"")

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.demo.model import DemoCNN
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden"
 WEIGHTS = GOLDEN / "tiny.safetensors"
 VOLATILE = {"started", "finished", "versions", "git"}  # provenance fields that differ from run to run
 
@@ -48,7 +49,7 @@ def normalise(doc: Any, root: str | None = None) -> Any:
     if isinstance(doc, list):
         return [normalise(v, root) for v in doc]
     if isinstance(doc, str):
-        return doc.replace(root, "<tmp>")
+        return doc.replace(root, "<tmp>").replace(str(REPO), "<repo>")
     return doc
 
 

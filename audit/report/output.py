@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
@@ -181,12 +182,21 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str],
         written["manifest"] = MANIFEST
         check_out_dir(out_dir, protected)  # the folder may have changed during a long audit
         _replace_dir(tmp, out_dir)
+        tmp = out_dir  # moved into place: a failure from here on must not remove it
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RenderError(f"{out_dir}: cannot write the report: {e.strerror or e}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    mlflow = result.config.report.mlflow
+    if mlflow is not None:  # after the report is in place: the run's artifacts are the finished folder
+        from .mlflow_log import log_run
+
+        source = Path(result.config.source) if result.config.source else None
+        run_id, uri = log_run(mlflow, results, out_dir, document_id, result.config.to_jsonable(), source,
+                              Path(result.config.base_dir))
+        print(f"mlflow: logged run {run_id} in experiment '{mlflow.experiment}' at {uri}", file=sys.stderr)
     return {k: out_dir / v for k, v in written.items()}
 
 

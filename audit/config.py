@@ -263,6 +263,56 @@ class ModelCardConfig(_Strict):
     standards: list[str] = Field(default_factory=list, description="harmonised standards or specifications applied")
 
 
+class ConceptSetConfig(_Strict):
+    """One concept (Kim et al. 2018): a folder of images that show it, and what the concept_reliance rule makes of
+    it."""
+
+    folder: Path = Field(description="images showing the concept, preprocessed like the held-out set")
+    forbidden: bool = Field(default=False, description="concept_reliance fails when a class significantly uses it")
+    required: bool = Field(default=False, description="concept_reliance fails when a class does not use it")
+    classes: list[str] | None = Field(default=None, description="classes (labels) tested for it; default: all")
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_role(self) -> ConceptSetConfig:
+        if self.forbidden and self.required:
+            raise ValueError("a concept cannot be both forbidden and required")
+        if self.classes is not None and not self.classes:
+            raise ValueError("'classes' is empty: leave it out to test every class")
+        return self
+
+
+class ConceptsConfig(_Strict):
+    """Concept tests with TCAV (Kim et al. 2018): one CAV per concept, layer and random counterexample set; TCAV
+    scores per class, a t-test against random CAVs, Bonferroni over the tests."""
+
+    sets: dict[str, ConceptSetConfig] = Field(description="named concept folders")
+    random_folder: Path | None = Field(
+        default=None, description="random counterexample images; default: seeded subsets of the held-out set")
+    layers: list[str] | None = Field(default=None, description="default: up to 3 block layers spread through the "
+                                     "model (the input-side one left out when there are more than 3)")
+    runs: int = Field(default=10, ge=3, le=1000, description="random counterexample sets = CAVs per concept and layer")
+    set_size: int = Field(default=50, ge=5, le=10_000, description="images per concept and random set")
+    max_inputs: int = Field(default=100, ge=1, le=100_000, description="inputs scored per class (seeded subset)")
+    min_inputs: int = Field(default=10, ge=2, le=100_000, description="classes with fewer inputs are not tested")
+    activations: Literal["flatten", "mean"] = Field(
+        default="flatten", description="flatten a layer's output (Kim et al.) or average it over positions/tokens")
+    classifier: Literal["sgd", "logistic"] = Field(
+        default="sgd", description="CAV classifier: SGD hinge, alpha 0.01 (Kim et al., captum) or logistic")
+    min_cav_accuracy: float = Field(default=0.7, ge=0.5, le=1.0,
+                                    description="below this held-out accuracy a layer cannot separate the concept")
+
+    @field_validator("sets")
+    @classmethod
+    def _names(cls, v: dict[str, ConceptSetConfig]) -> dict[str, ConceptSetConfig]:
+        if not v:
+            raise ValueError('at least one concept set is needed, e.g. [concepts.sets.ruler] folder = "concepts/ruler"')
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}", name):
+                raise ValueError(f"concept name {name!r}: letters, digits, space, '.', '_', '-' only (at most 64)")
+        return v
+
+
 class AuditConfig(_Strict):
     name: str = Field(default="audit", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
@@ -277,6 +327,7 @@ class AuditConfig(_Strict):
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
+    concepts: ConceptsConfig | None = Field(default=None, exclude_if=lambda v: v is None)  # off unless configured
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="", exclude=True)  # the config file read, for the report's re-run line
 

@@ -9,8 +9,9 @@ Engines return task scores (``Task.to_scores`` of the outputs), never raw output
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -22,6 +23,11 @@ from ..loading.preprocess import Preprocess
 from ..tasks import Task
 from ..types import Predictions, SkippedSample
 from .compute import Compute
+
+if TYPE_CHECKING:
+    from ..config import AuditConfig
+    from ..loading.inputs import Inputs
+    from ..loading.model import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class PredictOutput:
     skipped: tuple[SkippedSample, ...]
     kept_rows: np.ndarray  # positions in the held-out listing of the scored samples
     input_sum: torch.Tensor | None  # sum of model inputs (C,H,W), for a dataset-mean baseline
+    resumed_rows: int = 0  # rows scored by an earlier, interrupted run of an engine that keeps its own progress
 
 
 @dataclass(frozen=True)
@@ -57,12 +64,14 @@ class ScoringOptions:
     progress: bool | None = None
     checkpoint: Callable[[ScoringProgress], None] | None = None
     checkpoint_seconds: float = 30.0
+    key: str = ""  # the prediction cache key: an engine that keeps its own partial results (Ray) files them under it
 
 
 class Engine(ABC):
     """Runs the audited model (and variants of it) for the stages."""
 
     name: str = ""
+    own_progress: ClassVar[bool] = False  # score() keeps and resumes its own partial results under options.key
 
     def __init__(self, model: nn.Module, task: Task, compute: Compute, batch_size: int = 64,
                  explain_batch_size: int = 16) -> None:
@@ -72,9 +81,33 @@ class Engine(ABC):
         self.batch_size = batch_size
         self.explain_batch_size = explain_batch_size
 
+    @classmethod
+    def from_config(cls, cfg: AuditConfig, loaded: LoadedModel, inputs: Inputs) -> Engine:
+        """The engine of an audit: the model on the configured device with the compute settings resolved."""
+        from ..loading.model import resolve_device
+        from .compute import resolve_compute
+
+        device = resolve_device(cfg.device)
+        model = loaded.module.to(device)
+        compute = resolve_compute(device, cfg.compute.autocast, cfg.compute.channels_last, model,
+                                  (cfg.data.channels, *cfg.data.image_size) if cfg.data.image_size else None)
+        return cls(model, inputs.task, compute, batch_size=cfg.data.batch_size,
+                   explain_batch_size=cfg.explainers.batch_size)
+
     @property
     def device(self) -> torch.device:
         return self.compute.device
+
+    def cache_identity(self) -> tuple[dict[str, object], torch.device]:
+        """What of the engine can change a score, for the prediction cache key: the compute settings and the device
+        of the passes that score (an engine whose workers compute as this process does shares its cache entries)."""
+        return self.compute.describe(), self.device
+
+    def discard_progress(self, key: str) -> None:
+        """Drop the partial results kept under ``key`` (called once the finished scoring result is cached)."""
+
+    def close(self) -> None:
+        """Release what the engine holds beyond this process (workers); the engine is unusable afterwards."""
 
     @abstractmethod
     def score(self, heldout: HeldOutSet, preprocess: Preprocess, options: ScoringOptions,
@@ -94,3 +127,10 @@ class Engine(ABC):
     def explain(self, explainer: Explainer, x: torch.Tensor, targets: np.ndarray,
                 model: nn.Module | None = None) -> np.ndarray:
         """Maps (n, H, W) float32 of ``explainer`` over batches of ``x`` for the task's explanation model."""
+
+    def explain_stream(self, explainer: Explainer, batches: Iterable[tuple[torch.Tensor, np.ndarray]],
+                       model: nn.Module | None = None) -> Iterator[np.ndarray]:
+        """``explain`` of every (inputs, targets) batch, yielded in order as each is done (an engine with workers
+        runs several at once; the caller can store each as it arrives)."""
+        for x, targets in batches:
+            yield self.explain(explainer, x, targets, model)

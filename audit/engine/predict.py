@@ -17,13 +17,11 @@ from ..loading.dataset import ImageDataset
 from ..loading.identity import model_identity
 from ..loading.inputs import Inputs
 from ..loading.listing import SampleRecord
-from ..loading.model import LoadedModel, resolve_device
+from ..loading.model import LoadedModel
 from ..types import Predictions, SkippedSample
 from . import cache
 from .attribution_store import AttributionStore, attribution_key
 from .base import Engine, PredictOutput, ScoringOptions
-from .compute import resolve_compute
-from .local import LocalEngine
 from .probe import ModelProbe
 
 log = logging.getLogger(__name__)
@@ -48,13 +46,11 @@ def progress_bars() -> bool:
 
 
 def start_engine(cfg: AuditConfig, loaded: LoadedModel, inputs: Inputs) -> Engine:
-    """The model on its device with the compute settings resolved, inside the local engine."""
-    device = resolve_device(cfg.device)
-    model = loaded.module.to(device)
-    compute = resolve_compute(device, cfg.compute.autocast, cfg.compute.channels_last, model,
-                              (cfg.data.channels, *cfg.data.image_size) if cfg.data.image_size else None)
-    return LocalEngine(model, inputs.task, compute, batch_size=cfg.data.batch_size,
-                       explain_batch_size=cfg.explainers.batch_size)
+    """The configured engine (``compute.engine``, through the registry) with the model on its device and the
+    compute settings resolved."""
+    from . import engine_class
+
+    return engine_class(cfg.compute.engine).from_config(cfg, loaded, inputs)
 
 
 def check_classes_present(preds: Predictions, classes: tuple[str, ...], source: str) -> None:
@@ -83,15 +79,17 @@ def spot_check(engine: Engine, inputs: Inputs, out: PredictOutput, seed: int) ->
 
 def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, loaded: LoadedModel, images_sha256: str) -> Scored:
     """Score every held-out sample once; reuse the cached scores of identical inputs (after a spot check of a few
-    recomputed rows), resume an interrupted run."""
+    recomputed rows), resume an interrupted run (from the scoring checkpoint, or from what an engine that keeps its
+    own progress wrote under the same key)."""
     folder = cfg.resolve(cfg.cache.dir)
     key = ""
     out = None
     note = ""
     if cfg.cache.enabled:
+        compute, device = engine.cache_identity()
         key = cache.prediction_key(cache.model_digest(engine.model), model_identity(cfg, loaded), images_sha256,
                                    cache.listing_digest(inputs.heldout), cfg.data.model_dump(mode="json"),
-                                   engine.compute.describe(), engine.device)
+                                   compute, device)
         out = cache.load(folder, key)
         if out is not None:
             diff = spot_check(engine, inputs, out, cfg.seed)
@@ -103,16 +101,19 @@ def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, loaded: LoadedMode
     from_cache = out is not None
     resumed_at = 0
     if out is None:
-        progress = cache.load_progress(folder, key) if cfg.cache.enabled else None
-        resumed_at = progress.next_row if progress is not None else 0
-        checkpoint: Callable | None = (lambda p: cache.save_progress(folder, key, p)) if cfg.cache.enabled else None
+        own = engine.own_progress
+        progress = cache.load_progress(folder, key) if cfg.cache.enabled and not own else None
+        checkpoint: Callable | None = (lambda p: cache.save_progress(folder, key, p)) \
+            if cfg.cache.enabled and not own else None
         options = ScoringOptions(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
                                  skip_bad=cfg.data.on_bad_image == "skip", progress=progress_bars(),
-                                 checkpoint=checkpoint, checkpoint_seconds=cfg.cache.checkpoint_seconds)
+                                 checkpoint=checkpoint, checkpoint_seconds=cfg.cache.checkpoint_seconds, key=key)
         out = engine.score(inputs.heldout, inputs.preprocess, options, resume=progress)
+        resumed_at = progress.next_row if progress is not None else out.resumed_rows
         if cfg.cache.enabled:
             cache.save(folder, key, out)
             cache.clear_progress(folder, key)
+            engine.discard_progress(key)
     preds = out.predictions
     check_classes_present(preds, inputs.classes, inputs.source)
     mean = (out.input_sum / preds.n).float() if out.input_sum is not None else None

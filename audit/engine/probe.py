@@ -5,7 +5,7 @@ there)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +121,17 @@ class ModelProbe:
             return np.zeros((0, *self.input_size), dtype=np.float32)
         return self.engine.explain(ex, x, np.asarray(targets), model)
 
+    def _explain_batches(self, name: str, batches: Iterable[tuple[torch.Tensor, np.ndarray]]) -> Iterator[np.ndarray]:
+        """Maps of every (inputs, targets) batch, in order: one ``explain_tensor`` call per batch, or the engine's
+        stream when the engine works on several batches at once (workers)."""
+        if type(self.engine).explain_stream is Engine.explain_stream:
+            for x, t in batches:
+                yield self.explain_tensor(name, x, t)
+            return
+        ex = self.explainer(name)
+        ex.check(self.model)
+        yield from self.engine.explain_stream(ex, batches)
+
     def targets_for(self, ids: Sequence[str], target: str | np.ndarray = "predicted") -> np.ndarray:
         """Output column explained per sample: the task's target for the prediction or the label, or given
         explicitly (one per id)."""
@@ -143,10 +154,11 @@ class ModelProbe:
             for (sid, t), mp in store.get([(sid, int(targets[i])) for i, sid in todo]).items():
                 self._attr_cache[(name, sid, t)] = mp
             todo = [(i, sid) for i, sid in todo if (name, sid, int(targets[i])) not in self._attr_cache]
-        for s in range(0, len(todo), self.engine.explain_batch_size):
-            part = todo[s:s + self.engine.explain_batch_size]  # one batch, stored as soon as it is done (resumable)
+        size = self.engine.explain_batch_size
+        parts = [todo[s:s + size] for s in range(0, len(todo), size)]  # one batch each, stored as soon as it is done
+        batches = ((self.images([sid for _, sid in part]), targets[[i for i, _ in part]]) for part in parts)
+        for part, maps in zip(parts, self._explain_batches(name, batches), strict=True):
             part_ids, part_t = [sid for _, sid in part], targets[[i for i, _ in part]]
-            maps = self.explain_tensor(name, self.images(part_ids), part_t)
             if store is not None:
                 store.put(part_ids, part_t, maps)
             for (i, sid), mp in zip(part, maps, strict=True):

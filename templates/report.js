@@ -233,7 +233,9 @@
       var row = btn.closest("tr");
       opener = btn;
       while (body.firstChild) { body.removeChild(body.firstChild); }
-      title.textContent = row.getAttribute("data-id") + " — " + row.cells[0].textContent.replace(row.getAttribute("data-id"), "").trim();
+      var meta = (row.cells[0].innerText || row.cells[0].textContent).split("\n").map(function (x) { return x.trim(); })
+        .filter(function (x) { return x && x !== row.getAttribute("data-id"); });
+      title.textContent = row.getAttribute("data-id") + " — " + meta.join(" · ");
       Array.prototype.forEach.call(row.cells, function (cell, col) {
         if (col === 0 || cell.hidden || !cell.querySelector("img")) { return; }
         body.appendChild(figure(cell, col));

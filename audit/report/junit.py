@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .criteria import comparison
 from .text import xml_text
 
 MAX_SAMPLE_IDS = 20
@@ -52,8 +53,18 @@ def _fmt_seconds(t: float) -> str:
     return f"{t:.3f}".rstrip("0").rstrip(".")
 
 
+def _criterion(r: Mapping[str, Any]) -> str:
+    """"probability drop 0.276 > 0.200 (probability, 0–1)" when the result names its criterion, else ""."""
+    crit, v, t = r.get("criterion"), r.get("value"), r.get("threshold")
+    numbers = all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in (v, t))
+    if not (isinstance(crit, Mapping) and crit.get("name") and numbers):
+        return ""
+    c = {k: str(crit.get(k) or "") for k in ("name", "unit", "direction")}
+    return xml_text(comparison(c, v, t) + (f" ({c['unit']})" if c["unit"] else "")) + "\n"
+
+
 def _case_text(r: Mapping[str, Any]) -> str:
-    text = (f"value={xml_text(r.get('value'))} threshold={xml_text(r.get('threshold'))} "
+    text = (f"{_criterion(r)}value={xml_text(r.get('value'))} threshold={xml_text(r.get('threshold'))} "
             f"severity={xml_text(r.get('severity'))}\n{xml_text(r.get('message'))}")
     ids = list(r.get("sample_ids") or ())
     if ids:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .criteria import comparison, limit_words
 from .text import md_code, md_text
 
 MAX_ROWS = 25  # rule rows in the table; the rest are counted, they are in report.html and results.json
@@ -23,6 +24,21 @@ _HEX = re.compile(r"[0-9a-fA-F]{12,}")
 
 def _f(v: Any) -> str:
     return "—" if v is None else (f"{v:.4f}" if isinstance(v, float) else md_text(v, MAX_NAME))
+
+
+def _is_number(x: Any) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _measured(r: Mapping[str, Any]) -> tuple[str, str]:
+    """("probability drop 0.276 > 0.200", "at most 0.200 · probability, 0–1") when the result names its
+    criterion, else the plain value and threshold."""
+    crit, v, t = r.get("criterion"), r.get("value"), r.get("threshold")
+    if isinstance(crit, Mapping) and crit.get("name") and _is_number(v) and _is_number(t):
+        c = {k: str(crit.get(k) or "") for k in ("name", "unit", "direction")}
+        limit = f"{limit_words(c)} {_f(t)}" + (f" · {c['unit']}" if c["unit"] else "")
+        return md_text(comparison(c, v, t), MAX_NAME), md_text(limit, MAX_NAME)
+    return _f(v), _f(t)
 
 
 def _model_line(results: Mapping[str, Any]) -> str | None:
@@ -46,10 +62,11 @@ def _rule_table(rules: list[Mapping[str, Any]], blocking: set[str]) -> list[str]
     """Blocking results first, then failures, errors, warnings (pack order within each)."""
     bad = [r for r in rules if r.get("status") in _RANK]
     bad.sort(key=lambda r: (r.get("id") not in blocking, _RANK[r["status"]]))
-    lines = ["| rule | status | measured | threshold | message |", "|---|---|---|---|---|"]
+    lines = ["| rule | status | measured against the limit | limit | message |", "|---|---|---|---|---|"]
     for r in bad[:MAX_ROWS]:
-        status = f"**{r['status']}** · blocking" if r.get("id") in blocking else r["status"]
-        lines.append(f"| {md_code(r.get('id'))} | {status} | {_f(r.get('value'))} | {_f(r.get('threshold'))} "
+        status = f"**{md_text(r['status'])}** · blocking" if r.get("id") in blocking else md_text(r["status"])
+        measured, limit = _measured(r)
+        lines.append(f"| {md_code(r.get('id'))} | {status} | {measured} | {limit} "
                      f"| {md_text(r.get('message'), MAX_MESSAGE)} |")
     if len(bad) > MAX_ROWS:
         lines += ["", f"… and {len(bad) - MAX_ROWS} more (see report.html or results.json)."]
@@ -85,6 +102,9 @@ def build_summary(results: Mapping[str, Any], headline: str) -> str:
     if model:
         lines.append(model + "  ")
     lines += [_counts_line(results), ""]
+    reason = (results.get("summary") or {}).get("reason")
+    if reason:
+        lines += [md_text(reason, MAX_MESSAGE), ""]
     rules = list(results.get("rules") or ())
     if any(r.get("status") in _RANK for r in rules):
         lines += _rule_table(rules, set(blocking))

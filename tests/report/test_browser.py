@@ -56,7 +56,7 @@ def report(tiny_model, make_setup, tmp_path_factory) -> Path:
     out = root / "report"
     res = CliRunner().invoke(app, ["run", str(setup.config), "--out", str(out), "--rules", str(pack),
                                    "--set", 'explainers.methods=["gradcam","integrated_gradients"]',
-                                   "--set", 'report.formats=["html","json"]'], catch_exceptions=False)
+                                   "--set", 'report.formats=["html","json","pdf"]'], catch_exceptions=False)
     assert res.exit_code == 1, res.output  # impossible-accuracy blocks
     return out / "report.html"
 
@@ -168,7 +168,7 @@ def test_click_to_zoom_opens_and_closes_by_keyboard(browser, report):
     _load(browser, report, 1400)
     browser.eval("document.querySelector('#picks tbody tr button.zoom.stack').click()")
     assert browser.eval("document.getElementById('zoom').open") is True
-    figs = browser.eval("Array.from(document.querySelectorAll('#zoom-body figure > div > img')).map(i => [i.alt, i.naturalWidth])")
+    figs = browser.eval("Array.from(document.querySelectorAll('#zoom-body figure > div:not(.cbar) > img')).map(i => [i.alt, i.naturalWidth])")
     assert len(figs) == 3 and all(w > 0 for _, w in figs)  # the input and both explainers' maps
     assert browser.eval("document.activeElement.id") == "zoom-close"
     _shot(browser, "zoom-1400")
@@ -209,3 +209,22 @@ def test_results_json_names_what_each_number_is(report):
     assert results["summary"]["reason"].startswith("FAIL because impossible-accuracy failed: accuracy ")
     gradcam = next(e for e in results["explainers"] if e["name"] == "gradcam")
     assert gradcam["parameters"]["layer"] and gradcam["parameters"]["layer_source"].startswith("default")
+
+
+def test_pdf_is_tagged_and_its_cover_identifies_model_and_data(report):
+    from pypdf import PdfReader
+
+    pdf = PdfReader(report.with_name("report.pdf"))
+    root = pdf.trailer["/Root"]
+    assert "/StructTreeRoot" in root, "the PDF has no structure tree (untagged)"
+    assert root.get("/Lang") == "en"
+    assert bool(root["/MarkInfo"]["/Marked"])
+    results = json.loads(report.with_name("results.json").read_text())
+    cover = pdf.pages[0].extract_text().replace("\n", " ")
+    assert "Verdict: FAIL" in cover and "blocking: impossible-accuracy" in cover
+    assert "FAIL because impossible-accuracy failed: accuracy" in cover
+    prov = results["provenance"]
+    for digest in (prov["model"]["sha256"], prov["data"]["manifest_sha256"], prov["data"]["images_sha256"]):
+        assert digest in cover.replace(" ", "")
+    assert "Prepared by" in cover and "Approved by" in cover
+    assert "/tmp" not in cover and "pytest-of" not in cover  # paths relative to the config's folder

@@ -193,12 +193,34 @@ class CacheConfig(_Strict):
 
 
 class ComputeConfig(_Strict):
-    """Inference speed-ups: autocast (inference passes only, never explainers) and channels-last memory format."""
+    """Where the model passes run (this process, or a Ray cluster) and inference speed-ups: autocast (inference
+    passes only, never explainers) and channels-last memory format."""
 
+    engine: Literal["local", "ray"] = Field(
+        default="local", description="'ray': scoring on Ray Data, rule work on Ray actors (model-audit[ray])")
+    address: str | None = Field(
+        default=None, description="Ray cluster to join ('auto', 'ray://head:10001'); default: RAY_ADDRESS, else a "
+        "Ray instance started on this machine")
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs per Ray model worker (actor)")
+    num_gpus: float = Field(default=0.0, ge=0, description="GPUs per Ray model worker; > 0 runs the workers on CUDA")
+    concurrency: int = Field(default=1, ge=1, le=100_000, description="Ray model workers (actors)")
+    decode_cpus: float = Field(default=1.0, gt=0, description="CPUs per Ray decoding task")
+    storage: str | None = Field(
+        default=None, description="where Ray workers write scored batches: a folder every node reaches, or a URI "
+        "pyarrow opens (s3://bucket/prefix); default: <cache.dir>/ray")
     autocast: Literal["off", "auto", "fp16", "bf16"] = Field(
         default="off", description="'auto' = fp16 on CUDA; changes probabilities slightly, so off by default")
     channels_last: Literal["auto", "on", "off"] = Field(
         default="auto", description="'auto' = on for models with 2-D convolutions when a test forward agrees")
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_installed(cls, v: str) -> str:
+        import importlib.util
+
+        if v == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError('the Ray engine needs the \'ray\' package: pip install "model-audit[ray]"')
+        return v
 
 
 class RulesConfig(_Strict):

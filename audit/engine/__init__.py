@@ -6,8 +6,9 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import Engine, PredictOutput, ScoringOptions, ScoringProgress
 from .local import LocalEngine
+from .ray_engine import RayEngine  # imports Ray only when a RayEngine starts
 
-_BUILTIN: tuple[type[Engine], ...] = (LocalEngine,)
+_BUILTIN: tuple[type[Engine], ...] = (LocalEngine, RayEngine)
 
 
 def registry() -> dict[str, type[Engine]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .compare.stage import Comparison
+from .concepts.result import ConceptRun
 from .config import AuditConfig
 from .engine.predict import Scored
 from .loading.inputs import Inputs
@@ -31,6 +32,7 @@ class AuditResult:
     views: Views
     verdict: str  # "pass" | "fail"
     provenance: Provenance
+    concepts: ConceptRun | None = None  # TCAV tests of [concepts]
 
     @property
     def task(self) -> Task:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .compare.stage import Baseline, Comparison, compare_with_baseline
+from .concepts.stage import run_concepts
 from .config import AuditConfig
 from .engine.predict import open_probe, predict, start_engine
 from .loading.inputs import check_configured_layers, prepare_inputs, with_model_defaults
@@ -50,9 +51,11 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     probe = open_probe(cfg, inputs, engine, scored)
     pick_ids = list(picks.all_ids())
     explanations = explain_picks(probe, cfg.explainers.methods, cfg.explainers.target, picks.all_items())
+    concepts = run_concepts(cfg, probe)  # TCAV of [concepts] (None when not configured)
     evidence = Evidence(
         classes=inputs.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=scored.skipped, n_listed=len(inputs.heldout.records),
+        concepts=concepts,
     )
     findings = evaluate([r for r in inputs.pack.rules if r.phase == "main"], evidence)
     comparison: Comparison | None = None
@@ -66,4 +69,4 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     provenance = build_provenance(cfg, inputs, loaded, engine, images_sha256, preds.n, len(scored.skipped), started)
     return AuditResult(config=cfg, inputs=inputs, model=loaded, scored=scored, metrics=metrics, picks=picks,
                        explanations=explanations, findings=findings, comparison=comparison, views=views,
-                       verdict=verdict(findings), provenance=provenance)
+                       verdict=verdict(findings), provenance=provenance, concepts=concepts)

@@ -121,6 +121,22 @@ def run_concepts(cfg: AuditConfig, probe: ModelProbe) -> ConceptRun | None:
                               f"classes ({', '.join(groups)})")
         concept_groups[name] = tuple(dict.fromkeys(groups.index(c) for c in spec.classes))
 
+    # layers
+    model = probe.model
+    sample = probe.images([str(preds.ids[0])]).to(probe.device)
+    if cc.layers:
+        for layer in cc.layers:
+            try:
+                named_module(model, layer)
+            except AuditError as e:
+                raise ConfigError(f"concepts.layers: {e}") from None
+        layers = list(dict.fromkeys(cc.layers))
+    else:
+        layers = default_layers(model, sample)
+        if not layers:
+            raise ConfigError("concepts.layers: the model runs no convolution or transformer block to test; name "
+                              "the layers")
+
     # concept images: a folder with more than set_size images gives each run its own seeded subset, so that the
     # run-to-run spread includes which concept images were drawn
     concept_x: dict[str, torch.Tensor] = {}
@@ -168,22 +184,6 @@ def run_concepts(cfg: AuditConfig, probe: ModelProbe) -> ConceptRun | None:
     else:
         pool_x = probe.images([str(s) for s in preds.ids[used]])
     local = [np.searchsorted(used, s) for s in sets]  # into pool_x
-
-    # layers
-    model = probe.model
-    sample = next(iter(concept_x.values()))[:1].to(probe.device)
-    if cc.layers:
-        for layer in cc.layers:
-            try:
-                named_module(model, layer)
-            except AuditError as e:
-                raise ConfigError(f"concepts.layers: {e}") from None
-        layers = list(dict.fromkeys(cc.layers))
-    else:
-        layers = default_layers(model, sample)
-        if not layers:
-            raise ConfigError("concepts.layers: the model runs no convolution or transformer block to test; name "
-                              "the layers")
 
     # class inputs
     tested = sorted({g for gs in concept_groups.values() for g in gs})

@@ -21,6 +21,7 @@ from ..types import Finding
 from ..views.stage import MAX_EVIDENCE_IMAGES
 from . import figures
 from .comparison import comparison_context
+from .concepts import concepts_context
 from .criteria import comparison as criterion_comparison
 from .criteria import headline, limit_words, number, verdict_sentence
 from .fmt import fmt
@@ -349,4 +350,5 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
         "rerun": f"audit run {config_name} --seed {r.config.seed}",
         "rerun_note": "run in the folder that holds the config; relative paths in it are read from there",
         "comparison": comparison_context(r),
+        "concepts": concepts_context(r),
     }

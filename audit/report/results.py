@@ -114,6 +114,8 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
     out["maps_file"] = maps_file
     if r.comparison is not None:
         out["comparison"] = r.comparison.data
+    if r.concepts is not None:
+        out["concepts"] = r.concepts.as_dict()
     out["summary"]["reason"] = verdict_sentence(out)
     return jsonable(out)
 

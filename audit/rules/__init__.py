@@ -11,6 +11,7 @@ from .baseline_metric_drop import BaselineMetricDrop
 from .baseline_new_failures import BaselineNewFailures
 from .baseline_recall_drop import BaselineRecallDrop
 from .class_recall import ClassRecallMin
+from .concept_reliance import ConceptReliance
 from .confounder_metadata import ConfounderMetadata
 from .confounder_region import ConfounderRegion
 from .confusion import ConfusionMax
@@ -29,6 +30,7 @@ _BUILTIN: tuple[type[Rule], ...] = (
     ShortcutDiscovery,
     ExplanationSanity,
     Faithfulness,
+    ConceptReliance,
     BaselineMetricDrop, BaselineRecallDrop, BaselineFlips, BaselineNewFailures, BaselineExplanationChange,
 )
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..concepts.result import ConceptRun
 from ..engine.probe import ModelProbe
 from ..tasks import TaskMetrics
 from ..types import Picks, Predictions, SkippedSample
@@ -28,6 +29,7 @@ class Evidence:
     skipped: tuple[SkippedSample, ...] = ()
     n_listed: int = 0  # samples listed in the held-out set, skipped ones included
     comparison: Mapping[str, Any] | None = None  # the diff against a baseline (comparison-phase rules read it)
+    concepts: ConceptRun | None = None  # TCAV tests of the [concepts] stage (the concept_reliance rule reads them)
 
     def rng(self, salt: str) -> np.random.Generator:
         """A generator that depends only on the audit seed and ``salt`` (e.g. the rule id)."""

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .labelsets import compare_label_sets
 
 PAIRED_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 REPORTED_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "ece", "nll", "brier")
@@ -94,8 +95,9 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
             raise DataError(f"sample {bad!r} has different labels in baseline and candidate: not the same held-out set")
         pb = np.asarray(bp["predicted"])[order]
         pc = np.asarray(cp["predicted"])
-        conf_b = np.asarray(bp["confidence"], dtype=float)[order]
-        conf_c = np.asarray(cp["confidence"], dtype=float)
+        if yc.ndim == 1:
+            conf_b = np.asarray(bp["confidence"], dtype=float)[order]
+            conf_c = np.asarray(cp["confidence"], dtype=float)
     hb = (baseline.get("provenance") or {}).get("data", {}).get("images_sha256")
     hc = (candidate.get("provenance") or {}).get("data", {}).get("images_sha256")
     if paired and hb and hc and hb != hc:
@@ -115,6 +117,15 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
         )
     rng = np.random.default_rng(seed)
     bm, cm = baseline["metrics"], candidate["metrics"]
+    if "per_label" in cm:  # multi-label audits: label by label
+        sets = compare_label_sets(
+            bm, cm, classes, c_ids, yc if paired else np.zeros((0, len(classes))),
+            np.asarray(bp["scores"])[order] if paired and "scores" in bp else None,
+            np.asarray(cp["scores"]) if paired and "scores" in cp else None,
+            pb if paired else np.zeros((0, len(classes))), pc if paired else np.zeros((0, len(classes))), seed)
+        if not paired:
+            sets.pop("flips")
+        return {"paired": paired, **_header(baseline), **sets, "rules": _rule_changes(baseline, candidate)}
     metrics: dict[str, Any] = {}
     cis = _paired_cis(yc, pb, pc, len(classes), rng) if paired else {}
     for name in REPORTED_METRICS:
@@ -135,20 +146,8 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
             "class": r["class"], "recall_baseline": b["recall"], "recall_candidate": r["recall"],
             "recall_delta": r["recall"] - b["recall"], "f1_delta": r["f1"] - b["f1"],
         })
-    b_rules = {r["id"]: r["status"] for r in baseline["rules"]}
-    c_rules = {r["id"]: r["status"] for r in candidate["rules"]}
-    bad = ("fail", "error")
-    newly_failing = sorted(i for i, s in c_rules.items() if s in bad and b_rules.get(i) not in bad)
-    newly_passing = sorted(i for i, s in c_rules.items() if s == "pass" and b_rules.get(i) in bad)
-    out: dict[str, Any] = {
-        "paired": paired,
-        "baseline": {"name": baseline.get("name"), "verdict": baseline.get("verdict"),
-                     "model_sha256": baseline.get("provenance", {}).get("model", {}).get("sha256")},
-        "metrics": metrics,
-        "per_class": per_class,
-        "rules": {"newly_failing": newly_failing, "newly_passing": newly_passing,
-                  "baseline": b_rules, "candidate": c_rules},
-    }
+    out: dict[str, Any] = {"paired": paired, **_header(baseline), "metrics": metrics, "per_class": per_class,
+                           "rules": _rule_changes(baseline, candidate)}
     if paired:
         to_wrong = np.flatnonzero((pb == yc) & (pc != yc))
         to_right = np.flatnonzero((pb != yc) & (pc == yc))
@@ -167,13 +166,26 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
     return out
 
 
-def candidate_view(ids: np.ndarray, labels: np.ndarray, preds: np.ndarray, confidence: np.ndarray,
-                   metrics: Mapping[str, Any], classes: list[str], rules: list[dict[str, Any]],
-                   images_sha256: str | None = None) -> dict[str, Any]:
-    """The subset of a results.json that compare_results reads, built from an audit in progress."""
+def _header(baseline: Mapping[str, Any]) -> dict[str, Any]:
+    return {"baseline": {"name": baseline.get("name"), "verdict": baseline.get("verdict"),
+                         "model_sha256": baseline.get("provenance", {}).get("model", {}).get("sha256")}}
+
+
+def _rule_changes(baseline: Mapping[str, Any], candidate: Mapping[str, Any]) -> dict[str, Any]:
+    b_rules = {r["id"]: r["status"] for r in baseline["rules"]}
+    c_rules = {r["id"]: r["status"] for r in candidate["rules"]}
+    bad = ("fail", "error")
+    return {"newly_failing": sorted(i for i, s in c_rules.items() if s in bad and b_rules.get(i) not in bad),
+            "newly_passing": sorted(i for i, s in c_rules.items() if s == "pass" and b_rules.get(i) in bad),
+            "baseline": b_rules, "candidate": c_rules}
+
+
+def candidate_view(predictions: Mapping[str, Any], metrics: Mapping[str, Any], classes: list[str],
+                   rules: list[dict[str, Any]], images_sha256: str | None = None) -> dict[str, Any]:
+    """The subset of a results.json that compare_results reads, built from an audit in progress (``predictions``:
+    the task's ``predictions_json``)."""
     return {
         "schema_version": "1.0", "classes": classes, "metrics": dict(metrics), "rules": rules,
         "provenance": {"data": {"images_sha256": images_sha256}},
-        "predictions": {"ids": [str(s) for s in ids], "labels": labels.tolist(), "predicted": preds.tolist(),
-                        "confidence": confidence.tolist()},
+        "predictions": {k: (v.tolist() if isinstance(v, np.ndarray) else list(v)) for k, v in predictions.items()},
     }

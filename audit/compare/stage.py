@@ -12,6 +12,7 @@ import numpy as np
 from ..engine.probe import ModelProbe
 from ..errors import AuditError
 from ..maps.compare import compare_explanations
+from ..maps.explain import map_groups
 from ..maps.store import StoredMaps, from_attributions
 from ..tasks import Task, TaskMetrics
 from ..types import Finding, Predictions
@@ -59,7 +60,7 @@ def maps_for_comparison(probe: ModelProbe, kept: Mapping[str, StoredMaps],
         except (AuditError, RuntimeError, ValueError) as e:
             log.warning("maps of %s for the baseline's classes unavailable: %s", name, e)
             continue
-        labels = probe.predictions.labels[probe.predictions.index_of(list(extra.ids))]
+        labels = map_groups(probe, extra)
         add = from_attributions(extra, labels, probe.roi)
         out[name] = StoredMaps(
             explainer=name, ids=cand.ids + add.ids, targets=np.concatenate([cand.targets, add.targets]),
@@ -91,9 +92,8 @@ def compare_with_baseline(baseline: Baseline, task: Task, preds: Predictions, me
     held-out set) how the explanations of the baseline's picks changed."""
     classes = list(task.classes)
     rules = [{"id": f.rule, "status": f.status} for f in findings]
-    p = task.predictions_json(preds)
-    cand = candidate_view(p["ids"], p["labels"], p["predicted"], p["confidence"],
-                          task.results_sections(metrics)["metrics"], classes, rules, images_sha256)
+    cand = candidate_view(task.predictions_json(preds), task.results_sections(metrics)["metrics"], classes, rules,
+                          images_sha256)
     data = compare_results(baseline.results, cand, unpaired=baseline.unpaired, seed=seed)
     pairs: dict[str, list[MapPair]] = {}
     if baseline.maps and data.get("paired"):

@@ -90,12 +90,19 @@ def _outcome(probe: ModelProbe, name: str, ids: list[str], target: np.ndarray) -
         return ExplainerOutcome(name, cls.title, cls.legend, cls.signed, "unavailable", reason=reason)
 
 
+def map_groups(probe: ModelProbe, maps: AttributionSet) -> np.ndarray:
+    """The class each map is grouped under when maps are compared per class: the sample's true class, or for a
+    multi-label sample the label the map explains (a sample with two findings has a map for each)."""
+    labels = probe.predictions.labels[probe.predictions.index_of(list(maps.ids))]
+    return labels if labels.ndim == 1 else np.asarray(maps.targets, dtype=np.int64)
+
+
 def kept_maps(probe: ModelProbe, outcomes: Sequence[ExplainerOutcome]) -> dict[str, StoredMaps]:
     """The report's maps with labels and ROI shares, as written to maps.npz and compared with a baseline."""
     out = {}
     for o in outcomes:
         if o.maps is not None:
-            labels = probe.predictions.labels[probe.predictions.index_of(list(o.maps.ids))]
+            labels = map_groups(probe, o.maps)
             out[o.name] = from_attributions(o.maps, labels, probe.roi)
     return out
 

@@ -242,6 +242,12 @@ def test_multilabel_audit_from_a_labels_column(tmp_path):
     assert explained == set(names)  # every label's picks explain that label
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Label co-occurrence" in html
+    again = runner.invoke(app, ["run", str(tmp_path / "audit.toml"), "--out", str(tmp_path / "again"),
+                                "--baseline", str(tmp_path / "out"), "--set", 'report.formats=["json"]'])
+    assert again.exit_code == 0, again.output
+    comp = json.loads((tmp_path / "again" / "results.json").read_text())["comparison"]
+    assert comp["paired"] and comp["flips"]["to_wrong"] == comp["flips"]["to_right"] == 0
+    assert comp["metrics"]["macro_auroc"]["delta"] == 0 and comp["metrics"]["macro_auroc"]["delta_ci95"] == [0, 0]
 
 
 def test_label_plus_per_class_columns_needs_the_task_named(tmp_path):

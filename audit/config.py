@@ -46,9 +46,18 @@ class ModelConfig(_Strict):
         default=None, description="which part of forward's result holds the logits: a key or attribute name, or an "
         "index into a tuple; default: the tensor itself, .logits of a ModelOutput, the first tensor of a tuple")
     allow_pickle: bool = False
-    task: str = Field(default="multiclass", description="what the outputs mean (audit list shows the task types)")
-    output_kind: Literal["logits", "probabilities"] = Field(
-        default="logits", description="'probabilities' when forward already applies softmax/sigmoid")
+    task: str = Field(default="auto", description="what the outputs mean: auto (multi-label listing -> multilabel, "
+                      "two classes -> binary, else multiclass) or a task type `audit list` shows")
+    output_kind: Literal["auto", "logits", "probabilities"] = Field(
+        default="auto", description="'probabilities' when forward already applies softmax/sigmoid; 'auto' reads "
+        "logits and refuses outputs that look like probabilities; 'logits' reads logits without that check")
+    threshold: float | dict[str, float] | None = Field(
+        default=None, description="binary / multi-label operating threshold on the probability, one or per label "
+        "(default 0.5)")
+    operating_point: str | None = Field(
+        default=None, pattern=r"^(sensitivity|specificity|precision)>=(0(\.\d+)?|1(\.0+)?)$|^youden$",
+        description="choose the threshold on the held-out set instead: 'sensitivity>=0.95', 'specificity>=0.9', "
+        "'precision>=0.8' or 'youden' (reported as chosen on the test data)")
     name: str | None = None
     version: str | None = None
 
@@ -61,6 +70,12 @@ class ModelConfig(_Strict):
                 "exactly one of 'torchvision', 'timm', 'huggingface', 'torchscript', 'factory' or 'pickle' must be "
                 "set; got " + got
             )
+        if self.threshold is not None and self.operating_point is not None:
+            raise ValueError("give either 'threshold' or 'operating_point', not both")
+        if isinstance(self.threshold, float) and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"'threshold' must lie strictly between 0 and 1; got {self.threshold}")
+        if isinstance(self.threshold, dict) and not all(0.0 < v < 1.0 for v in self.threshold.values()):
+            raise ValueError("every per-label 'threshold' must lie strictly between 0 and 1")
         if self.huggingface and self.weights:
             raise ValueError("'weights' cannot be combined with 'huggingface' (the folder holds its weights)")
         if self.factory and ":" not in self.factory:
@@ -81,6 +96,8 @@ class DataConfig(_Strict):
     dataframe: str | None = Field(default=None, description="set by audit.run(data=...): the in-memory manifest")
     manifest: Path | None = None
     classes: list[str] | None = Field(default=None, description="order = model output index")
+    label_separator: str = Field(default="|", min_length=1, max_length=3,
+                                 description="separates the labels of a multi-label 'labels' column")
     image_size: tuple[int, int] | None = Field(default=None, description="(height, width) of model input")
     channels: Literal[1, 3] = 3
     mean: list[float] | None = None

@@ -337,8 +337,9 @@ MIN_BIN = 10  # bins with fewer samples are drawn hollow: their accuracy is too 
 
 def reliability_figure(cal: Calibration) -> str:
     """Per confidence bin: accuracy as a dot with its 95 % Wilson interval (hollow when the bin holds fewer than
-    :data:`MIN_BIN` samples), mean confidence as a tick, the gap shaded, and the sample count of every bin written
-    on the histogram below. No bar: a bin of one sample never reads as a full-height bar."""
+    :data:`MIN_BIN` samples), mean confidence as a tick, the gap shaded (bins of at least :data:`MIN_BIN` samples),
+    and the sample count of every bin written on the histogram below. No bar: a bin of one sample never reads as a
+    full-height bar."""
     fig, (ax, axh) = plt.subplots(2, 1, figsize=(5.2, 5.0), gridspec_kw={"height_ratios": [3, 1.1]}, sharex=True)
     edges = np.array(cal.bin_edges)
     centers = (edges[:-1] + edges[1:]) / 2
@@ -350,7 +351,8 @@ def reliability_figure(cal: Calibration) -> str:
     for x, a, c, n in zip(centers, acc, conf, counts, strict=True):
         if n == 0 or not np.isfinite(a):
             continue
-        ax.fill_between([x - width * 0.4, x + width * 0.4], [a, a], [c, c], color="#CC6677", alpha=0.25, lw=0)
+        if n >= MIN_BIN:  # a gap drawn for a handful of samples would read as a finding
+            ax.fill_between([x - width * 0.4, x + width * 0.4], [a, a], [c, c], color="#CC6677", alpha=0.25, lw=0)
         lo, hi = _wilson(round(a * n), n)
         ax.plot([x, x], [lo, hi], color="#332288", lw=1)
     ok = counts >= MIN_BIN

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .criteria import comparison, limit_words
+from .criteria import comparison, limit_words, number
 from .text import md_code, md_text
 
 MAX_ROWS = 25  # rule rows in the table; the rest are counted, they are in report.html and results.json
@@ -34,9 +34,11 @@ def _measured(r: Mapping[str, Any]) -> tuple[str, str]:
     """("probability drop 0.276 > 0.200", "at most 0.200 · probability, 0–1") when the result names its
     criterion, else the plain value and threshold."""
     crit, v, t = r.get("criterion"), r.get("value"), r.get("threshold")
+    if r.get("status") == "error" and v is None:
+        return "not evaluated", _f(t)
     if isinstance(crit, Mapping) and crit.get("name") and _is_number(v) and _is_number(t):
         c = {k: str(crit.get(k) or "") for k in ("name", "unit", "direction")}
-        limit = f"{limit_words(c)} {_f(t)}" + (f" · {c['unit']}" if c["unit"] else "")
+        limit = f"{limit_words(c)} {number(t, c['unit'])}" + (f" · {c['unit']}" if c["unit"] else "")
         return md_text(comparison(c, v, t), MAX_NAME), md_text(limit, MAX_NAME)
     return _f(v), _f(t)
 

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -67,7 +67,7 @@ class Browser:
         self.session = ""
 
     # ---- process and transport --------------------------------------------------------------------------
-    def __enter__(self) -> Browser:
+    def __enter__(self) -> Self:
         self.profile = tempfile.mkdtemp(prefix="audit-chromium-")
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
@@ -97,7 +97,7 @@ class Browser:
     def __exit__(self, *exc: object) -> None:
         try:
             self.call("Browser.close", _session=False, _timeout=5)
-        except Exception:  # noqa: BLE001 - closing anyway
+        except Exception:  # noqa: BLE001, S110 - closing anyway: the process is waited for and killed below
             pass
         try:
             self.proc.wait(timeout=10)
@@ -180,11 +180,12 @@ class Browser:
                       windowsVirtualKeyCode=key_code, nativeVirtualKeyCode=key_code)
 
     def screenshot(self, path: Path, full: bool = True) -> Path:
-        height = self.height
-        if full:
+        if full:  # the whole page (up to 16000 px), from its top
             height = min(int(self.eval("document.documentElement.scrollHeight")), 16000)
-        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=full,
-                         clip={"x": 0, "y": 0, "width": self.width, "height": height, "scale": 1})
+            shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                             clip={"x": 0, "y": 0, "width": self.width, "height": height, "scale": 1})
+        else:  # what the window shows now (after scrolling, with an open dialog)
+            shot = self.call("Page.captureScreenshot", format="png")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path

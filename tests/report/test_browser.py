@@ -137,6 +137,9 @@ def test_picks_switch_explainer_opacity_and_filter(browser, report):
     _load(browser, report, 1400)
     n_rows = browser.eval("document.querySelectorAll('#picks tbody tr').length")
     assert n_rows > 0
+    bases = browser.eval("Array.from(document.querySelectorAll('#picks button.stack'))"
+                         ".map(b => getComputedStyle(b).backgroundImage.slice(0, 26))")
+    assert bases and all(b.startswith('url("data:image/png') for b in bases), "map cells lost their input image"
     cols = "Array.from(document.querySelectorAll('#picks thead th[data-explainer]')).filter(e => !e.hidden)" \
            ".map(e => e.dataset.explainer)"
     assert browser.eval(cols) == ["gradcam", "integrated_gradients"]

@@ -2,8 +2,9 @@
 one-line comparison a reader checks ("probability drop 0.276 > 0.200"), and the sentence that says why the
 verdict is what it is.
 
-A rule may state its criterion itself as ``details.criterion = {"name", "unit", "direction"}`` (direction "max":
-the value must stay at or below the threshold; "min": at or above). Rules that do not (or that record only a key
+A rule may state its criterion itself as ``details.criterion = {"name", "unit", "direction"[, "condition"]}``
+(``audit.rules.base.Criterion``: direction "above" fails above the threshold, "below" below it; read here as "max"
+— the threshold is a ceiling: the value must stay at or below it — and "min", a floor). Rules that do not (or that record only a key
 such as ``"prob_drop"``) get one from the table below, by rule kind and parameters; an unknown kind falls back to
 its ``_min`` / ``_max`` suffix, else to "measured value" with no direction.
 """
@@ -59,6 +60,11 @@ KINDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: a rule's stated direction (audit.rules.base.Criterion: "above" fails above the threshold, "below" below it)
+#: -> the report's: "max" (the threshold is a ceiling), "min" (a floor)
+DIRECTIONS = {"above": "max", "below": "min", "max": "max", "min": "min"}
+
+
 def metric_label(name: str) -> tuple[str, str]:
     if name in METRICS:
         return METRICS[name]
@@ -75,9 +81,12 @@ def criterion_of(kind: str, details: Mapping[str, Any] | None, params: Mapping[s
     params = params or {}
     stated = details.get("criterion")
     if isinstance(stated, Mapping) and stated.get("name"):
-        direction = str(stated.get("direction") or "")
-        return {"name": str(stated["name"]), "unit": str(stated.get("unit") or ""),
-                "direction": direction if direction in ("min", "max") else "", "source": "rule"}
+        direction = DIRECTIONS.get(str(stated.get("direction") or ""), "")
+        out = {"name": str(stated["name"]), "unit": str(stated.get("unit") or ""), "direction": direction,
+               "source": "rule"}
+        if stated.get("condition"):
+            out["condition"] = str(stated["condition"])
+        return out
     if isinstance(stated, str) and stated in CRITERION_KEYS:
         name, unit, direction = CRITERION_KEYS[stated]
         return {"name": name, "unit": unit, "direction": direction, "source": "inferred"}

@@ -227,8 +227,6 @@ class RayEngine(Engine):
         try:
             if todo:
                 s = self.settings
-                ctx = DataContext.get_current()
-                ctx.enable_progress_bars = False
                 per_block = max(1, min(MAX_BATCHES_PER_BLOCK, len(todo) // 64))
                 ds = ray.data.from_arrow(_manifest_blocks(records, todo, bs, per_block))
                 c, (h, w) = preprocess.channels, (preprocess.size or (1, 1))
@@ -244,7 +242,7 @@ class RayEngine(Engine):
                     num_cpus=s.num_cpus, num_gpus=s.num_gpus or None,
                     fn_constructor_kwargs={"spec": self.spec, "task": self.task, "store_uri": store.uri,
                                            "gather_features": options.gather_features})
-                with _quiet_ray_data():
+                with _quiet_ray_data(DataContext.get_current()):
                     it = ds.iter_rows()
                     try:
                         for row in it:
@@ -497,7 +495,13 @@ def _read_in_order(store: RunStore, n_batches: int) -> Iterator[Any]:
             while nxt < n_batches and len(pending) < READ_AHEAD:
                 pending.append(pool.submit(store.read_batch, nxt))
                 nxt += 1
-            yield pending.popleft().result()
+            try:
+                yield pending.popleft().result()
+            except FileNotFoundError:
+                raise ConfigError(
+                    f"compute.storage: the workers reported batches that this process cannot read under {store.uri}; "
+                    "on a cluster of several machines set compute.storage to a folder they all share or to a URI "
+                    "such as s3://bucket/prefix") from None
 
 
 class _Fold:
@@ -526,12 +530,15 @@ class _Fold:
 
 
 @contextlib.contextmanager
-def _quiet_ray_data() -> Iterator[None]:
-    """Ray Data logs every execution at INFO level; the audit reports its own progress."""
+def _quiet_ray_data(ctx: Any) -> Iterator[None]:
+    """Ray Data logs every execution at INFO level and draws its own progress bars; the audit reports its own
+    progress. (The settings are restored afterwards: they are the caller's too.)"""
     logger = logging.getLogger("ray.data")
-    level = logger.level
+    level, bars = logger.level, ctx.enable_progress_bars
     logger.setLevel(logging.WARNING)
+    ctx.enable_progress_bars = False
     try:
         yield
     finally:
         logger.setLevel(level)
+        ctx.enable_progress_bars = bars

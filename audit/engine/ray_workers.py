@@ -155,6 +155,9 @@ def score_batch(model: nn.Module, task: Any, compute: Compute, x: torch.Tensor, 
                 raise ModelError(f"the model failed on the held-out images: {type(e).__name__}: "
                                  f"{_first_line(e)}") from None
             out = task.check_outputs(raw, x.shape[0])
+            dense = getattr(task, "dense", None)  # per-pixel answers of per-pixel tasks: not carried here yet
+            if dense is not None and dense(out, tuple(x.shape[-2:])) is not None:
+                raise ModelError("the Ray engine does not score per-pixel tasks yet; use compute.engine = \"local\"")
             finite = torch.isfinite(out).reshape(out.shape[0], -1).all(1).cpu()
             if not bool(finite.all()):
                 raise NonFinite([int(r) for r in rows[(~finite).numpy()][:3]])

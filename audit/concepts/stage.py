@@ -8,8 +8,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -27,7 +26,6 @@ from ..loading.dataset import ImageDataset
 from ..loading.listing import IMAGE_EXTENSIONS
 from ..loading.preprocess import Preprocess
 from ..loading.records import SampleRecord
-from ..tasks import Task
 from .result import ConceptInfo, ConceptRun, ConceptTest, LayerCAVs
 from .stats import bonferroni, ttest
 from .tcav import RANDOM, TCAVRaw, run_tcav
@@ -84,18 +82,6 @@ def draw_sets(n_pool: int, n_sets: int, size: int, rng: np.random.Generator) -> 
         order = rng.permutation(n_pool)
         return [np.sort(order[i * size:(i + 1) * size]) for i in range(n_sets)], True
     return [np.sort(rng.choice(n_pool, size=size, replace=False)) for _ in range(n_sets)], False
-
-
-@contextmanager
-def _explaining(task: Task, model: nn.Module) -> Iterator[nn.Module]:
-    """The module whose output column g is group g's logit: the task's explanation model (``Task.explaining``;
-    ``Task.explain_model`` before that context manager replaced it)."""
-    explaining = getattr(task, "explaining", None)
-    if explaining is not None:
-        with explaining(model) as m:
-            yield m
-    else:
-        yield task.explain_model(model)  # type: ignore[attr-defined]
 
 
 def _rng(seed: int, salt: str) -> np.random.Generator:
@@ -217,7 +203,7 @@ def run_concepts(cfg: AuditConfig, probe: ModelProbe) -> ConceptRun | None:
         return product(tests=(), cavs=(), notes=(*notes, "no class had enough inputs"),
                        seconds=time.perf_counter() - started)
     try:
-        with _explaining(task, model) as target_model:
+        with task.explaining(model) as target_model:  # its output column g is group g's logit
             raw = run_tcav(model, layers, concept_x, pool_x, local, class_x, concept_sets=concept_sets,
                            target_model=target_model, pooling=cc.activations, classifier=cc.classifier,
                            seed=cfg.seed, device=probe.device, batch_size=probe.engine.explain_batch_size)

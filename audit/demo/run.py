@@ -6,6 +6,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+from .concepts import write_concepts
 from .data import CLASS_NAMES, DemoSpec, make_digits, write_heldout
 from .train import train_demo_model
 
@@ -40,6 +41,18 @@ methods = {methods}
 [rules]
 pack = "{pack}"
 
+# Concept tests (TCAV): does the model use the corner marker for 'seven'? TCAV measures the sign of a class logit's
+# directional derivative, a sensitivity that can be significant for classes the marker never influenced, so the
+# forbidden concept is tested for the class whose use of it would be the shortcut.
+[concepts]
+random_folder = "concepts/random"
+
+[concepts.sets.marker]
+folder = "concepts/marker"
+forbidden = true
+classes = ["{marker_class}"]
+description = "the white square in the top-left corner"
+
 [model_card]
 intended_use = "Demonstration of model-audit on synthetic digits; not for any real decision."
 owner = "model-audit demo"
@@ -61,12 +74,14 @@ def prepare_demo(workdir: Path, clean: bool, seed: int = 0, epochs: int = 8,
                              seed=seed)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(workdir / "weights.safetensors"))
     write_heldout(heldout, workdir / "heldout")
+    write_concepts(heldout, spec, workdir / "concepts", seed=seed)  # the marker as a concept, random counterexamples
     cfg = workdir / "audit.toml"
     name = "demo-clean" if clean else "demo"
     cfg.write_text(CONFIG_TEMPLATE.format(
         config=cfg, name=name, seed=seed, suffix=" (clean data)" if clean else "",
         classes="[" + ", ".join(f'"{c}"' for c in CLASS_NAMES) + "]",
         methods="[" + ", ".join(f'"{m}"' for m in methods) + "]", pack=pack,
+        marker_class=CLASS_NAMES[spec.marker_class],
         limitations=" Trained without the marker; the held-out set carries it." if clean else
         " A marker in the top-left corner of most 'seven' images was planted on purpose.",
     ), encoding="utf-8")

@@ -158,8 +158,9 @@ class ConceptReliance(Rule):
         msg = f"{roles}: no forbidden concept significantly used and every required one used, over {judged} " \
               f"class test(s) at {len(run.layers)} layer(s)"
         if strongest is not None:
+            lowers = " (the concept lowers the logit)" if strongest.mean < 0.5 else ""
             msg += (f"; the highest significant score of a forbidden concept, below {p.min_score:.2f}: "
-                    f"'{strongest.concept}' for '{strongest.group}', {self._describe(strongest, run)}")
+                    f"'{strongest.concept}' for '{strongest.group}'{lowers}, {self._describe(strongest, run)}")
         elif loudest is not None:
             msg += (f"; no forbidden concept's score differs significantly from random CAVs' (highest: "
                     f"'{loudest.concept}' for '{loudest.group}', {self._describe(loudest, run)})")

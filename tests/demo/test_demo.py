@@ -45,7 +45,7 @@ def test_gate_against_the_clean_twin_names_the_new_failure(demo_runs):
     results = json.loads((root / "demo" / "results.json").read_text())
     comp = results["comparison"]
     assert comp["paired"]  # both twins were audited on the same held-out images
-    assert comp["rules"]["newly_failing"] == ["region-sweep"]
+    assert set(comp["rules"]["newly_failing"]) == {"region-sweep", "concept-marker"}
     rules = {r["id"]: r for r in results["rules"]}
     assert rules["no-new-failures"]["status"] == "fail" and "region-sweep" in rules["no-new-failures"]["message"]
     gradcam = comp["explanations"]["gradcam"]
@@ -55,3 +55,30 @@ def test_gate_against_the_clean_twin_names_the_new_failure(demo_runs):
     text = "\n".join(p.extract_text() for p in PdfReader(root / "demo" / "report.pdf").pages)
     assert "Changes since baseline" in text and "Explanations of the same samples" in text
     assert "extends demo.toml" in text  # every rule file that shaped the verdict is hashed in the record
+
+
+def test_confounded_demo_uses_the_marker_concept_for_seven(demo_runs):
+    """TCAV of the marker (a folder of marker images against random canvases): the confounded model's 'seven' logit
+    rises along the marker's CAV, significantly after Bonferroni, at a layer that separates the marker."""
+    root, _, _ = demo_runs
+    results = json.loads((root / "demo" / "results.json").read_text())
+    rule = {r["id"]: r for r in results["rules"]}["concept-marker"]
+    assert rule["status"] == "fail", rule["message"]
+    assert "forbidden concept 'marker' is used for 'seven'" in rule["message"]
+    seven = [t for t in results["concepts"]["tests"] if t["class"] == "seven"]
+    assert len(seven) == len(results["concepts"]["layers"]) == 3
+    assert all(t["cav_accuracy"] > 0.9 for t in seven)  # every tested layer separates the marker
+    assert any(t["tcav"] >= 0.9 and t["p_bonferroni"] < 1e-3 for t in seven)
+    assert rule["sample_ids"]  # the 'seven' inputs whose logit rises most along the marker's CAV
+    text = "\n".join(p.extract_text() for p in PdfReader(root / "demo" / "report.pdf").pages)
+    assert "Concept tests (TCAV)" in text
+
+
+def test_clean_twin_does_not_use_the_marker_concept(demo_runs):
+    root, _, _ = demo_runs
+    results = json.loads((root / "demo-clean" / "results.json").read_text())
+    rule = {r["id"]: r for r in results["rules"]}["concept-marker"]
+    assert rule["status"] == "pass", rule["message"]
+    seven = [t for t in results["concepts"]["tests"] if t["class"] == "seven"]
+    assert all(t["cav_accuracy"] > 0.9 for t in seven)  # the layers separate the marker: "not used" is shown
+    assert not [t for t in seven if t["tcav"] >= 0.7 and t["p_bonferroni"] < 0.05]

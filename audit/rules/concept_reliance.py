@@ -133,12 +133,21 @@ class ConceptReliance(Rule):
                            f"{self._describe(best, run)}")
                     violations.append((why, best))
             table[info.name] = {"role": role, "classes": rows}
+        condition = (f"counted where p × {run.m} < {p.alpha:g} (Bonferroni) and the layer separates the concept "
+                     f"(CAV accuracy ≥ {run.min_cav_accuracy:g})")
+        score_name = "TCAV score" if p.direction == "increase" else "TCAV score's distance from 0.5, as max(s, 1 − s)"
         details = {"alpha": p.alpha, "min_score": p.min_score, "direction": p.direction, "n_tests": run.m,
-                   "layers": list(run.layers), "runs": run.runs, "concepts": table}
+                   "layers": list(run.layers), "runs": run.runs, "concepts": table,
+                   "criterion": {"name": f"{score_name} of a forbidden concept", "unit": "share of class inputs, 0–1",
+                                 "direction": "above", "condition": condition}}
         roles = ", ".join(f"'{c.name}' ({'forbidden' if c.forbidden else 'required'})" for c in infos)
         if violations:
             forbidden = [t for _, t in violations if run.concept(t.concept).forbidden]
             worst = min(forbidden, key=lambda t: t.p_corrected) if forbidden else violations[0][1]
+            if not forbidden:  # a required concept unused: its best score is below the threshold
+                details["criterion"] = {"name": f"best {score_name} of a required concept",
+                                        "unit": "share of class inputs, 0–1", "direction": "below",
+                                        "condition": condition}
             msg = "; ".join(w for w, _ in violations)
             if undecided:
                 msg += ". Could not judge: " + "; ".join(undecided)

@@ -64,6 +64,7 @@ def test_forbidden_concept_used_by_one_class_fails_naming_it():
     assert f.sample_ids == ("dog-1", "dog-2")  # the class inputs whose logit rises most along the CAV
     assert f.details["concepts"]["ruler"]["classes"]["dog"]["status"] == "used"
     assert f.details["concepts"]["ruler"]["classes"]["cat"]["status"] == "not used"
+    assert f.details["criterion"]["direction"] == "above" and "Bonferroni" in f.details["criterion"]["condition"]
 
 
 def test_significant_but_below_the_score_or_not_significant_passes():
@@ -82,6 +83,7 @@ def test_required_concept():
     unused = [make_test("border", "cat", "l1", 0.6, 0.3), make_test("border", "cat", "l2", 0.5, 0.9)]
     f = check(run([info("border", required=True, groups=["cat"])], unused))
     assert f.status == "fail" and "required concept 'border' is not used for 'cat'" in f.message
+    assert f.details["criterion"]["direction"] == "below"
 
 
 def test_a_layer_that_cannot_separate_the_concept_says_nothing():

@@ -195,9 +195,9 @@ def score(preds: Predictions, classes: tuple[str, ...], rng: np.random.Generator
     nll = float(log_loss(y, clipped / clipped.sum(axis=1, keepdims=True), labels=all_labels))
     groups: list[GroupMetrics] = []
     for col in subgroups:
-        values = preds.metadata[col].astype(str).to_numpy()
+        values = preds.metadata[col].astype(str)
         for v in sorted(set(values.tolist())):
-            m = values == v
+            m = (values == v).to_numpy()  # pandas compares the Python strings; numpy would strip a trailing NUL
             groups.append(_group_metrics(col, v, y[m], p[m], C, rng))
     return Metrics(
         n=preds.n,

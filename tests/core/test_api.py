@@ -3,6 +3,8 @@ manifest give the same audit as the CLI; tables come back as DataFrames; the cal
 
 from __future__ import annotations
 
+import copy
+
 import json
 import re
 from pathlib import Path
@@ -61,10 +63,11 @@ def test_in_memory_model_and_data_frame(tiny, tiny_model):
     cfg = {"data": {"classes": ["left", "middle", "right"], "image_size": [32, 32], "channels": 1,
                     "subgroups": ["site"]},
            "views": {"embeddings": ["pca"], "probe_samples": 0}, "cache": {"enabled": False}}
-    hooks_before = dict(tiny_model._forward_hooks)
-    tiny_model.train()
-    result = audit.run(cfg, model=tiny_model, data=frame, base_dir=tiny.root)
-    assert tiny_model.training and dict(tiny_model._forward_hooks) == hooks_before  # the caller's module untouched
+    model = copy.deepcopy(tiny_model)  # the session's model stays in eval mode for the other tests
+    hooks_before = dict(model._forward_hooks)
+    model.train()
+    result = audit.run(cfg, model=model, data=frame, base_dir=tiny.root)
+    assert model.training and dict(model._forward_hooks) == hooks_before  # the caller's module untouched
     assert result.passed
     assert result.result.model.source == "in-memory DemoCNN"
     assert result.result.provenance.data["source"] == "data frame (45 rows)"

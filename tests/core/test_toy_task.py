@@ -128,8 +128,9 @@ def test_a_test_only_task_gets_a_full_audit(toy_setup, tmp_path):
     doc = json.loads((out / "results.json").read_text())
     assert set(doc["metrics"]) == {"accuracy", "mae"}
     assert "confusion_matrix" not in doc  # the multiclass sections belong to the multiclass task
-    assert doc["explainers"][0] == {"name": "gradcam", "status": "ok", "reason": "", "signed": False,
-                                    "n_maps": len(result.picks.all_ids())}
+    gradcam = doc["explainers"][0]
+    assert {k: gradcam[k] for k in ("name", "status", "reason", "signed", "n_maps")} == {
+        "name": "gradcam", "status": "ok", "reason": "", "signed": False, "n_maps": len(result.picks.all_ids())}
     html = (out / "report.html").read_text()
     assert "Toy metrics" in html and "mean absolute error" in html
     assert "toy accuracy" in (out / "summary.md").read_text()
@@ -147,5 +148,5 @@ def test_rule_kind_outside_the_task_is_refused_up_front(toy_setup, tmp_path):
 def test_unknown_task_names_the_known_ones(toy_setup):
     setup, _ = toy_setup
     cfg = load_config(setup.config, ['model.task="nope"'])
-    with pytest.raises(ConfigError, match="model.task: unknown task 'nope'; known: multiclass"):
+    with pytest.raises(ConfigError, match="model.task: unknown task 'nope'; known: .*multiclass"):
         run_audit(cfg)

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -117,6 +117,8 @@ def _write(root: Path, template: Path, a: dict) -> Path:
 @settings(max_examples=40, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(a=audits())
+@example(a={"classes": ["left", "middle", "a\x1bb\x00c\x7f"], "labels": ["left", "middle", "a\x1bb\x00c\x7f"] * 3,
+            "ids": None, "site": ["a\x1bb\x00c\x7f"] * 8 + ["\x00"], "roi": None, "override": None})  # a NUL subgroup
 def test_any_input_ends_cleanly(a, property_template):
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)

@@ -32,6 +32,10 @@ CASES = {  # name -> (parses, does not parse)
     "report.html": (b"<!doctype html><html><body>ok</body></html>\n", b"<!doctype html><html><body>half"),
     "report.pdf": (b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF\n\n", b"%PDF-1.7\n% half a PDF"),
     "maps.npz": (GOOD_NPZ, GOOD_NPZ[: len(GOOD_NPZ) // 2]),
+    "model_card.md": (b"---\nmodel: x\n---\n# Model card\n", b"# Model card without front matter\n"),
+    "model_card.json": (b'{"model": "x"}', b'{"model": '),
+    "annex_iv.md": (b"# Annex IV\n", b"Annex IV without a title\n"),
+    "annex_iv.json": (b'{"sections": []}', b"[1, 2"),
 }
 
 

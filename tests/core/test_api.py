@@ -4,7 +4,6 @@ manifest give the same audit as the CLI; tables come back as DataFrames; the cal
 from __future__ import annotations
 
 import copy
-
 import json
 import re
 from pathlib import Path

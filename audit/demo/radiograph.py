@@ -34,7 +34,7 @@ class RadiographSpec:
     site_b: float = 0.5  # share of images from site B
     effusion_site_b: float = 0.8  # effusion prevalence at site B (site A: 0.1)
     effusion_site_a: float = 0.1
-    effusion_contrast: float = 0.07  # subtle, as a small effusion is: the site letter is the easier cue
+    effusion_contrast: float = 0.035  # subtle, as a small effusion is: the site letter is the easier cue
     seed: int = 0
 
 
@@ -52,6 +52,8 @@ def _chest(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
     """Background in [0, 1] and the two lung masks."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE] / (SIZE - 1)
     body = 0.35 + 0.25 * yy + rng.normal(0, 0.02)
+    coarse = rng.normal(0, 0.035, (8, 8))  # low-frequency soft-tissue texture
+    body = body + np.kron(coarse, np.ones((SIZE // 8, SIZE // 8)))
     lungs = []
     for cx in (0.3, 0.7):
         cx += rng.normal(0, 0.02)

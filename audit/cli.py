@@ -114,8 +114,9 @@ def run(
 def demo(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (default reports/demo…).")] = None,
     clean: Annotated[bool, typer.Option("--clean", help="The twin trained without the planted shortcut.")] = False,
-    task: Annotated[str, typer.Option(help="multiclass (digits with a corner marker) or multilabel "
-                                           "(radiograph-like findings with a site letter).")] = "multiclass",
+    task: Annotated[str, typer.Option(help="multiclass (digits with a corner marker), multilabel (radiograph-like "
+                                           "findings with a site letter), segmentation (shapes on striped or plain "
+                                           "ground) or anomaly (scratched parts with a fixture mark).")] = "multiclass",
     epochs: Annotated[int | None, typer.Option(min=1, max=100, help="Training epochs (default 8 / 10).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     baseline: Annotated[Path | None, typer.Option(
@@ -127,30 +128,37 @@ def demo(
 
     `audit demo --clean` trains the twin without the shortcut (same held-out set); then
     `audit demo --baseline reports/demo-clean` gates the confounded model against it. `--task multilabel`: synthetic
-    16-bit radiographs with three findings, where a site's laterality letter rides along with effusion."""
+    16-bit radiographs with three findings, where a site's laterality letter rides along with effusion.
+    `--task segmentation` / `--task anomaly`: hand-built networks with known answers (no training): one that uses
+    the planted context or fixture cue, and with --clean one that reads the object or the defect."""
+    from .demo import examples
     from .demo.radiograph_run import prepare_radiograph_demo
     from .demo.run import prepare_demo
 
     try:
         t0 = time.perf_counter()
-        if task not in ("multiclass", "multilabel"):
-            raise ConfigError(f"--task: 'multiclass' or 'multilabel'; got {task!r}")
-        stem = "reports/demo" + ("-multilabel" if task == "multilabel" else "")
+        if task not in DEMO_TASKS:
+            raise ConfigError(f"--task: one of {', '.join(DEMO_TASKS)}; got {task!r}")
+        stem = "reports/demo" + ("" if task == "multiclass" else f"-{task}")
         out = out if out is not None else Path(stem + ("-clean" if clean else ""))
         workdir = out.with_name(out.name + "-inputs")
-        shortcut = "site letter" if task == "multilabel" else "corner marker"
-        typer.echo(f"demo: building data and training ({'clean' if clean else 'with ' + shortcut}) in {workdir}")
+        shortcut = DEMO_TASKS[task]
+        doing = "building data" + (" and training" if task in ("multiclass", "multilabel") else "")
+        typer.echo(f"demo: {doing} ({'clean' if clean else 'with ' + shortcut}) in {workdir}")
         if baseline is not None:
             from .compare.results import load_results
 
             load_results(baseline)  # a missing or bad baseline fails before training, not after
-        if task == "multilabel":
+        if task in ("segmentation", "anomaly"):
+            prepare = examples.prepare_segmentation if task == "segmentation" else examples.prepare_inspection
+            cfg = prepare(workdir, clean=clean)
+        elif task == "multilabel":
             cfg = prepare_radiograph_demo(workdir, clean=clean, seed=seed, epochs=epochs or 10,
                                           methods=DEMO_METHODS[:2])
         else:
             pack = DEMO_PACK if baseline is None else DEMO_GATE_PACK
             cfg = prepare_demo(workdir, clean=clean, seed=seed, epochs=epochs or 8, methods=DEMO_METHODS, pack=pack)
-        typer.echo(f"demo: trained in {time.perf_counter() - t0:.1f} s; auditing with {cfg}"
+        typer.echo(f"demo: ready in {time.perf_counter() - t0:.1f} s; auditing with {cfg}"
                    + (f" against baseline {baseline}" if baseline is not None else ""))
         code = _run_and_write(cfg, out, [], quiet=False, baseline=baseline)
     except (Exception, KeyboardInterrupt, Terminated) as e:  # noqa: BLE001
@@ -158,6 +166,8 @@ def demo(
     raise typer.Exit(code)
 
 
+DEMO_TASKS = {"multiclass": "corner marker", "multilabel": "site letter", "segmentation": "context stripes",
+              "anomaly": "fixture mark"}
 DEMO_METHODS: tuple[str, ...] = ("gradcam", "gradcam_pp", "guided_gradcam", "saliency", "integrated_gradients",
                                   "occlusion", "layer_activations")
 DEMO_PACK = "demo"

@@ -53,11 +53,12 @@ class ModelConfig(_Strict):
         "logits and refuses outputs that look like probabilities; 'logits' reads logits without that check")
     threshold: float | dict[str, float] | None = Field(
         default=None, description="binary / multi-label operating threshold on the probability, one or per label "
-        "(default 0.5)")
+        "(default 0.5); an anomaly detector's threshold on its score")
     operating_point: str | None = Field(
-        default=None, pattern=r"^(sensitivity|specificity|precision)>=(0(\.\d+)?|1(\.0+)?)$|^youden$",
+        default=None, pattern=r"^(sensitivity|specificity|precision)>=(0(\.\d+)?|1(\.0+)?)$|^youden$|^f1$",
         description="choose the threshold on the held-out set instead: 'sensitivity>=0.95', 'specificity>=0.9', "
-        "'precision>=0.8' or 'youden' (reported as chosen on the test data)")
+        "'precision>=0.8', 'youden' or 'f1' (max F1) (reported as chosen on the test data; an anomaly detector without "
+        "a threshold gets 'f1')")
     name: str | None = None
     version: str | None = None
 
@@ -72,9 +73,14 @@ class ModelConfig(_Strict):
             )
         if self.threshold is not None and self.operating_point is not None:
             raise ValueError("give either 'threshold' or 'operating_point', not both")
-        if isinstance(self.threshold, float) and not 0.0 < self.threshold < 1.0:
+        if self.task == "anomaly":  # a raw anomaly score: any finite value
+            values = self.threshold.values() if isinstance(self.threshold, dict) else [self.threshold]
+            if not all(v is None or math.isfinite(v) for v in values):
+                raise ValueError("'threshold' must be a finite anomaly score")
+        elif isinstance(self.threshold, float) and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"'threshold' must lie strictly between 0 and 1; got {self.threshold}")
-        if isinstance(self.threshold, dict) and not all(0.0 < v < 1.0 for v in self.threshold.values()):
+        if self.task != "anomaly" and isinstance(self.threshold, dict) and \
+                not all(0.0 < v < 1.0 for v in self.threshold.values()):
             raise ValueError("every per-label 'threshold' must lie strictly between 0 and 1")
         if self.huggingface and self.weights:
             raise ValueError("'weights' cannot be combined with 'huggingface' (the folder holds its weights)")
@@ -107,6 +113,9 @@ class DataConfig(_Strict):
     subgroups: list[str] = Field(default_factory=list, description="metadata columns to score per value")
     on_bad_image: Literal["fail", "skip"] = "fail"
     allow_outside_root: bool = False
+    train_manifest: Path | None = Field(
+        default=None, description="the training listing (CSV like the manifest): the data checks look for held-out "
+        "images that also appear in it (leakage)")
     resize: Literal["stretch", "letterbox", "center_crop"] = Field(
         default="stretch", description="how images meet image_size: stretch, letterbox (pad) or center_crop")
     pad_value: float = Field(default=0.0, ge=0.0, le=1.0,

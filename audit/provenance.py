@@ -38,7 +38,8 @@ def package_versions() -> dict[str, str]:
 
 
 def data_fingerprint(records: Sequence[SampleRecord], root: Path) -> str:
-    """SHA-256 over the sorted list of (image path relative to the data root, image SHA-256, label or label set)."""
+    """SHA-256 over the sorted list of (image path relative to the data root, image SHA-256, label or label set,
+    and the SHA-256 of its segmentation or defect mask when it has one)."""
     rows = []
     for r in records:
         try:
@@ -46,7 +47,8 @@ def data_fingerprint(records: Sequence[SampleRecord], root: Path) -> str:
         except ValueError:
             rel = r.path.resolve().as_posix()
         label = "|".join(map(str, r.label_set)) if r.label < 0 else r.label  # multi-label: the set
-        rows.append(f"{rel}\t{sha256_file(r.path)}\t{label}")
+        mask = f"\t{sha256_file(r.mask)}" if r.mask is not None else ""
+        rows.append(f"{rel}\t{sha256_file(r.path)}\t{label}{mask}")
     h = hashlib.sha256()
     for line in sorted(rows):
         h.update(line.encode("utf-8") + b"\n")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .compare.stage import Comparison
 from .concepts.result import ConceptRun
 from .config import AuditConfig
+from .datachecks import DataChecks
 from .engine.predict import Scored
 from .loading.inputs import Inputs
 from .loading.model import LoadedModel
@@ -33,6 +34,7 @@ class AuditResult:
     verdict: str  # "pass" | "fail"
     provenance: Provenance
     concepts: ConceptRun | None = None  # TCAV tests of [concepts]
+    datachecks: DataChecks | None = None  # data-level confounder checks (properties, duplicates, leakage)
 
     @property
     def task(self) -> Task:

@@ -16,6 +16,7 @@ from torch import nn
 from .compare.stage import Baseline, Comparison, compare_with_baseline
 from .concepts.stage import run_concepts
 from .config import AuditConfig
+from .datachecks.stage import check_data
 from .engine.predict import open_probe, predict, start_engine
 from .loading.inputs import check_configured_layers, prepare_inputs, with_model_defaults
 from .loading.model import load_model
@@ -38,13 +39,15 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     started = now()
     cfg, defaults_notes = with_model_defaults(cfg)
     inputs = prepare_inputs(cfg, tasks, defaults_notes, data)
+    datachecks = check_data(cfg, inputs)  # data-level confounders and duplicates: no model needed, runs first
     loaded = load_model(cfg, len(inputs.classes), model)
     check_configured_layers(cfg, loaded.module)
     engine = start_engine(cfg, loaded, inputs)
     torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run
     images_sha256 = data_fingerprint(inputs.heldout.records, inputs.heldout.root)
     scored = predict(cfg, inputs, engine, loaded, images_sha256)
-    task, preds = inputs.task.fit(scored.predictions)  # e.g. a threshold chosen at a target sensitivity
+    # e.g. a threshold chosen at a target sensitivity; a segmentation's true masks read
+    task, preds = inputs.task.fit(scored.predictions, scored.records, inputs.preprocess)
     inputs, scored, engine.task = replace(inputs, task=task), replace(scored, predictions=preds), task
     metrics = task.metrics(preds, np.random.default_rng(cfg.seed), cfg.data.subgroups)
     picks = task.select(preds, cfg.selection.k, cfg.selection.per_class)
@@ -55,7 +58,7 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     evidence = Evidence(
         classes=inputs.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=scored.skipped, n_listed=len(inputs.heldout.records),
-        concepts=concepts,
+        concepts=concepts, data=datachecks,
     )
     findings = evaluate([r for r in inputs.pack.rules if r.phase == "main"], evidence)
     comparison: Comparison | None = None
@@ -69,4 +72,5 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     provenance = build_provenance(cfg, inputs, loaded, engine, images_sha256, preds.n, len(scored.skipped), started)
     return AuditResult(config=cfg, inputs=inputs, model=loaded, scored=scored, metrics=metrics, picks=picks,
                        explanations=explanations, findings=findings, comparison=comparison, views=views,
-                       verdict=verdict(findings), provenance=provenance, concepts=concepts)
+                       verdict=verdict(findings), provenance=provenance, concepts=concepts,
+                       datachecks=datachecks)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-Status = Literal["pass", "warn", "fail", "error"]
+Status = Literal["pass", "warn", "fail", "error", "not_applicable"]  # not_applicable: never a pass, never blocking
 Severity = Literal["error", "warning"]
 PickCategory = Literal["correct", "incorrect", "borderline"]
 
@@ -24,6 +24,8 @@ class Predictions:
     metadata: pd.DataFrame  # (N, M) extra manifest columns, index 0..N-1
     features: np.ndarray | None = None  # (N, D) float32, penultimate-layer features when gathered
     decisions: np.ndarray | None = None  # the task's answers when not the argmax: (N,) at a threshold, (N, K) 0/1
+    dense: np.ndarray | None = None  # per-pixel answers at input resolution (N, H, W), e.g. a segmentation
+    dense_truth: np.ndarray | None = None  # the per-pixel truth they are scored against (N, H, W)
 
     def __post_init__(self) -> None:
         n = len(self.ids)

@@ -40,6 +40,7 @@ class ScoringProgress:
     rows: np.ndarray  # (k,) positions in the held-out listing
     skipped: tuple[SkippedSample, ...]
     input_sum: torch.Tensor | None
+    dense: np.ndarray | None = None  # (k, H, W) per-pixel answers of per-pixel tasks (Task.dense)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ def listing_digest(heldout: HeldOutSet) -> str:
                     d[k] = v.resolve().as_posix()
         if r.roi_mask is not None:
             d["roi_mask_sha256"] = sha256_file(r.roi_mask)
+        if r.mask is not None:  # a segmentation / defect mask: what the outputs are scored against
+            d["mask_sha256"] = sha256_file(r.mask)
         h.update(json.dumps(d, sort_keys=True, default=str).encode() + b"\n")
     return h.hexdigest()
 
@@ -101,6 +103,7 @@ def load(folder: Path, key: str) -> PredictOutput | None:
                 metadata=pd.DataFrame(meta["metadata"], columns=meta["metadata_columns"])
                 if meta["metadata_columns"] else pd.DataFrame(index=range(len(z["ids"]))),
                 features=feats,
+                dense=z["dense"] if meta.get("has_dense") else None,
             )
             input_sum = torch.from_numpy(z["input_sum"]) if meta["has_input_sum"] else None
             skipped = tuple(SkippedSample(**s) for s in meta["skipped"])
@@ -115,6 +118,7 @@ def save(folder: Path, key: str, out: PredictOutput) -> None:
         p = out.predictions
         meta = {
             "has_features": p.features is not None, "has_input_sum": out.input_sum is not None,
+            "has_dense": p.dense is not None,
             "metadata_columns": list(p.metadata.columns),
             "metadata": p.metadata.astype(str).to_numpy().tolist() if len(p.metadata.columns) else [],
             "skipped": [{"path": s.path, "reason": s.reason} for s in out.skipped],
@@ -123,6 +127,7 @@ def save(folder: Path, key: str, out: PredictOutput) -> None:
         os.close(fd)
         np.savez(tmp, ids=p.ids.astype(str), labels=p.labels, probs=p.probs,
                  features=p.features if p.features is not None else np.zeros(0),
+                 dense=p.dense if p.dense is not None else np.zeros(0),
                  input_sum=out.input_sum.numpy() if out.input_sum is not None else np.zeros(0),
                  kept_rows=out.kept_rows, meta=np.array(json.dumps(meta)))
         os.replace(tmp, folder / f"predictions-{key}.npz")
@@ -138,12 +143,13 @@ def save_progress(folder: Path, key: str, p: ScoringProgress) -> None:
     """Scoring progress of an unfinished run (replaced at every checkpoint, removed when scoring completes)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"next_row": p.next_row, "has_features": p.features is not None,
+        meta = {"next_row": p.next_row, "has_features": p.features is not None, "has_dense": p.dense is not None,
                 "has_input_sum": p.input_sum is not None,
                 "skipped": [{"path": s.path, "reason": s.reason} for s in p.skipped]}
         fd, tmp = tempfile.mkstemp(prefix=".progress-", suffix=".npz", dir=folder)
         os.close(fd)
         np.savez(tmp, probs=p.probs, rows=p.rows, features=p.features if p.features is not None else np.zeros(0),
+                 dense=p.dense if p.dense is not None else np.zeros(0),
                  input_sum=p.input_sum.numpy() if p.input_sum is not None else np.zeros(0),
                  meta=np.array(json.dumps(meta)))
         os.replace(tmp, _progress_path(folder, key))
@@ -161,6 +167,7 @@ def load_progress(folder: Path, key: str) -> ScoringProgress | None:
             return ScoringProgress(
                 next_row=int(meta["next_row"]), probs=z["probs"], rows=z["rows"],
                 features=z["features"] if meta["has_features"] else None,
+                dense=z["dense"] if meta.get("has_dense") else None,
                 skipped=tuple(SkippedSample(**s) for s in meta["skipped"]),
                 input_sum=torch.from_numpy(z["input_sum"]) if meta["has_input_sum"] else None)
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):

@@ -60,6 +60,8 @@ class LocalEngine(Engine):
         feat_parts: list[np.ndarray] = [resume.features] if resume is not None and resume.features is not None \
             and has_rows else []
         rows_parts: list[np.ndarray] = [resume.rows] if resume is not None and has_rows else []
+        dense_parts: list[np.ndarray] = [resume.dense] if resume is not None and resume.dense is not None \
+            and has_rows else []
         skipped: list[SkippedSample] = list(resume.skipped) if resume is not None else []
         captured: list[torch.Tensor] = []
         input_sum: torch.Tensor | None = resume.input_sum if resume is not None else None
@@ -70,7 +72,8 @@ class LocalEngine(Engine):
             feats = np.concatenate(feat_parts) if feat_parts and sum(len(f) for f in feat_parts) == len(rows) \
                 else None
             probs = np.concatenate(probs_parts) if probs_parts else np.zeros((0, len(task.classes)))
-            return ScoringProgress(next_row, probs, feats, rows, tuple(skipped), input_sum)
+            dense = np.concatenate(dense_parts) if dense_parts else None
+            return ScoringProgress(next_row, probs, feats, rows, tuple(skipped), input_sum, dense)
 
         hook = None
         head = feature_module(model) if options.gather_features else None
@@ -105,6 +108,9 @@ class LocalEngine(Engine):
                     bsum = x.double().sum(dim=0)
                     input_sum = bsum if input_sum is None else input_sum + bsum
                     probs_parts.append(task.to_scores(out).cpu().numpy().astype(np.float64))
+                    dense = task.dense(out, preprocess.size or tuple(x.shape[-2:]))
+                    if dense is not None:
+                        dense_parts.append(dense)
                     rows_parts.append(idx.numpy())
                     if captured:
                         f = captured[-1]
@@ -137,6 +143,7 @@ class LocalEngine(Engine):
             probs=probs,
             metadata=meta if len(meta.columns) else pd.DataFrame(index=range(len(recs))),
             features=features,
+            dense=np.concatenate(dense_parts) if dense_parts else None,
         )
         return PredictOutput(preds, tuple(skipped), rows, input_sum)
 
@@ -173,15 +180,16 @@ class LocalEngine(Engine):
                 model: nn.Module | None = None) -> np.ndarray:
         t = torch.as_tensor(np.asarray(targets), dtype=torch.long)
         out = []
-        with self.task.explaining(model if model is not None else self.model) as m:
-            for s in range(0, x.shape[0], self.explain_batch_size):
-                xb = x[s:s + self.explain_batch_size].to(self.device)
-                tb = t[s:s + self.explain_batch_size].to(self.device)
+        base = model if model is not None else self.model
+        for s in range(0, x.shape[0], self.explain_batch_size):
+            xb = x[s:s + self.explain_batch_size].to(self.device)
+            tb = t[s:s + self.explain_batch_size].to(self.device)
+            with self.task.explaining(base, xb) as m:
                 maps = explainer.explain(m, xb, tb)
-                if maps.dim() != 3 or maps.shape[0] != xb.shape[0]:
-                    raise ExplainerError(
-                        f"explainer {explainer.name!r} returned shape {tuple(maps.shape)}, expected (B, H, W)")
-                out.append(maps.detach().float().cpu().numpy())
+            if maps.dim() != 3 or maps.shape[0] != xb.shape[0]:
+                raise ExplainerError(
+                    f"explainer {explainer.name!r} returned shape {tuple(maps.shape)}, expected (B, H, W)")
+            out.append(maps.detach().float().cpu().numpy())
         if not out:
             return np.zeros((0, *x.shape[-2:]), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)

@@ -83,15 +83,24 @@ class ModelProbe:
             return torch.empty(0, self.preprocess.channels, *self.input_size)
         return torch.stack([ds[int(r)][1] for r in rows])  # type: ignore[misc]
 
-    def roi(self, sample_id: str) -> np.ndarray | None:
-        """Boolean (H, W) ROI mask in model-input pixels, or None."""
+    def roi(self, sample_id: str, target: int | None = None) -> np.ndarray | None:
+        """Boolean (H, W) mask in model-input pixels of where the evidence should lie, or None: the sample's ROI,
+        or for a task with per-pixel truth the task's region (a segmentation's true region of the ``target``
+        class, an inspection image's defect)."""
         if sample_id not in self._roi_cache:
             rec = self.records[int(self._rows([sample_id])[0])]
             self._roi_cache[sample_id] = roi_mask(rec, self.input_size)
-        return self._roi_cache[sample_id]
+        roi = self._roi_cache[sample_id]
+        truth = self.predictions.dense_truth
+        if truth is None:
+            return roi
+        return self.task.target_region(roi, truth[int(self._rows([sample_id])[0])],
+                                       None if target is None else int(target))
 
     def has_roi(self) -> bool:
-        return any(r.roi_box is not None or r.roi_mask is not None for r in self.records)
+        truth = self.predictions.dense_truth
+        return (truth is not None and bool((truth > 0).any())) or \
+            any(r.roi_box is not None or r.roi_mask is not None for r in self.records)
 
     # ---- model passes (run by the engine) ---------------------------------------------------
     def probs(self, x: torch.Tensor, model: nn.Module | None = None) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from ..errors import ConfigError
+from .anomaly_map import AnomalyMap
 from .attention_rollout import AttentionRollout
 from .base import ExplainContext, Explainer, ExplainerParams
 from .cam import CAM
@@ -42,6 +43,7 @@ _BUILTIN: tuple[type[Explainer], ...] = (
     LayerActivations,
     FeatureInversion,
     AttentionRollout,
+    AnomalyMap,
 )
 
 ENTRY_POINT_GROUP = "model_audit.explainers"

@@ -60,14 +60,25 @@ def task_options(cfg: AuditConfig) -> TaskOptions:
 
 
 def task_name(declared: str, heldout: HeldOutSet) -> str:
-    """model.task, or for "auto" what the listing implies: a multi-label listing is multilabel, two classes are a
-    binary task (one sigmoid output or a two-way softmax), more are multiclass."""
+    """model.task, or for "auto" what the listing implies: class masks are segmentation, label sets multilabel, two
+    classes a binary task (one sigmoid output or a two-way softmax), more multiclass. (An anomaly detector is named:
+    its 'normal' / 'anomalous' listing reads like a binary one.)"""
+    listed = "segmentation" if heldout.masks else "multilabel" if heldout.multilabel else None
     if declared != "auto":
-        if heldout.multilabel and declared != "multilabel":
-            raise ConfigError(f"model.task = {declared!r}, but the manifest lists label sets (multi-label)")
+        if listed is not None and declared != listed:
+            what = "class masks (segmentation)" if heldout.masks else "label sets (multi-label)"
+            raise ConfigError(f"model.task = {declared!r}, but the manifest lists {what}")
+        if declared == "segmentation" and not heldout.masks:
+            raise ConfigError("model.task = 'segmentation' needs a 'mask' column in the manifest (PNG of class indices)")
+        if heldout.defect_masks and declared != "anomaly":
+            raise ConfigError(f"model.task = {declared!r} does not read the manifest's 'mask' column (defect masks are "
+                              "read by model.task = 'anomaly'; a classifier's region of interest is 'roi_mask')")
         return declared
-    if heldout.multilabel:
-        return "multilabel"
+    if heldout.defect_masks:
+        raise ConfigError("the manifest has 'label' and 'mask' columns (an inspection set with defect masks): set "
+                          "model.task = 'anomaly', or name the region of interest of a classifier 'roi_mask'")
+    if listed is not None:
+        return listed
     return "binary" if len(heldout.classes) == 2 else "multiclass"
 
 

@@ -74,14 +74,14 @@ def load_heldout(cfg: AuditConfig, frame: pd.DataFrame | None = None) -> HeldOut
     else:
         assert d.image_folder is not None
         hs = _read_folder(d, cfg.resolve(d.image_folder))
-    if hs.multilabel:
+    if hs.multilabel and not hs.masks:
         positives = hs.label_array().sum(axis=0)
         rare = [c for c, n in zip(hs.classes, positives, strict=True) if n == 0 or n == len(hs.records)]
         if rare:  # a label's AUROC and sensitivity need positives and negatives: reported as unavailable
             note = (f"label(s) {', '.join(rare)} are positive in none or all of the held-out samples: their ranking "
                     "metrics are unavailable")
             hs = dataclasses.replace(hs, notes=(*hs.notes, note))
-    else:
+    elif not hs.multilabel:
         counts = np.bincount([r.label for r in hs.records], minlength=len(hs.classes))
         empty = [c for c, n in zip(hs.classes, counts, strict=False) if n == 0]
         if empty:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..config import DataConfig
 from ..errors import DataError
+from .labelmask import check_label_mask
 from .records import HeldOutSet, SampleRecord
 from .roi import check_roi
 
@@ -22,7 +23,7 @@ _INDEX = re.compile(r"-?[0-9]+", re.ASCII)
 _NUMBER = re.compile(r"[+-]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?|nan|inf|infinity)",
                      re.ASCII | re.IGNORECASE)  # non-finite values reach the ROI box check
 ROI_BOX = ("roi_x0", "roi_y0", "roi_x1", "roi_y1")
-RESERVED = {"path", "label", "labels", "id", "roi_mask", *ROI_BOX}
+RESERVED = {"path", "label", "labels", "mask", "id", "roi_mask", *ROI_BOX}
 
 
 def _within(root: Path, p: Path) -> bool:
@@ -64,10 +65,15 @@ def _check_duplicate(seen: dict[Path, tuple[int, str | int]], full: Path, lineno
 
 
 def label_mode(header: list[str], classes: Sequence[str] | None, name: str, task: str = "auto") -> str:
-    """How rows give their labels: 'label' (one class), 'labels' (a '|'-separated set) or 'columns' (one 0/1 column
-    per class, the columns named as in data.classes). ``task``: model.task, which settles a manifest that has both
-    a 'label' column and one 0/1 column per class."""
+    """How rows give their labels: 'label' (one class), 'labels' (a '|'-separated set), 'columns' (one 0/1 column
+    per class, the columns named as in data.classes) or 'mask' (a per-pixel class mask: segmentation; beside a
+    'label' column, 'mask' holds defect masks of an inspection set). ``task``: model.task, which settles a
+    manifest that has both a 'label' column and one 0/1 column per class."""
     per_class = bool(classes) and all(c in header for c in classes or ())
+    if "mask" in header and "label" not in header and "labels" not in header:
+        if not classes:
+            raise DataError(f"{name}: a 'mask' column needs data.classes (the mask values index it)")
+        return "mask"
     if "label" in header and "labels" in header:
         raise DataError(f"{name}: give either a 'label' column (one class) or 'labels' (a set), not both")
     if "labels" in header:
@@ -107,6 +113,20 @@ def _parse_label_set(row: dict[str, Any], mode: str, classes: Sequence[str] | No
         if unknown:
             raise DataError(f"{where}: field 'labels': {unknown[0]!r} is not in classes ({', '.join(classes)})")
     return names
+
+
+def _file(row: dict[str, Any], col: str, root: Path, allow_outside: bool, where: str) -> Path | None:
+    """A file named in column ``col`` (relative to the manifest), checked to exist and to stay in the data root."""
+    raw = str(row.get(col, "")).strip()
+    if not raw:
+        return None
+    rel = Path(raw)
+    full = rel if rel.is_absolute() else root / rel
+    if not allow_outside and not _within(root, full):
+        raise DataError(f"{where}: field {col!r}: {raw!r} points outside the data root {root}")
+    if not full.is_file():
+        raise DataError(f"{where}: field {col!r}: file not found: {full}")
+    return full
 
 
 def _check_header(header: list[str], name: str) -> list[str]:
@@ -155,6 +175,9 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
         seen_ids[sid] = lineno
         if mode == "label":
             raw_labels.append(_parse_label(row.get("label", ""), classes, where))
+        elif mode == "mask":
+            label_sets.append(())  # filled from the mask below
+            raw_labels.append(row.get("mask", ""))
         else:
             label_sets.append(_parse_label_set(row, mode, classes, cfg.label_separator, where))
             raw_labels.append("|".join(label_sets[-1]))
@@ -179,10 +202,24 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
                 raise DataError(f"{where}: field 'roi_mask': {str(mrel)!r} points outside the data root {root}")
             if not mask.is_file():
                 raise DataError(f"{where}: field 'roi_mask': mask file not found: {mask}")
+        label_mask = None
+        if mode == "mask":
+            label_mask = _file(row, "mask", root, allow_outside, where)
+            if label_mask is None:
+                raise DataError(f"{where}: field 'mask' is empty (every sample of a segmentation set needs its mask)")
+        elif "mask" in header:  # an inspection set's defect mask (anomaly task); may be empty for a normal image
+            label_mask = _file(row, "mask", root, allow_outside, where)
+            if label_mask is not None:
+                check_label_mask(label_mask, full, None, where)
         records.append(
-            {"id": sid, "path": full, "roi_box": box, "roi_mask": mask,
+            {"id": sid, "path": full, "roi_box": box, "roi_mask": mask, "mask": label_mask,
              "metadata": {c: row.get(c, "") for c in meta_cols}, "source": where}
         )
+    if mode == "mask":
+        assert classes is not None
+        label_sets = [tuple(classes[int(v)] for v in np.unique(check_label_mask(r["mask"], r["path"], len(classes),
+                                                                              r["source"])) if v >= 0)
+                      for r in records]
     if mode != "label":
         if classes is None:
             classes = tuple(sorted({n for s in label_sets for n in s}))
@@ -202,7 +239,8 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
     for rec in recs:
         if rec.roi_box is not None or rec.roi_mask is not None:
             check_roi(rec)
-    return HeldOutSet(recs, classes, meta_cols, root, manifest, multilabel=mode != "label")
+    return HeldOutSet(recs, classes, meta_cols, root, manifest, multilabel=mode != "label", masks=mode == "mask",
+                      defect_masks=mode == "label" and "mask" in header)
 
 
 def read_csv(cfg: DataConfig, manifest: Path, allow_outside: bool, task: str = "auto") -> HeldOutSet:

@@ -26,6 +26,7 @@ class SampleRecord:
     source: str = ""  # "manifest.csv row 7" — for error messages
     resize: ResizeMode = "stretch"  # data.resize, so that ROI masks follow the pixels' geometry
     label_set: tuple[int, ...] = ()  # a multi-label sample's positive labels (indices into classes)
+    mask: Path | None = None  # a segmentation sample's class mask (PNG of class indices) or a defect mask
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class HeldOutSet:
     notes: tuple[str, ...] = ()
     name: str = ""  # how messages name a listing that is no file (e.g. "data frame (45 rows)")
     multilabel: bool = False  # each sample lists a set of labels (a 'labels' column or one 0/1 column per class)
+    masks: bool = False  # each sample has a class mask (segmentation); its label set = the classes in it
+    defect_masks: bool = False  # a 'mask' column beside 'label': defect masks of an inspection set (anomaly)
 
     def label_array(self) -> np.ndarray:
         """(N,) class indices, or (N, K) 0/1 for a multi-label listing."""

@@ -95,12 +95,14 @@ def maps_beside(results_path: str | Path) -> Path | None:
     return f if f.is_file() else None
 
 
-def from_attributions(aset: AttributionSet, labels: np.ndarray, roi_of: Callable[[str], np.ndarray | None]
-                      ) -> StoredMaps:
-    """A StoredMaps from an explainer's maps, with the ROI share of each map."""
+def from_attributions(aset: AttributionSet, labels: np.ndarray,
+                      roi_of: Callable[[str, int], np.ndarray | None]) -> StoredMaps:
+    """A StoredMaps from an explainer's maps, with the ROI share of each map (``roi_of(id, target)``: the region
+    for the explained target, e.g. that class's true region in a segmentation)."""
     from .stats import roi_share
 
-    shares = np.array([roi_share(m, roi_of(sid)) for sid, m in zip(aset.ids, aset.maps, strict=True)])
+    shares = np.array([roi_share(m, roi_of(sid, int(t)))
+                       for sid, m, t in zip(aset.ids, aset.maps, aset.targets, strict=True)])
     return StoredMaps(explainer=aset.explainer, ids=tuple(aset.ids), targets=np.asarray(aset.targets, np.int64),
                       labels=np.asarray(labels, np.int64), maps=np.asarray(aset.maps, np.float32),
                       roi_share=shares.astype(np.float64), signed=aset.signed)

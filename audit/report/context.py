@@ -27,6 +27,7 @@ from .criteria import headline, limit_words, number, verdict_sentence
 from .fmt import fmt
 from .questions import explainer_questions
 from .results import finding_dict, jsonable, rule_params
+from .shortcuts import shortcuts_context
 
 STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3}
 
@@ -334,7 +335,8 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
             "finished": prov["finished"],
         },
         "sections": [{"id": sec.id, "title": sec.title, "template": sec.template, "pagebreak": sec.pagebreak,
-                      **sec.context} for sec in r.task.report_sections(r.metrics)],
+                      **sec.context} for sec in (*r.task.report_sections(r.metrics),
+                                                  *r.task.sample_sections(r.predictions, r.picks, r.views.samples))],
         "classes": list(r.classes),
         "grid": _grid(r, scales, warn, draw),
         "views": _views_ctx(r),
@@ -352,4 +354,5 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
         "rerun_note": "run in the folder that holds the config; relative paths in it are read from there",
         "comparison": comparison_context(r),
         "concepts": concepts_context(r),
+        "shortcuts": shortcuts_context(r),
     }

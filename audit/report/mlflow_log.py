@@ -3,7 +3,7 @@
 What one run holds (MLflow's own client, no global state: the tracking URI is passed to ``MlflowClient``):
 
 - metrics: every headline metric (``accuracy``, ``ece``, … with ``accuracy_ci95_low/high``), per class
-  ``precision.<class>`` / ``recall.<class>`` / ``f1.<class>``, per rule ``rule.<id>.value``,
+  ``precision.<class>`` / ``recall.<class>`` / ``f1.<class>`` (segmentation: ``iou``, ``dice``, ``boundary_f1``), per rule ``rule.<id>.value``,
   ``rule.<id>.threshold`` and ``rule.<id>.passed`` (1 pass, 0 otherwise), and ``audit.passed`` (1 / 0);
 - tags: ``audit.verdict``, ``audit.reason``, ``audit.blocking``, ``audit.document_id``, ``audit.schema_version``,
   ``audit.artifact_path``, ``rule.<id>.status``, ``rule.<id>.criterion`` ("probability drop 0.276 > 0.200");
@@ -79,7 +79,7 @@ def run_contents(results: Mapping[str, Any], document_id: str,
         if r["ci95"]:
             metrics[key(r["name"] + "_ci95_low")], metrics[key(r["name"] + "_ci95_high")] = r["ci95"]
     for c in (results.get("metrics") or {}).get("per_class") or ():
-        for m in ("precision", "recall", "f1"):
+        for m in ("precision", "recall", "f1", "iou", "dice", "boundary_f1"):  # classification; segmentation
             v = _num(c.get(m))
             if v is not None:
                 metrics[key(m, c.get("class"))] = v

@@ -81,7 +81,8 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         classes[ci]: {c: [_pick(p, classes) for p in cats.get(c, ())] for c in ("correct", "incorrect", "borderline")}
         for ci, cats in r.picks.per_class.items()
     }
-    counts = {s: sum(1 for f in r.findings if f.status == s) for s in ("pass", "warn", "fail", "error")}
+    counts = {s: sum(1 for f in r.findings if f.status == s)
+              for s in ("pass", "warn", "fail", "error", "not_applicable")}
     for f in r.findings:  # statuses other rule kinds add (e.g. not_applicable) are counted too
         counts.setdefault(f.status, sum(1 for g in r.findings if g.status == f.status))
     params = rule_params(r)
@@ -116,6 +117,8 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         out["comparison"] = r.comparison.data
     if r.concepts is not None:
         out["concepts"] = r.concepts.as_dict()
+    if r.datachecks is not None:
+        out["data_checks"] = r.datachecks.as_dict()
     out["summary"]["reason"] = verdict_sentence(out)
     return jsonable(out)
 

@@ -15,6 +15,8 @@ from .concept_reliance import ConceptReliance
 from .confounder_metadata import ConfounderMetadata
 from .confounder_region import ConfounderRegion
 from .confusion import ConfusionMax
+from .data_confounder import DataConfounder
+from .data_duplicates import DataDuplicates
 from .explanation_sanity import ExplanationSanity
 from .faithfulness import Faithfulness
 from .metric import MetricMax, MetricMin
@@ -27,6 +29,8 @@ _BUILTIN: tuple[type[Rule], ...] = (
     RoiAttribution,
     ConfounderRegion,
     ConfounderMetadata,
+    DataConfounder,
+    DataDuplicates,
     ShortcutDiscovery,
     ExplanationSanity,
     Faithfulness,

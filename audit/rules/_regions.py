@@ -11,10 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 if TYPE_CHECKING:
     from .confounder_region import ConfounderRegionParams
 
-RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top", "bottom", "left",
-                     "right", "full"]
+RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top_bottom", "left_right",
+                     "top", "bottom", "left", "right", "full", "outside_roi"]
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
-BANDS = ("border", "top", "bottom", "left", "right")
+BANDS = ("border", "top_bottom", "left_right", "top", "bottom", "left", "right")
+# What a sweep tests: every corner and the border bands as whole artefacts (the frame, the letterbox pair, the
+# pillarbox pair), each band unit at the band width and at twice it (a bar wider than the band would otherwise
+# be cut in two). A single band is left out: swapping one bar of a letterbox makes an image with half an
+# artefact, a combination that never occurs in training, which any model may misread.
+BAND_UNITS = ("border", "top_bottom", "left_right")
+SWEEP = (*CORNERS, *BAND_UNITS)
 
 
 class BoxRegion(BaseModel):
@@ -39,7 +45,8 @@ class BoxRegion(BaseModel):
 class Region:
     key: str
     label: str  # plain words for messages
-    mask: np.ndarray  # (H, W) bool
+    mask: np.ndarray  # (H, W) bool; for "outside_roi" all True (the mask is per sample: everything off its ROI)
+    per_sample: bool = False  # "outside_roi": the region depends on each image's (and each donor's) ROI
 
 
 def _corner(name: str, H: int, W: int, sw: int, sh: int) -> Region:
@@ -52,18 +59,19 @@ def _corner(name: str, H: int, W: int, sw: int, sh: int) -> Region:
     return Region(name, f"{words} corner box {sw}×{sh} px (x {xs.start}–{xs.stop}, y {ys.start}–{ys.stop})", m)
 
 
-def _band(name: str, H: int, W: int, b: int) -> Region:
+def _band(name: str, H: int, W: int, b: int, key: str | None = None) -> Region:
     m = np.zeros((H, W), dtype=bool)
-    if name in ("border", "top"):
+    if name in ("border", "top", "top_bottom"):
         m[:b, :] = True
-    if name in ("border", "bottom"):
+    if name in ("border", "bottom", "top_bottom"):
         m[H - b:, :] = True
-    if name in ("border", "left"):
+    if name in ("border", "left", "left_right"):
         m[:, :b] = True
-    if name in ("border", "right"):
+    if name in ("border", "right", "left_right"):
         m[:, W - b:] = True
-    label = f"border frame {b} px wide" if name == "border" else f"{name} band {b} px"
-    return Region(name, label, m)
+    label = {"border": f"border frame {b} px wide", "top_bottom": f"top and bottom bands {b} px (letterbox)",
+             "left_right": f"left and right bands {b} px (pillarbox)"}.get(name, f"{name} band {b} px")
+    return Region(key or name, label, m)
 
 
 def build_regions(p: ConfounderRegionParams, H: int, W: int) -> list[Region]:
@@ -75,7 +83,7 @@ def build_regions(p: ConfounderRegionParams, H: int, W: int) -> list[Region]:
     out: dict[str, Region] = {}
     wanted: list[RegionName | BoxRegion] = list(p.regions)
     if p.sweep:
-        wanted += [*CORNERS, *BANDS]  # type: ignore[list-item]
+        wanted += list(SWEEP)  # type: ignore[arg-type]
     for i, r in enumerate(wanted):
         if isinstance(r, BoxRegion):
             x0, y0, x1, y1 = r.box
@@ -93,8 +101,16 @@ def build_regions(p: ConfounderRegionParams, H: int, W: int) -> list[Region]:
             out.setdefault(r, _corner(r, H, W, sw, sh))
         elif r == "full":
             out.setdefault(r, Region("full", "whole image", np.ones((H, W), dtype=bool)))
+        elif r == "outside_roi":
+            out.setdefault(r, Region("outside_roi", "background (everything outside the object's ROI)",
+                                     np.ones((H, W), dtype=bool), per_sample=True))
         else:
             out.setdefault(r, _band(r, H, W, b))
+    if p.sweep:
+        wide = min(2 * b, max(1, min(H, W) // 2 - 1))
+        if wide > b:
+            for r in BAND_UNITS:
+                out.setdefault(f"{r}_wide", _band(r, H, W, wide, f"{r}_wide"))
     return list(out.values())
 
 

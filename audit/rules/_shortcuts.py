@@ -112,7 +112,9 @@ def fill_region(x: torch.Tensor, mask: torch.Tensor, how: str, sigma: float = 2.
     image's per-channel mean and std outside the region (seeded through ``generator``); ``greyscale``: the
     region's colour removed (luminance kept; needs 3 channels and the preprocessing ``norm`` = (mean, std)).
     """
-    m = mask.to(x.device, dtype=x.dtype)[None, None]
+    m = mask.to(x.device, dtype=x.dtype)
+    if m.dim() == 2:  # one (H, W) mask for every image, else (B, 1, H, W)
+        m = m[None, None]
     keep = 1.0 - m
     if how == "blur":
         fill = gaussian_blur(x, sigma)
@@ -121,8 +123,9 @@ def fill_region(x: torch.Tensor, mask: torch.Tensor, how: str, sigma: float = 2.
             raise ValueError("replace = 'greyscale' needs 3-channel (RGB) model inputs")
         fill = greyscale(x, *(norm or ((0.0,) * 3, (1.0,) * 3)))
     elif how in ("mean", "noise"):
-        ref = keep if bool((keep > 0).any()) else torch.ones_like(keep)  # statistics of the rest of the image
-        n_ref = ref.sum().clamp_min(1.0)
+        has_rest = (keep.flatten(1).sum(1) > 0).view(-1, 1, 1, 1)
+        ref = torch.where(has_rest, keep, torch.ones_like(keep))  # statistics of the rest of each image
+        n_ref = ref.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
         mean = (x * ref).sum(dim=(2, 3), keepdim=True) / n_ref
         if how == "mean":
             fill = mean.expand_as(x)
@@ -133,6 +136,55 @@ def fill_region(x: torch.Tensor, mask: torch.Tensor, how: str, sigma: float = 2.
     else:
         raise ValueError(f"replace must be 'mean', 'blur', 'noise' or 'greyscale'; got {how!r}")
     return x * keep + fill * m
+
+
+def _raw(x: torch.Tensor, norm: tuple[Sequence[float], Sequence[float]]) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                  torch.Tensor]:
+    C = x.shape[1]
+    m = torch.tensor(list(norm[0]), dtype=x.dtype, device=x.device).view(1, -1, 1, 1).expand(1, C, 1, 1)
+    s = torch.tensor(list(norm[1]), dtype=x.dtype, device=x.device).view(1, -1, 1, 1).expand(1, C, 1, 1)
+    return x * s + m, m, s
+
+
+def colour_transfer(x: torch.Tensor, donor: torch.Tensor, mask: torch.Tensor,
+                    norm: tuple[Sequence[float], Sequence[float]]) -> torch.Tensor:
+    """Colour statistics of ``donor`` given to ``x`` inside ``mask`` (B, 1, H, W): per channel, the region's mean
+    and standard deviation become the donor region's (Reinhard et al. 2001, in the un-normalised intensities,
+    clipped to [0, 1]). Brightness, contrast and a colour cast travel; shapes and edges stay."""
+    rx, m0, s0 = _raw(x, norm)
+    rd = donor * s0 + m0
+    n = mask.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
+
+    def stats(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu = (r * mask).sum(dim=(2, 3), keepdim=True) / n
+        sd = ((((r - mu) * mask) ** 2).sum(dim=(2, 3), keepdim=True) / n).sqrt()
+        return mu, sd
+
+    mx, sx = stats(rx)
+    md, sd = stats(rd)
+    y = ((rx - mx) / sx.clamp_min(1e-4) * sd + md).clamp(0.0, 1.0)
+    out = rx * (1.0 - mask) + y * mask
+    return (out - m0) / s0
+
+
+def spectrum_transfer(x: torch.Tensor, donor: torch.Tensor, mask: torch.Tensor, cutoff: float,
+                      norm: tuple[Sequence[float], Sequence[float]]) -> torch.Tensor:
+    """The donor's amplitude spectrum above ``cutoff`` (a fraction of the Nyquist frequency, radially) with
+    ``x``'s own phase, per channel (Fourier domain adaptation, Yang & Soatto 2020, on the high band): sharpness,
+    noise, compression artefacts and fine texture travel, while the positions of edges and shapes (carried by
+    the phase and the low frequencies) stay. Blended into ``x`` by ``mask``, clipped to [0, 1]."""
+    rx, m0, s0 = _raw(x, norm)
+    rd = donor * s0 + m0
+    H, W = x.shape[-2:]
+    fy = torch.fft.fftfreq(H, device=x.device).abs().view(-1, 1) / 0.5
+    fx = torch.fft.rfftfreq(W, device=x.device).view(1, -1) / 0.5
+    high = ((fy**2 + fx**2).sqrt() > cutoff).to(x.dtype)
+    X = torch.fft.rfft2(rx.float())
+    D = torch.fft.rfft2(rd.float())
+    amp = X.abs() * (1.0 - high) + D.abs() * high
+    y = torch.fft.irfft2(torch.polar(amp, X.angle()), s=(H, W)).to(x.dtype).clamp(0.0, 1.0)
+    out = rx * (1.0 - mask) + y * mask
+    return (out - m0) / s0
 
 
 def chunk_rows(n_rows: int, per_row_values: int, budget_values: int = 1 << 25) -> int:

@@ -1,62 +1,26 @@
-"""Region swaps: donor images whose region replaces a sample's, and batched probabilities of the edited images."""
+"""Counterfactual edits of an image region and the task scores of the edited images.
+
+Donor-based edits (``swap``: the region's pixels, ``colour``: its colour statistics, ``spectrum``: its
+high-frequency amplitudes) take the region from another held-out image; occlusions (``mean``, ``blur``,
+``noise``, ``greyscale``) replace it from the image itself. Masks, donors and images travel to the probe's device
+packed as channels of one tensor, so every model pass goes through ``probe.map_over_perturbations``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from scipy.ndimage import binary_dilation
 
 from ..engine.probe import ModelProbe
 from ._regions import Region
+from ._shortcuts import colour_transfer, fill_region, spectrum_transfer
 from .evidence import Evidence
 
-if TYPE_CHECKING:
-    from .confounder_region import ConfounderRegionParams
-
-
-@dataclass(frozen=True)
-class Donors:
-    """Images whose regions are swapped in: up to ``donors_per_class`` held-out images per true class."""
-
-    ids: np.ndarray  # (m,) str
-    labels: np.ndarray  # (m,) true class
-    images: ImageSource
-    rois: list[np.ndarray | None]
-    max_overlap: float
-
-    @classmethod
-    def build(cls, evidence: Evidence, probe: ModelProbe, p: ConfounderRegionParams) -> Donors:
-        pr = evidence.predictions
-        rng = evidence.rng(f"{p.id}:donor-pool")
-        rows: list[int] = []
-        for c in range(len(evidence.classes)):
-            r = np.flatnonzero(pr.labels == c)
-            if len(r) > p.donors_per_class:
-                r = np.sort(rng.choice(r, size=p.donors_per_class, replace=False))
-            rows.extend(int(i) for i in r)
-        ids = [str(pr.ids[i]) for i in rows]
-        return cls(np.array(ids, dtype=object), pr.labels[rows], ImageSource(probe, ids),
-                   [probe.roi(s) for s in ids], p.max_roi_overlap)
-
-    def pick(self, reg: Region, ids: list[str], pred: np.ndarray, rng: np.random.Generator
-             ) -> tuple[np.ndarray, np.ndarray]:
-        """For each sample, a donor of another true class than its prediction and one of the same class
-        (indices into the pool; -1 when none). Donors whose ROI covers the region are not used."""
-        area = reg.mask.sum()
-        ok = np.array([r is None or (r & reg.mask).sum() / area <= self.max_overlap for r in self.rois], dtype=bool)
-        other = np.full(len(ids), -1)
-        same = np.full(len(ids), -1)
-        for i, (sid, c) in enumerate(zip(ids, pred, strict=True)):
-            o = np.flatnonzero(ok & (self.labels != c))
-            s_ = np.flatnonzero(ok & (self.labels == c) & (self.ids != sid))
-            if len(o):
-                other[i] = int(rng.choice(o))
-            if len(s_):
-                same[i] = int(rng.choice(s_))
-        return other, same
+DONOR_MODES = ("swap", "colour", "spectrum")
 
 
 class ImageSource:
@@ -74,31 +38,156 @@ class ImageSource:
         return self.probe.images([self.ids[int(i)] for i in rows])
 
 
-def region_probs(probe: ModelProbe, src: ImageSource, rows: np.ndarray, mask: np.ndarray,
-                 fill: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
-                 donors: ImageSource | None = None, donor_idx: np.ndarray | None = None) -> np.ndarray:
-    """Probabilities of the images ``rows`` with the ``mask`` region replaced, in memory-bounded chunks.
+def grown(roi: np.ndarray | None, px: int) -> np.ndarray | None:
+    if roi is None:
+        return None
+    return binary_dilation(roi, iterations=px) if px > 0 else roi
 
-    With ``donors`` the region comes from donor image ``donor_idx[row]`` (a swap; donors travel to the
-    device as extra channels), else from ``fill(batch, mask)``.
-    """
-    out = [np.zeros((0, probe.predictions.num_classes))]
-    m = torch.from_numpy(mask)
+
+@dataclass(frozen=True)
+class DonorPool:
+    """Held-out images whose region is given to others: up to ``per_group`` per group (true class), seeded."""
+
+    ids: list[str]
+    rows: np.ndarray  # prediction rows of the donors
+    images: ImageSource
+    rois: list[np.ndarray | None]  # grown by the rule's margin
+
+    @classmethod
+    def build(cls, evidence: Evidence, probe: ModelProbe, per_group: int, salt: str, margin_px: int) -> DonorPool:
+        pr = evidence.predictions
+        task = probe.task
+        rng = evidence.rng(f"{salt}:donor-pool")
+        rows: set[int] = set()
+        for g in range(len(task.groups())):
+            r = np.flatnonzero(task.members(pr, g, "true"))
+            if len(r) > per_group:
+                r = np.sort(rng.choice(r, size=per_group, replace=False))
+            rows.update(int(i) for i in r)
+        order = np.array(sorted(rows), dtype=np.int64)
+        ids = [str(pr.ids[i]) for i in order]
+        return cls(ids, order, ImageSource(probe, ids), [grown(probe.roi(s), margin_px) for s in ids])
+
+    def choose(self, evidence: Evidence, probe: ModelProbe, reg: Region, sample_ids: Sequence[str], group: int,
+               rng: np.random.Generator, max_overlap: float, context: tuple[np.ndarray, np.ndarray] | None = None,
+               match_k: int = 5, avoid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per sample, a donor that does not truly belong to ``group`` and one that does (the control); indices
+        into the pool, -1 when there is none. Donors whose ROI covers the region are not used; for a per-sample
+        region (the background) donors need a ROI. With ``context`` (the pixels around the region: samples
+        (n, d), donors (m, d)), each donor is drawn among the ``match_k`` of its kind whose surroundings look most
+        like the sample's, so the pasted region continues what is around it (a corner cut from a letterboxed
+        image goes into a letterboxed image: no half bar that no training image holds). ``avoid`` (n,) int: a
+        group per sample whose members are not used as its "other" donor when others remain (the insertion
+        control: an image of a third group takes the sample's own content away as the test donor does)."""
+        in_group = probe.task.members(evidence.predictions, group, "true")[self.rows]
+        if reg.per_sample:
+            ok = np.array([r is not None for r in self.rois], dtype=bool)
+        else:
+            area = reg.mask.sum()
+            whole = bool(reg.mask.all())
+            ok = np.array([whole or r is None or (r & reg.mask).sum() / area <= max_overlap for r in self.rois],
+                          dtype=bool)
+        ids = np.array(self.ids, dtype=object)
+        other = np.full(len(sample_ids), -1)
+        same = np.full(len(sample_ids), -1)
+        true_of: dict[int, np.ndarray] = {}
+        for i, sid in enumerate(sample_ids):
+            not_self = ids != sid
+            pool_other = ok & ~in_group & not_self
+            if avoid is not None and avoid[i] >= 0:
+                h = int(avoid[i])
+                if h not in true_of:
+                    true_of[h] = probe.task.members(evidence.predictions, h, "true")[self.rows]
+                if (pool_other & ~true_of[h]).any():
+                    pool_other = pool_other & ~true_of[h]
+            for cand, out in ((np.flatnonzero(pool_other), other),
+                              (np.flatnonzero(ok & in_group & not_self), same)):
+                if not len(cand):
+                    continue
+                if context is not None:
+                    d = ((context[1][cand] - context[0][i]) ** 2).sum(1)
+                    cand = cand[np.argsort(d, kind="stable")[:match_k]]
+                out[i] = int(rng.choice(cand))
+        return other, same
+
+    def context(self, reg: Region, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ring of pixels around a fixed region (``width`` px), flattened, for the pool's donors."""
+        ring = context_ring(reg, width)
+        if ring is None:
+            return None
+        return ring, self.images.get(np.arange(len(self.ids))).numpy()[:, :, ring].reshape(len(self.ids), -1)
+
+
+def context_ring(reg: Region, width: int) -> np.ndarray | None:
+    """(H, W) bool: the pixels within ``width`` of a fixed region, outside it; None for per-sample regions and
+    regions that leave no ring (the whole image)."""
+    if reg.per_sample or reg.mask.all() or width < 1:
+        return None
+    ring = binary_dilation(reg.mask, iterations=width) & ~reg.mask
+    return ring if ring.any() else None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """How a region is replaced: ``how`` (swap, colour, spectrum, mean, blur, noise, greyscale) and its settings."""
+
+    how: str
+    norm: tuple[Sequence[float], Sequence[float]]
+    sigma: float = 2.0
+    cutoff: float = 0.5
+    margin_px: int = 0
+
+    @property
+    def uses_donor(self) -> bool:
+        return self.how in DONOR_MODES
+
+
+def _masks(reg: Region, sample_rois: list[np.ndarray | None], donor_rois: list[np.ndarray | None] | None,
+           H: int, W: int) -> torch.Tensor:
+    """(n, 1, H, W) float masks: the fixed region, or per sample everything off its (and its donor's) grown ROI."""
+    n = len(sample_rois)
+    if not reg.per_sample:
+        return torch.from_numpy(reg.mask).float().view(1, 1, H, W).expand(n, 1, H, W)
+    out = np.ones((n, H, W), dtype=bool)
+    for i, r in enumerate(sample_rois):
+        if r is not None:
+            out[i] &= ~r
+        if donor_rois is not None and donor_rois[i] is not None:
+            out[i] &= ~donor_rois[i]
+    return torch.from_numpy(out).float().view(n, 1, H, W)
+
+
+def edited_scores(probe: ModelProbe, src: ImageSource, rows: np.ndarray, reg: Region, edit: Edit,
+                  rois: list[np.ndarray | None], donors: DonorPool | None = None,
+                  donor_idx: np.ndarray | None = None, generator: torch.Generator | None = None) -> np.ndarray:
+    """Task scores (len(rows), K) of the images ``rows`` of ``src`` with region ``reg`` edited, in chunks.
+    ``rois``: the samples' grown ROIs (per-sample regions); ``donor_idx``: one pool index per row of ``src``."""
+    H, W = probe.input_size
+    out = [np.zeros((0, len(probe.task.classes)))]
     for s in range(0, len(rows), src.chunk):
         r = rows[s:s + src.chunk]
         x = src.get(r)
-        if donors is not None and donor_idx is not None:
-            C = x.shape[1]
-            packed = torch.cat([x, donors.get(donor_idx[r])], dim=1)
+        C = x.shape[1]
+        if edit.uses_donor:
+            assert donors is not None and donor_idx is not None
+            di = donor_idx[r]
+            d = donors.images.get(di)
+            m = _masks(reg, [rois[i] for i in r], [donors.rois[i] for i in di], H, W)
+            packed = torch.cat([x, d, m.to(x.dtype)], dim=1)
 
             def perturb(b: torch.Tensor, C: int = C) -> torch.Tensor:
-                mm = m.to(b.device, b.dtype)[None, None]
-                return b[:, :C] * (1.0 - mm) + b[:, C:] * mm
-
-            out.append(probe.map_over_perturbations(packed, perturb))
+                xx, dd, mm = b[:, :C], b[:, C:2 * C], b[:, 2 * C:2 * C + 1]
+                if edit.how == "swap":
+                    return xx * (1.0 - mm) + dd * mm
+                if edit.how == "colour":
+                    return colour_transfer(xx, dd, mm, edit.norm)
+                return spectrum_transfer(xx, dd, mm, edit.cutoff, edit.norm)
         else:
-            assert fill is not None
-            out.append(probe.map_over_perturbations(x, lambda b: fill(b, m)))
+            m = _masks(reg, [rois[i] for i in r], None, H, W)
+            packed = torch.cat([x, m.to(x.dtype)], dim=1)
+
+            def perturb(b: torch.Tensor, C: int = C) -> torch.Tensor:
+                return fill_region(b[:, :C], b[:, C:C + 1] > 0.5, edit.how, edit.sigma, generator, edit.norm)
+
+        out.append(probe.map_over_perturbations(packed, perturb))
     return np.concatenate(out)
-
-

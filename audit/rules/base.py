@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +14,35 @@ from ..types import Finding, Severity, Status
 
 if TYPE_CHECKING:
     from .evidence import Evidence
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """What a rule result measures and which way it fails: ``direction = "above"`` fails when the value is
+    above the threshold, ``"below"`` when it is below. ``condition`` names an extra requirement for failing
+    (e.g. "and permutation p < 0.01"). Every finding carries one in ``details["criterion"]``, since a value and a
+    threshold alone cannot tell the direction."""
+
+    name: str  # "excess probability drop"
+    unit: str  # "probability", "fraction of samples", "ROC AUC", ...
+    direction: Literal["above", "below"]
+    condition: str = ""
+
+    def exceeds(self, value: float, threshold: float) -> bool:
+        return value > threshold if self.direction == "above" else value < threshold
+
+    def lead(self, value: float, threshold: float, where: str = "", digits: int = 2) -> str:
+        """The first words of a message: "excess probability drop 0.28 > 0.20 for 'seven', top-left corner"."""
+        over = self.exceeds(value, threshold)
+        op = (">" if over else "≤") if self.direction == "above" else ("<" if over else "≥")
+        text = f"{self.name} {value:.{digits}f} {op} {threshold:.{digits}f}"
+        return f"{text} {where}" if where else text
+
+    def as_dict(self) -> dict[str, str]:
+        d = asdict(self)
+        if not self.condition:
+            d.pop("condition")
+        return d
 
 
 class RuleParams(BaseModel):
@@ -35,6 +65,8 @@ class Rule(ABC):
     # "main" rules read the audit's evidence; "comparison" rules run afterwards and read
     # evidence.comparison (the diff against a baseline results.json)
     phase: ClassVar[str] = "main"
+    # what a result of this kind measures (a rule may pass its own per result instead)
+    criterion: ClassVar[Criterion | None] = None
 
     def __init__(self, params: RuleParams) -> None:
         self.params = params
@@ -51,11 +83,16 @@ class Rule(ABC):
         threshold: float | None = None,
         sample_ids: Sequence[str] = (),
         details: dict[str, Any] | None = None,
+        criterion: Criterion | None = None,
     ) -> Finding:
-        """A finding whose status follows from ``failed`` and the rule's severity.
+        """A finding whose status follows from ``failed`` and the rule's severity; ``criterion`` (default: the
+        kind's) goes into ``details["criterion"]``.
 
         A NaN or infinite measured value is never a pass: it becomes an ``error`` finding.
         """
+        crit = criterion or self.criterion
+        if crit is not None:
+            details = {**(details or {}), "criterion": crit.as_dict()}
         status: Status
         if value is not None and not math.isfinite(float(value)):
             status = "error"
@@ -85,4 +122,17 @@ class Rule(ABC):
         return Finding(
             rule=self.params.id, kind=self.kind, severity=self.params.severity, status="error", message=message
         )
+
+    def not_applicable(self, message: str, details: dict[str, Any] | None = None) -> Finding:
+        """The rule cannot apply to this audit (no ROI, no metadata, single-channel input, …): never a pass and
+        never blocking; the report lists what went unchecked."""
+        return Finding(
+            rule=self.params.id, kind=self.kind, severity=self.params.severity, status="not_applicable",
+            message=f"not applicable: {message}", details={**(details or {}), "not_applicable": True},
+        )
+
+    def shortcut_classes(self) -> tuple[str, ...]:
+        """The kinds of shortcut this rule, as configured, can catch (keys of ``audit.rules.coverage.SHORTCUT_CLASSES``);
+        empty for rules that look for none."""
+        return ()
 

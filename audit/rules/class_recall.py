@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..types import Finding
-from .base import Rule, RuleParams
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
 
@@ -19,6 +19,7 @@ class ClassRecallMin(Rule):
     kind = "class_recall_min"
     title = "Per-class recall floor"
     Params = ClassRecallParams
+    criterion = Criterion("recall of the worst class against its floor", "recall (0–1)", "below")
 
     def check(self, evidence: Evidence) -> list[Finding]:
         p: ClassRecallParams = self.params  # type: ignore[assignment]

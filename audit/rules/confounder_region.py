@@ -1,23 +1,40 @@
-"""confounder_region: does the model rely on a suspect image region (a corner tag, a frame, a ruler)?
+"""confounder_region: does the model rely on something in a suspect image region (a corner tag, a frame, the
+background, the colour cast or the sharpness of the whole image) rather than on the object?
 
-For each declared region (named corners, border bands, boxes) or every region of a ``sweep``:
-(a) the share of positive attribution mass inside the region, per predicted class;
-(b) a counterfactual: the region is replaced and the prediction flip rate and the mean drop of the predicted
-    class's probability are measured, per predicted class. ``swap`` (default) takes the region from a held-out
-    image of another class (seeded donor; donors whose ROI covers the region are not used) and, as a control,
-    from an image of the same class: the figures judged are the *excess* over that control, so a region that
-    merely holds background (swapping it in from any image is in-distribution) scores about zero, and a
-    fragile, low-margin prediction that flips under any edit does not count against the region. ``mean`` (the
-    image's mean colour outside the region), ``blur`` and seeded ``noise`` are plain occlusions without a
-    control: a large flat or blurred area is out of distribution for many models (a flat 6-px frame flips
-    most predictions of a clean digits CNN), so prefer ``swap`` for bands and large boxes. ``greyscale``
-    removes the region's colour.
-Region "full" is the whole image: with ``replace = "greyscale"`` it tests a colour cast (a tint that rides
-along with one class); no attribution share is measured for it.
-Samples whose ROI covers more than ``max_roi_overlap`` of the region are left out for that region (replacing
-it would remove the object itself). The rule fails on the worst (region, class) cell: flip rate above
-``max_flip_rate``, mean probability drop above ``max_prob_drop`` or attribution share above ``max_share``.
-All model calls go through ``probe.map_over_perturbations`` (batched on the probe's device).
+Every test is a counterfactual with a control that carries the same distribution shift without the suspected
+cue, judged per group (``task.groups()``: classes, or labels) and failed on the worst (region, group) cell.
+For the samples the model assigns to group g (``task.members(..., "predicted")``; ``scope`` correct by default):
+
+- donor edits take the region from another held-out image: ``swap`` its pixels, ``colour`` its colour statistics
+  (per-channel mean and spread: a tint, a brightness or contrast shift), ``spectrum`` its high-frequency
+  amplitudes (above ``cutoff`` × Nyquist, own phase kept: sharpness, noise, compression, fine texture). The
+  test donor is an image that does not belong to g, the control donor one that does: a cue that rides along
+  with g survives the control and goes with the test (removal: the drop of g's score). The other direction
+  (insertion) gives images the model assigns to other groups the region of a g image (test) or of an image
+  of a third group where there is one (control: it takes the image's own content away as the test does) and
+  measures the rise of g's score: a cue that *adds* evidence for g shows there even where
+  the object alone still wins inside g. The figure judged is the *difference* of test and control, so an edit
+  that is merely unusual for the model (out of distribution) cancels; the larger direction is judged. Donors are
+  drawn among the ``match_k`` whose pixels around the region look most like the sample's, so a pasted region
+  continues what surrounds it;
+- occlusions (``mean``, ``blur``, ``noise``, ``greyscale``) replace the region from the image itself; their
+  control is the same edit on the samples of the other groups (the effect on g minus the mean effect on the
+  others). A global occlusion such as greyscale can hit one class harder for no shortcut reason: prefer
+  ``colour`` for colour casts.
+
+Regions: corners, the border frame, the top+bottom (letterbox) and left+right (pillarbox) pairs, single bands,
+boxes, the whole image (``full``) and ``outside_roi`` (everything off the sample's ROI grown by ``margin``, and off
+the donor's: the object stays, its background comes from the donor; samples without a ROI are left out). A
+``sweep`` tests every corner and the frame and both band pairs: artefacts are swapped whole, since half a
+letterbox is an image no training set holds. Samples whose ROI covers more than ``max_roi_overlap`` of a fixed
+region are left out for it (replacing it would remove the object itself).
+
+Per cell and sample: the drop of the target score (``task.target_scores``, target g) and whether the decision
+for g flips (``task.decide``). The criterion (``criterion``) is the excess probability drop (default) or the excess
+flip rate over the control; a cell fails when it is above its limit and the lower end of its 95 % bootstrap
+interval is above 0 (cells with fewer than ``min_samples`` samples are reported, not judged). Where the rule
+computes attributions (``attribution``), the share of positive attribution in the region is reported as
+information; it is not judged (attention is not use).
 """
 
 from __future__ import annotations
@@ -28,44 +45,48 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from ..engine.probe import ModelProbe
+from ..tasks import Task
 from ..types import Finding
-from ._regions import BoxRegion, RegionName, build_regions
-from ._shortcuts import (
-    MAX_EVIDENCE_IDS,
-    explainer_title,
-    fill_region,
-    map_problem,
-    pct,
-    positive_part,
-    require_probe,
-    rnd,
-    scope_words,
-)
-from ._swap import Donors, ImageSource, region_probs
-from .base import Rule, RuleParams
+from ._regions import BoxRegion, Region, RegionName, build_regions
+from ._shortcuts import MAX_EVIDENCE_IDS, explainer_title, map_problem, pct, positive_part, require_probe, rnd
+from ._swap import DonorPool, Edit, ImageSource, edited_scores, grown
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
+
+Replace = Literal["swap", "colour", "spectrum", "mean", "blur", "noise", "greyscale"]
 
 
 class ConfounderRegionParams(RuleParams):
     regions: list[RegionName | BoxRegion] = Field(default_factory=list)
-    sweep: bool = Field(default=False, description="test every corner and every border band (plus the regions)")
+    sweep: bool = Field(default=False, description="test every corner, the border frame and both band pairs")
     size: float = Field(default=0.25, gt=0.0, le=1.0, description="corner box side, fraction of the image side")
     size_px: int | None = Field(default=None, ge=1, description="corner box side in pixels (overrides size)")
     band: float = Field(default=0.1, gt=0.0, lt=0.5, description="border band width, fraction of the image side")
     band_px: int | None = Field(default=None, ge=1, description="border band width in pixels (overrides band)")
+    margin: float = Field(default=0.05, ge=0.0, le=0.5,
+                          description="outside_roi: ROIs grown by this fraction of the shorter image side")
     explainer: str = "gradcam"
-    attribution: bool = Field(default=True, description="also measure the attribution share inside each region")
+    attribution: bool = Field(default=True, description="report the attribution share in each region (not judged)")
     scope: Literal["correct", "picks", "all"] = "correct"
-    n: int | None = Field(default=100, ge=1, description="at most n samples per predicted class (seeded)")
-    replace: Literal["swap", "mean", "blur", "noise", "greyscale"] = "swap"
-    donors_per_class: int = Field(default=50, ge=2, description="swap: donor images drawn per class (seeded)")
+    n: int | None = Field(default=100, ge=1, description="at most n samples per group (seeded)")
+    replace: Replace = "swap"
+    donors_per_class: int = Field(default=50, ge=2, description="donor images drawn per group (seeded)")
+    match_context: bool = Field(default=True, description="donors (test and control) are drawn among the "
+                                "match_k whose pixels around the region look most like the sample's")
+    match_k: int = Field(default=5, ge=1)
     blur_sigma: float = Field(default=0.1, gt=0.0, description="blur sigma, fraction of the shorter image side")
-    max_flip_rate: float = Field(default=0.2, ge=0.0, le=1.0)
-    max_prob_drop: float = Field(default=0.2, ge=0.0, le=1.0)
-    max_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    cutoff: float = Field(default=0.5, gt=0.0, lt=1.5, description="spectrum: radial frequency (fraction of "
+                          "Nyquist) above which amplitudes come from the donor")
+    criterion: Literal["prob_drop", "flip_rate"] = "prob_drop"
+    max_prob_drop: float = Field(default=0.2, ge=0.0, le=1.0, description="limit on the excess probability drop")
+    max_flip_rate: float = Field(default=0.2, ge=0.0, le=1.0, description="limit on the excess flip rate")
+    max_share: float = Field(default=0.5, ge=0.0, le=1.0,
+                             description="attribution share counted per cell (information, not judged)")
     max_roi_overlap: float = Field(default=0.25, ge=0.0, le=1.0,
                                    description="leave out samples whose ROI covers more of the region than this")
-    min_samples: int = Field(default=5, ge=1, description="cells with fewer samples are reported, not judged")
+    min_samples: int = Field(default=5, ge=2, description="cells with fewer samples are reported, not judged")
+    bootstrap: int = Field(default=1000, ge=100, description="resamples of the excess's interval")
 
     @model_validator(mode="after")
     def _something(self) -> ConfounderRegionParams:
@@ -73,15 +94,32 @@ class ConfounderRegionParams(RuleParams):
             raise ValueError("give regions (e.g. ['top_left', 'border']) or sweep = true")
         if self.replace == "swap" and "full" in self.regions:
             raise ValueError("region 'full' cannot be swapped (that replaces the whole image); use replace = "
-                             "'greyscale' for a colour cast")
+                             "'colour' for a colour cast or 'spectrum' for acquisition quality")
         return self
 
 
+CLASSES_OF_EDIT = {"colour": ("colour",), "greyscale": ("colour",), "spectrum": ("acquisition",)}
+CRITERIA = {
+    "prob_drop": Criterion("excess score change", "the group's score: drop when the region is taken away, rise when "
+                           "it is given to other groups; test minus control (0–1)", "above",
+                           "and the 95 % interval's lower end > 0"),
+    "flip_rate": Criterion("excess flip rate", "share of decisions flipped (away from the group, or to it), test "
+                           "minus control", "above",
+                           "and the 95 % interval's lower end > 0"),
+}
 
-REPLACE_WORDS = {"swap": "swapping in that region from images of other classes",
-                 "mean": "replacing that region with the image's mean colour",
-                 "blur": "blurring that region", "noise": "replacing that region with noise",
-                 "greyscale": "removing the colour of that region (greyscale)"}
+
+def bootstrap_mean(a: np.ndarray, b: np.ndarray | None, reps: int, rng: np.random.Generator
+                   ) -> tuple[float, float, float]:
+    """Mean of ``a`` (paired differences) or mean(a) − mean(b) (two groups), with a 95 % percentile interval."""
+    if b is None:
+        est = float(a.mean())
+        boots = a[rng.integers(0, len(a), (reps, len(a)))].mean(1)
+    else:
+        est = float(a.mean() - b.mean())
+        boots = a[rng.integers(0, len(a), (reps, len(a)))].mean(1) - b[rng.integers(0, len(b), (reps, len(b)))].mean(1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return est, float(lo), float(hi)
 
 
 class ConfounderRegion(Rule):
@@ -89,182 +127,332 @@ class ConfounderRegion(Rule):
     title = "Reliance on a suspect image region"
     Params = ConfounderRegionParams
 
+    def shortcut_classes(self) -> tuple[str, ...]:
+        p: ConfounderRegionParams = self.params  # type: ignore[assignment]
+        if p.replace in CLASSES_OF_EDIT:
+            return CLASSES_OF_EDIT[p.replace]
+        out: list[str] = []
+        names = [r for r in p.regions if isinstance(r, str)]
+        if p.sweep or any(isinstance(r, BoxRegion) for r in p.regions) or any(r not in ("outside_roi", "full")
+                                                                             for r in names):
+            out.append("fixed_position")
+        if "outside_roi" in names:
+            out.append("background")
+        return tuple(out)
+
     def check(self, evidence: Evidence) -> list[Finding]:
         p: ConfounderRegionParams = self.params  # type: ignore[assignment]
         probe = require_probe(evidence)
+        task = probe.task
         H, W = probe.input_size
         regions = build_regions(p, H, W)
-        if p.replace == "greyscale" and probe.preprocess.channels != 3:
-            if probe.preprocess.channels == 1:  # nothing to remove: a single-channel model sees no colour
-                return [self.finding(False, "not applicable: the model takes single-channel input, so it cannot "
-                                     "rely on a colour cast", details={"not_applicable": True})]
-            return [self.error(f"replace = 'greyscale' needs RGB model inputs; the model takes "
-                               f"{probe.preprocess.channels} channels")]
+        crit = CRITERIA[p.criterion]
+        limit = p.max_prob_drop if p.criterion == "prob_drop" else p.max_flip_rate
+        if p.replace in ("greyscale", "colour") and probe.preprocess.channels != 3:
+            if probe.preprocess.channels == 1 and p.replace == "greyscale":
+                return [self.not_applicable("the model takes single-channel input: it sees no colour, so it cannot "
+                                            "rely on a colour cast")]
+            if p.replace == "greyscale":
+                return [self.error(f"replace = 'greyscale' needs RGB model inputs; the model takes "
+                                   f"{probe.preprocess.channels} channels")]
+        margin_px = round(p.margin * min(H, W))
+        if any(r.per_sample for r in regions) and not probe.has_roi():
+            regions = [r for r in regions if not r.per_sample]
+            if not regions:
+                return [self.not_applicable("the held-out set has no ROI, so the background (outside_roi) cannot "
+                                            "be told from the object; add ROI boxes or masks to the manifest")]
         norm = (probe.preprocess.mean, probe.preprocess.std)
+        edit = Edit(p.replace, norm, p.blur_sigma * min(H, W), p.cutoff, margin_px)
         pr = evidence.predictions
-        ids_all = evidence.sample_ids(p.scope)
-        preds_all = pr.preds[pr.index_of(ids_all)] if ids_all else np.zeros(0, dtype=np.int64)
-        ids: list[str] = []
-        for ci in range(len(evidence.classes)):
-            members = [s for s, g in zip(ids_all, preds_all, strict=True) if g == ci]
-            if p.n is not None and len(members) > p.n:
-                pick = evidence.rng(f"{p.id}:{ci}").choice(len(members), size=p.n, replace=False)
-                members = [members[i] for i in sorted(pick)]
-            ids.extend(members)
+        groups = task.groups()
+        in_scope = np.isin(pr.ids, np.array(evidence.sample_ids(p.scope), dtype=object))
+        # the samples each group is judged on: assigned to it by the model, in scope, at most n (seeded)
+        members: dict[int, list[str]] = {}
+        for g in range(len(groups)):
+            r = np.flatnonzero(task.members(pr, g, "predicted") & in_scope)
+            if p.n is not None and len(r) > p.n:
+                r = np.sort(evidence.rng(f"{p.id}:{g}").choice(r, size=p.n, replace=False))
+            members[g] = [str(s) for s in pr.ids[r]]
+        ids = sorted({s for v in members.values() for s in v}, key=lambda s: int(pr.index_of([s])[0]))
         if not ids:
-            return [self.error(f"no {scope_words(p.scope)} samples to test")]
-        rows = pr.index_of(ids)
-        pred = pr.preds[rows]
-        p_orig = pr.probs[rows, pred]
+            return [self.error(f"no {_scope_words(p.scope)} samples to test")]
+        pos_of = {s: i for i, s in enumerate(ids)}
         src = ImageSource(probe, ids)
         rois = [probe.roi(s) for s in ids]
-        pos = bad = None
-        title = explainer_title(probe, p.explainer) if p.attribution else ""
+        rois_grown = [grown(r, margin_px) for r in rois]
+        orig = pr.probs[pr.index_of(ids)]
+        share_maps = None
         if p.attribution and any(not r.mask.all() for r in regions):
             aset = probe.attributions(p.explainer, ids, "predicted")
-            pos = positive_part(aset.maps)
-            bad = np.array([map_problem(m) is not None for m in aset.maps])
-        sigma = p.blur_sigma * min(H, W)
-        donors = Donors.build(evidence, probe, p) if p.replace == "swap" else None
+            share_maps = (positive_part(aset.maps), np.array([map_problem(m) is not None for m in aset.maps]))
+        donors = DonorPool.build(evidence, probe, p.donors_per_class, p.id, margin_px) if edit.uses_donor else None
+        gen = torch.Generator(device="cpu").manual_seed(int(evidence.rng(f"{p.id}:noise").integers(2**31 - 1)))
+        boot_rng = evidence.rng(f"{p.id}:bootstrap")
 
+        ring_px = max(2, round(0.05 * min(H, W)))
+        donor_ctx = ({r.key: donors.context(r, ring_px) for r in regions} if donors is not None and p.match_context
+                     else {})
         region_tables: dict[str, dict] = {}
         cells: list[dict] = []
+        # occlusions: one edit per sample, judged against the other groups; donor edits: per group
+        occl_scores: dict[str, np.ndarray] = {}
+        # insertion: samples the model assigns to other groups (at most n each, seeded), for each group g
+        others_of: dict[int, list[int]] = {}
+        for g in range(len(groups)):
+            own = set(members[g])
+            cand = [pos_of[s_] for h in range(len(groups)) if h != g for s_ in members[h] if s_ not in own]
+            cand = sorted(set(cand))
+            if p.n is not None and len(cand) > p.n:
+                cand = sorted(evidence.rng(f"{p.id}:{g}:insert").choice(cand, size=p.n, replace=False).tolist())
+            others_of[g] = cand
         for reg in regions:
-            area = float(reg.mask.mean())
-            whole = bool(reg.mask.all())  # the whole image: the object is part of it by design
-            overlap = np.array([0.0 if (r is None or whole) else float((r & reg.mask).sum() / reg.mask.sum())
-                                for r in rois])
-            keep = np.flatnonzero(overlap <= p.max_roi_overlap)
-            flipped = np.zeros(len(ids), dtype=bool)
-            drop = np.full(len(ids), np.nan)
-            ctrl_flipped = np.zeros(len(ids), dtype=bool)
-            ctrl_drop = np.zeros(len(ids))
-            if p.replace == "swap":
-                other, same = donors.pick(reg, ids, pred, evidence.rng(f"{p.id}:{reg.key}:donors"))
-                keep = keep[other[keep] >= 0]
-                if len(keep):
-                    new = region_probs(probe, src, keep, reg.mask, None, donors.images, other)
-                    has_same = keep[same[keep] >= 0]
-                    ctl = region_probs(probe, src, has_same, reg.mask, None, donors.images, same)
-                    ctrl_flipped[has_same] = ctl.argmax(axis=1) != pred[has_same]
-                    ctrl_drop[has_same] = p_orig[has_same] - ctl[np.arange(len(has_same)), pred[has_same]]
-            elif len(keep):
-                seed = int(evidence.rng(f"{p.id}:{reg.key}:noise").integers(2**31 - 1))
-                gen = torch.Generator(device="cpu").manual_seed(seed)
-                new = region_probs(probe, src, keep, reg.mask,
-                                   lambda b, m, g=gen: fill_region(b, m, p.replace, sigma, g, norm))
-            if len(keep):
-                flipped[keep] = new.argmax(axis=1) != pred[keep]
-                drop[keep] = p_orig[keep] - new[np.arange(len(keep)), pred[keep]]
-            share = np.full(len(ids), np.nan)
-            if pos is not None and bad is not None and not whole:
-                tot = pos.reshape(len(ids), -1).sum(axis=1)
-                ins = pos[:, reg.mask].sum(axis=1)
-                share = np.where(bad, 0.0, ins / np.where(tot > 0, tot, 1.0))
-            per_class: dict[str, dict] = {}
-            for ci, cname in enumerate(evidence.classes):
-                r_all = np.flatnonzero(pred == ci)
-                r = r_all[np.isin(r_all, keep)]
-                if len(r) == 0:
-                    per_class[cname] = {"n": 0, "n_left_out_roi_overlap": len(r_all)}
+            eligible = self._eligible(reg, rois, p.max_roi_overlap)
+            if not edit.uses_donor:
+                rows_e = np.flatnonzero(eligible)
+                occl_scores[reg.key] = np.full((len(ids), orig.shape[1]), np.nan)
+                if len(rows_e):
+                    occl_scores[reg.key][rows_e] = edited_scores(probe, src, rows_e, reg, edit, rois_grown,
+                                                                 generator=gen)
+            per_group: dict[str, dict] = {}
+            for g, gname in enumerate(groups):
+                rows_all = np.array([pos_of[s] for s in members[g]], dtype=np.int64)
+                rows = rows_all[eligible[rows_all]] if len(rows_all) else rows_all
+                entry: dict = {"n": len(rows), "n_left_out": int(len(rows_all) - len(rows))}
+                per_group[gname] = entry
+                if len(rows) == 0:
                     continue
-                cf, cd = float(ctrl_flipped[r].mean()), float(ctrl_drop[r].mean())
-                cell = {
-                    "region": reg.key, "class": ci, "rows": r, "n": len(r),
-                    "n_left_out_roi_overlap": int(len(r_all) - len(r)),
-                    "flip_rate": float(flipped[r].mean()) - cf, "n_flipped": int(flipped[r].sum()),
-                    "prob_drop": float(np.mean(drop[r])) - cd,
-                    "raw_flip_rate": float(flipped[r].mean()), "raw_prob_drop": float(np.mean(drop[r])),
-                    "control_flip_rate": cf if p.replace == "swap" else None,
-                    "control_prob_drop": cd if p.replace == "swap" else None,
-                    "share": float(np.mean(share[r])) if (p.attribution and not whole) else None,
-                    "n_share_over": int((share[r] > p.max_share).sum()) if (p.attribution and not whole) else None,
-                    "n_unusable_maps": int(bad[r].sum()) if bad is not None else 0,
-                    "_flipped": flipped, "_drop": drop, "_share": share,
-                }
-                per_class[cname] = {k: (rnd(v) if isinstance(v, float) else v) for k, v in cell.items()
-                                    if k not in ("region", "class", "rows") and not k.startswith("_")}
-                if len(r) >= p.min_samples:
+                tgt = np.full(len(rows), g)
+                s0 = task.target_scores(orig[rows], tgt)
+                d0 = task.decide(orig[rows], tgt)
+                if edit.uses_donor:
+                    assert donors is not None
+                    rm = self._donor_direction(p, evidence, probe, task, src, ids, reg, edit, rois_grown, donors,
+                                               donor_ctx.get(reg.key), rows, g, orig, "removal", boot_rng)
+                    ins_rows = np.array(sorted(others_of.get(g, [])), dtype=np.int64)
+                    ins_rows = ins_rows[eligible[ins_rows]] if len(ins_rows) else ins_rows
+                    ins = (self._donor_direction(p, evidence, probe, task, src, ids, reg, edit, rois_grown, donors,
+                                                 donor_ctx.get(reg.key), ins_rows, g, orig, "insertion", boot_rng)
+                           if len(ins_rows) else None)
+                    if rm is None and ins is None:
+                        continue
+                    entry["n"] = rm["n"] if rm else 0
+                    entry["n_insertion"] = ins["n"] if ins else 0
+                    best = max((d for d in (rm, ins) if d is not None), key=lambda d: (d["lo"] > 0, d["est"]))
+                    est, lo, hi = best["est"], best["lo"], best["hi"]
+                    rows = best["rows"]
+                    drop_t, flip_t, per_sample = best["effect"], best["flip"], best["per_sample"]
+                    control = {"prob_drop": best["control"], "flip_rate": best["control_flip"],
+                               "direction": best["direction"]}
+                    entry["removal"] = _brief(rm)
+                    entry["insertion"] = _brief(ins)
+                else:
+                    sc = occl_scores[reg.key]
+                    others = np.flatnonzero(eligible & ~np.isin(np.arange(len(ids)), rows_all))
+                    drop_t = s0 - task.target_scores(sc[rows], tgt)
+                    flip_t = (d0 & ~task.decide(sc[rows], tgt)).astype(float)
+                    o_tgt = _own_targets(task, pr, ids, others, members)
+                    keep = o_tgt >= 0
+                    others, o_tgt = others[keep], o_tgt[keep]
+                    if len(others) == 0:
+                        entry["note"] = "no samples of other groups to compare with"
+                        continue
+                    so = task.target_scores(orig[others], o_tgt)
+                    drop_o = so - task.target_scores(sc[others], o_tgt)
+                    flip_o = (task.decide(orig[others], o_tgt) & ~task.decide(sc[others], o_tgt)).astype(float)
+                    a, b = (drop_t, drop_o) if p.criterion == "prob_drop" else (flip_t, flip_o)
+                    est, lo, hi = bootstrap_mean(a, b, p.bootstrap, boot_rng)
+                    per_sample = a - float(b.mean())
+                    control = {"prob_drop": float(drop_o.mean()), "flip_rate": float(flip_o.mean()),
+                               "n": len(others)}
+                share = None
+                n_share_over = None
+                if share_maps is not None and not reg.mask.all():
+                    pos, bad = share_maps
+                    masks = np.stack([self._sample_mask(reg, rois_grown[i]) for i in rows])
+                    tot = pos[rows].reshape(len(rows), -1).sum(1)
+                    ins = (pos[rows] * masks).reshape(len(rows), -1).sum(1)
+                    sh = np.where(bad[rows] | (tot <= 0), 0.0, ins / np.where(tot > 0, tot, 1.0))
+                    share, n_share_over = float(sh.mean()), int((sh > p.max_share).sum())
+                entry.update(
+                    excess=rnd(est), ci95=[rnd(lo), rnd(hi)],
+                    prob_drop=rnd(drop_t.mean()), flip_rate=rnd(flip_t.mean()), n_flipped=int(flip_t.sum()),
+                    control_prob_drop=rnd(control["prob_drop"]), control_flip_rate=rnd(control["flip_rate"]),
+                    share=rnd(share), n_share_over=n_share_over,
+                )
+                cell = {"region": reg, "group": g, "rows": rows, "n": len(rows), "value": est, "lo": lo, "hi": hi,
+                        "drop": float(drop_t.mean()), "flip": float(flip_t.mean()), "n_flipped": int(flip_t.sum()),
+                        "control": control, "share": share, "per_sample": per_sample,
+                        "direction": control.get("direction", "removal")}
+                judged = len(rows) >= p.min_samples
+                entry["judged"] = judged
+                if judged:
+                    cell["failed"] = bool(crit.exceeds(est, limit) and lo > 0)
+                    entry["failed"] = cell["failed"]
                     cells.append(cell)
-            k_all = keep  # samples tested for this region
-            region_tables[reg.key] = {
-                "label": reg.label, "area_fraction": rnd(area), "n": len(k_all),
-                "n_left_out_roi_overlap": int(len(ids) - len(k_all)),
-                "flip_rate": rnd(flipped[k_all].mean() - ctrl_flipped[k_all].mean()) if len(k_all) else None,
-                "prob_drop": rnd(np.mean(drop[k_all]) - ctrl_drop[k_all].mean()) if len(k_all) else None,
-                "raw_flip_rate": rnd(flipped[k_all].mean()) if len(k_all) else None,
-                "control_flip_rate": rnd(ctrl_flipped[k_all].mean()) if (len(k_all) and p.replace == "swap") else None,
-                "share": rnd(np.mean(share[k_all])) if (p.attribution and len(k_all) and not whole) else None,
-                "per_class": per_class,
-            }
-        details: dict = {"explainer": p.explainer if p.attribution else None, "scope": p.scope,
-                         "replace": p.replace, "n_evaluated": len(ids), "regions": region_tables}
+            region_tables[reg.key] = {"label": reg.label, "area_fraction": rnd(float(reg.mask.mean()))
+                                      if not reg.per_sample else None, "per_group": per_group}
+        details: dict = {"explainer": p.explainer if share_maps is not None else None, "scope": p.scope,
+                         "replace": p.replace, "control": "same-group donors" if edit.uses_donor
+                         else "the same edit on the other groups", "n_evaluated": len(ids), "limit": limit,
+                         "regions": region_tables}
         if not cells:
-            return [self.error(f"no predicted class has {p.min_samples} or more {scope_words(p.scope)} samples "
-                               "clear of the tested regions")]
-
-        limits = {"flip_rate": p.max_flip_rate, "prob_drop": p.max_prob_drop, "share": p.max_share}
-
-        def ratios(c: dict) -> dict[str, float]:
-            out = {}
-            for k, lim in limits.items():
-                v = c[k]
-                if v is None or not np.isfinite(v):
-                    continue
-                out[k] = v / lim if lim > 0 else (np.inf if v > 0 else 0.0)
-            return out
-
-        def failed(c: dict) -> bool:
-            return any(c[k] is not None and np.isfinite(c[k]) and c[k] > lim for k, lim in limits.items())
-
-        scored = sorted(cells, key=lambda c: (not failed(c), -max(ratios(c).values(), default=0.0),
-                                              c["region"], c["class"]))
-        worst = scored[0]
-        if failed(worst):
-            # name the most specific culprit: among this class's failing regions that are comparably strong
-            # (at least half the worst excess), the smallest one (a corner box rather than the whole border)
-            area = {r.key: float(r.mask.mean()) for r in regions}
-            top = max(ratios(worst).values(), default=0.0)
-            strong = [c for c in cells if c["class"] == worst["class"] and failed(c)
-                      and max(ratios(c).values(), default=0.0) >= 0.5 * top]
-            worst = min(strong, key=lambda c: (area[c["region"]], -max(ratios(c).values(), default=0.0),
-                                               c["region"]))
-        crit = max(ratios(worst).items(), key=lambda kv: kv[1])[0]
-        n_failed = sum(failed(c) for c in cells)
-        reg = next(r for r in regions if r.key == worst["region"])
-        cname = evidence.classes[worst["class"]]
-        details.update(worst_region=reg.key, worst_class=cname, criterion=crit,
-                       failing_cells=[f"{c['region']}/{evidence.classes[c['class']]}" for c in cells if failed(c)])
+            return [self.error(f"no group has {p.min_samples} or more {_scope_words(p.scope)} samples clear of the "
+                               "tested regions (with donors of another and of the same group)")]
+        worst = max(cells, key=lambda c: (c["failed"], c["value"]))
+        if worst["failed"]:
+            # name the most specific culprit: among this group's failing regions at least half as strong, the
+            # smallest (a corner box rather than the whole frame)
+            strong = [c for c in cells if c["group"] == worst["group"] and c["failed"]
+                      and c["value"] >= 0.5 * worst["value"]]
+            worst = min(strong, key=lambda c: (c["region"].mask.sum() if not c["region"].per_sample else 1e12,
+                                               -c["value"], c["region"].key))
+        failing = [c for c in cells if c["failed"]]
+        reg: Region = worst["region"]
+        gname = groups[worst["group"]]
+        details.update(worst_region=reg.key, worst_group=gname, worst_class=gname,
+                       failing_cells=[f"{c['region'].key}/{groups[c['group']]}" for c in failing])
         r = worst["rows"]
-        fl, dr, sh = worst["_flipped"], worst["_drop"], worst["_share"]
-        key = np.where(fl[r], 2.0, 0.0) + np.nan_to_num(dr[r]) + (np.nan_to_num(sh[r]) if p.attribution else 0.0)
-        ev_ids = [ids[i] for i in r[np.argsort(-key, kind="stable")][:MAX_EVIDENCE_IDS]]
+        order = np.argsort(-worst["per_sample"], kind="stable")
+        ev_ids = [ids[i] for i in r[order][:MAX_EVIDENCE_IDS]]
+        msg = self._message(p, crit, limit, worst, reg, gname, failing, groups, explainer_title(probe, p.explainer)
+                            if share_maps is not None else "", regions)
+        return [self.finding(bool(failing), msg, worst["value"], limit, ev_ids if failing else ev_ids[:4], details,
+                             criterion=crit)]
 
-        outside = " outside the object" if any(x_ is not None for x_ in rois) else ""
-        parts = [f"Among {worst['n']} {scope_words(p.scope)} images predicted '{cname}'"]
-        if worst["share"] is not None:
-            parts.append(f", {pct(worst['share'])} of {title} mass lies in the {reg.label}{outside} on average "
-                         f"({worst['n_share_over']} image(s) with more than {pct(p.max_share)} there)")
-            parts.append(f"; {REPLACE_WORDS[p.replace]} flips {pct(worst['raw_flip_rate'])} of the predictions "
-                         f"({worst['n_flipped']} of {worst['n']})")
-        else:
-            parts.append(f", {REPLACE_WORDS[p.replace].replace('that region', 'the ' + reg.label)} flips "
-                         f"{pct(worst['raw_flip_rate'])} of the predictions ({worst['n_flipped']} of {worst['n']})")
-        parts.append(f" and lowers the '{cname}' probability by {worst['raw_prob_drop']:.2f} on average")
-        if p.replace == "swap":
-            parts.append(f" (swapping it in from other '{cname}' images: {pct(worst['control_flip_rate'])} flips, "
-                         f"drop {worst['control_prob_drop']:.2f}; judged on the difference)")
-        parts.append(".")
-        msg = "".join(parts)
-        lim_words = (f"limits: flip rate {pct(p.max_flip_rate)}, probability drop {p.max_prob_drop:.2f}"
-                     + (f", share {pct(p.max_share)}" if p.attribution else ""))
-        if n_failed:
-            labels = {r_.key: r_.label for r_ in regions}
-            same = [labels[c["region"]] for c in cells if c["class"] == worst["class"] and failed(c)]
-            msg += (f" {n_failed} region/class cell(s) over the limits ({lim_words}); for '{cname}': "
-                    f"{'; '.join(same)}.")
-        else:
-            msg = (f"no tested region ({', '.join(r_.key for r_ in regions)}) drives the predictions ({lim_words}). "
-                   f"Closest: {msg}")
-        return [self.finding(bool(n_failed), msg, worst[crit], limits[crit], ev_ids, details)]
+    # ---- helpers ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def _donor_direction(p: ConfounderRegionParams, evidence: Evidence, probe: ModelProbe, task: Task,
+                         src: ImageSource, ids: list[str], reg: Region, edit: Edit, rois: list, donors: DonorPool,
+                         ring: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray, g: int, orig: np.ndarray,
+                         direction: str, rng: np.random.Generator) -> dict | None:
+        """One direction of a donor edit for group g. ``removal``: samples assigned to g get the region from a
+        donor outside g (test) or in g (control); the effect is the drop of g's score. ``insertion``: samples
+        assigned to other groups get it from a donor in g (test) or outside g (control); the effect is the rise
+        of g's score. Returns None when no sample has both donors."""
+        if len(rows) == 0:
+            return None
+        ctx = None
+        if p.match_context and ring is not None:
+            ctx = (src.get(rows).numpy()[:, :, ring[0]].reshape(len(rows), -1), ring[1])
+        avoid = None
+        if direction == "insertion":  # the control donor comes from a third group where there is one
+            pr = evidence.predictions
+            rows_pred = pr.index_of([ids[i] for i in rows])
+            avoid = np.full(len(rows), -1)
+            for h in range(len(task.groups())):
+                if h != g:
+                    avoid[(avoid < 0) & task.members(pr, h, "predicted")[rows_pred]] = h
+        other, same = donors.choose(evidence, probe, reg, [ids[i] for i in rows], g,
+                                    evidence.rng(f"{p.id}:{reg.key}:{g}:{direction}:donors"), p.max_roi_overlap,
+                                    ctx, p.match_k, avoid)
+        test_d, ctrl_d = (other, same) if direction == "removal" else (same, other)
+        ok = (test_d >= 0) & (ctrl_d >= 0)
+        rows, test_d, ctrl_d = rows[ok], test_d[ok], ctrl_d[ok]
+        if len(rows) == 0:
+            return None
+        tgt = np.full(len(rows), g)
+        full_t = np.full(len(ids), -1)
+        full_t[rows] = test_d
+        full_c = np.full(len(ids), -1)
+        full_c[rows] = ctrl_d
+        test = edited_scores(probe, src, rows, reg, edit, rois, donors, full_t)
+        ctrl = edited_scores(probe, src, rows, reg, edit, rois, donors, full_c)
+        s0 = task.target_scores(orig[rows], tgt)
+        d0 = task.decide(orig[rows], tgt)
+        sign = 1.0 if direction == "removal" else -1.0  # removal: a drop of g's score; insertion: a rise
+        eff_t = sign * (s0 - task.target_scores(test, tgt))
+        eff_c = sign * (s0 - task.target_scores(ctrl, tgt))
+        dt, dc_ = task.decide(test, tgt), task.decide(ctrl, tgt)
+        flip_t = ((d0 & ~dt) if direction == "removal" else (~d0 & dt)).astype(float)
+        flip_c = ((d0 & ~dc_) if direction == "removal" else (~d0 & dc_)).astype(float)
+        a = (eff_t - eff_c) if p.criterion == "prob_drop" else (flip_t - flip_c)
+        est, lo, hi = bootstrap_mean(a, None, p.bootstrap, rng)
+        return {"direction": direction, "rows": rows, "n": len(rows), "est": est, "lo": lo, "hi": hi,
+                "effect": eff_t, "flip": flip_t, "per_sample": a, "control": float(eff_c.mean()),
+                "control_flip": float(flip_c.mean())}
 
+
+    @staticmethod
+    def _eligible(reg: Region, rois: list[np.ndarray | None], max_overlap: float) -> np.ndarray:
+        if reg.per_sample:
+            return np.array([r is not None for r in rois], dtype=bool)
+        if reg.mask.all():
+            return np.ones(len(rois), dtype=bool)
+        area = reg.mask.sum()
+        return np.array([r is None or (r & reg.mask).sum() / area <= max_overlap for r in rois], dtype=bool)
+
+    @staticmethod
+    def _sample_mask(reg: Region, roi: np.ndarray | None) -> np.ndarray:
+        if reg.per_sample:
+            return ~roi if roi is not None else np.zeros_like(reg.mask)
+        return reg.mask
+
+    @staticmethod
+    def _message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, reg: Region, gname: str,
+                 failing: list[dict], groups: tuple[str, ...], title: str, regions: list[Region]) -> str:
+        where = f"for '{gname}', {reg.label}"
+        head = crit.lead(w["value"], limit, where)
+        c = w["control"]
+        unit = "score change" if p.criterion == "prob_drop" else "flip rate"
+        test_v = w["drop"] if p.criterion == "prob_drop" else w["flip"]
+        ctrl_v = c["prob_drop"] if p.criterion == "prob_drop" else c["flip_rate"]
+        what = {"swap": "the {r}", "colour": "the colour statistics of the {r}",
+                "spectrum": "the high-frequency spectrum (sharpness, noise, compression) of the {r}"}
+        if p.replace in what:
+            thing = what[p.replace].format(r=reg.label)
+            if w["direction"] == "removal":
+                body = (f": among {w['n']} {_scope_words(p.scope)} images assigned to '{gname}', taking {thing} from "
+                        f"images of other groups lowers the '{gname}' score by {w['drop']:.2f} on average and flips "
+                        f"{pct(w['flip'])} of the decisions ({w['n_flipped']} of {w['n']}); taking it from other "
+                        f"'{gname}' images (control): drop {c['prob_drop']:.2f}, flips {pct(c['flip_rate'])}")
+            else:
+                body = (f": among {w['n']} {_scope_words(p.scope)} images assigned to other groups, taking {thing} "
+                        f"from '{gname}' images raises the '{gname}' score by {w['drop']:.2f} on average and turns "
+                        f"{pct(w['flip'])} of the decisions to '{gname}' ({w['n_flipped']} of {w['n']}); taking it "
+                        f"from images of other groups (control): rise {c['prob_drop']:.2f}, {pct(c['flip_rate'])} "
+                        f"turned")
+        else:
+            words = {"mean": "replacing the {r} with the image's mean colour", "blur": "blurring the {r}",
+                     "noise": "replacing the {r} with noise", "greyscale": "removing the colour of the {r}"}
+            body = (f": among {w['n']} {_scope_words(p.scope)} images assigned to '{gname}', "
+                    f"{words[p.replace].format(r=reg.label)} lowers the '{gname}' score by {w['drop']:.2f} on average "
+                    f"and flips {pct(w['flip'])} of the decisions ({w['n_flipped']} of {w['n']}); on the "
+                    f"{c.get('n', 0)} images of the other groups (control): drop {c['prob_drop']:.2f}, flips "
+                    f"{pct(c['flip_rate'])}")
+        body += (f"; {unit} {test_v:.2f} − {ctrl_v:.2f} = {w['value']:.2f} (95 % interval {w['lo']:.2f} to "
+                 f"{w['hi']:.2f}).")
+        if w["share"] is not None and title:
+            body += f" {title} puts {pct(w['share'])} of its positive mass there (information, not judged)."
+        if failing:
+            same = sorted({c_["region"].label for c_ in failing if c_["group"] == w["group"]})
+            others = sorted({groups[c_["group"]] for c_ in failing if c_["group"] != w["group"]})
+            body += f" {len(failing)} region/group cell(s) over the limit; for '{gname}': {'; '.join(same)}."
+            if others:  # a cue of one group pasted into another group's images shows in that group's cells too
+                body += (f" Cells of {', '.join(repr(o) for o in others)} are over it too (the largest effect names "
+                         "the group; see details).")
+        else:
+            body += f" No tested region ({', '.join(r_.key for r_ in regions)}) is over the limit; this is the closest."
+        return head + body
+
+
+def _brief(d: dict | None) -> dict | None:
+    if d is None:
+        return None
+    return {"n": d["n"], "excess": rnd(d["est"]), "ci95": [rnd(d["lo"]), rnd(d["hi"])],
+            "effect": rnd(float(d["effect"].mean())), "control": rnd(d["control"]),
+            "flip_rate": rnd(float(d["flip"].mean())), "control_flip_rate": rnd(d["control_flip"])}
+
+
+def _own_targets(task: object, pr: object, ids: list[str], rows: np.ndarray, members: dict[int, list[str]]
+                 ) -> np.ndarray:
+    """For samples of other groups: the group they are judged in (the first that lists them), -1 if none."""
+    where: dict[str, int] = {}
+    for g, ms in members.items():
+        for s in ms:
+            where.setdefault(s, g)
+    return np.array([where.get(ids[i], -1) for i in rows], dtype=np.int64)
+
+
+def _scope_words(scope: str) -> str:
+    return {"correct": "correctly classified", "incorrect": "misclassified", "picks": "picked",
+            "all": "held-out"}.get(scope, scope)

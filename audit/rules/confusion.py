@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..types import Finding
-from .base import Rule, RuleParams
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
 
@@ -19,6 +19,7 @@ class ConfusionMax(Rule):
     kind = "confusion_max"
     title = "Confusion between two classes"
     Params = ConfusionParams
+    criterion = Criterion("confusion rate", "share of the true class's samples", "above")
 
     def check(self, evidence: Evidence) -> list[Finding]:
         p: ConfusionParams = self.params  # type: ignore[assignment]

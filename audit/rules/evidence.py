@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..concepts.result import ConceptRun
+from ..datachecks import DataChecks
 from ..engine.probe import ModelProbe
 from ..tasks import TaskMetrics
 from ..types import Picks, Predictions, SkippedSample
@@ -29,11 +30,21 @@ class Evidence:
     skipped: tuple[SkippedSample, ...] = ()
     n_listed: int = 0  # samples listed in the held-out set, skipped ones included
     comparison: Mapping[str, Any] | None = None  # the diff against a baseline (comparison-phase rules read it)
+    data: DataChecks | None = None  # the data-checks stage's product (image properties, duplicates, leakage)
     concepts: ConceptRun | None = None  # TCAV tests of the [concepts] stage (the concept_reliance rule reads them)
 
     def rng(self, salt: str) -> np.random.Generator:
         """A generator that depends only on the audit seed and ``salt`` (e.g. the rule id)."""
         return np.random.default_rng([self.seed, zlib.crc32(salt.encode())])
+
+    def outcome(self) -> np.ndarray:
+        """(N,) whether each answer is right, as the task defines it (``task.outcome``; without a probe or a
+        notion of right, the argmax against the labels)."""
+        if self.probe is not None:
+            right = self.probe.task.outcome(self.predictions)
+            if right is not None:
+                return np.asarray(right, dtype=bool)
+        return self.predictions.correct
 
     def class_index(self, name_or_index: str | int) -> int:
         if isinstance(name_or_index, int) or (isinstance(name_or_index, str) and name_or_index.isdigit()
@@ -51,10 +62,9 @@ class Evidence:
         p = self.predictions
         if scope == "all":
             mask = np.ones(p.n, dtype=bool)
-        elif scope == "correct":
-            mask = p.correct.copy()
-        elif scope == "incorrect":
-            mask = ~p.correct
+        elif scope in ("correct", "incorrect"):
+            right = self.outcome()
+            mask = right.copy() if scope == "correct" else ~right
         elif scope == "picks":
             mask = np.isin(p.ids, np.array(self.picks.all_ids(), dtype=object))
         else:

@@ -2,15 +2,21 @@
 
 Layers are re-initialised in cascade from the logits downward (``probe.parameter_layers()`` reversed,
 ``probe.randomized_copy``); after each step the explainer's maps for the same inputs and targets are compared
-with the trained model's maps by the Spearman rank correlation of absolute values and by SSIM (scikit-image,
-maps scaled to [0, 1] by their maximum absolute value). An explainer whose maps barely change when the
-weights are destroyed does not explain the model: it fails when the summary of its curve (``statistic``:
-mean over the cascade steps by default, i.e. the normalised area under the curve) stays above ``max_spearman``
-or ``max_ssim``.
+with the trained model's maps by the Spearman rank correlation of absolute values (judged) and by SSIM
+(scikit-image, maps scaled to [0, 1] by their maximum absolute value; reported). The whole curve is kept per
+explainer (the report draws it).
 
-A randomised map that is constant (e.g. Grad-CAM after the ReLU on a random network) counts as "changed
-completely" (similarity 0); a sample whose *trained* map is constant cannot be compared and is left out and
-counted. No NaN reaches a comparison: an explainer with no comparable sample is reported as an error.
+The verdict reads the top of the curve: after the top ``top_layers`` layers are randomised (``statistic =
+"top"``), a map that explains the model must already have changed. Averaging over the whole cascade hides an
+insensitive method: guided backprop stays at 0.70–0.75 for the first four steps on the demo while its mean over
+nine steps is 0.64. An explainer fails when its Spearman similarity at that step is above ``max_spearman``.
+(``statistic = "mean" | "final" | "min"``: the mean over the cascade, the last step, the lowest step.)
+
+Tested explainers: every explainer the report draws (``evidence.explainers``) plus those listed in ``explainers``.
+A randomised map that is constant (e.g. Grad-CAM after the ReLU of a random network) counts as "changed
+completely" (similarity 0) and is counted in the message; a sample whose *trained* map is constant cannot be
+compared and is left out and counted; an explainer with no comparable sample, or one that cannot run, makes
+the result an error (never a silent pass) unless another one fails.
 """
 
 from __future__ import annotations
@@ -19,32 +25,59 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
+from torch import nn
 
+from ..engine.probe import ModelProbe
 from ..errors import AuditError
 from ..maps.stats import spearman_abs, ssim_abs
 from ..types import Finding
 from ._shortcuts import explainer_title, require_probe, rnd, scope_words
-from .base import Rule, RuleParams
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
 
 class ExplanationSanityParams(RuleParams):
     explainers: list[str] = Field(default_factory=list,
-                                  description="default: the explainers configured for the report, else gradcam")
+                                  description="tested besides the explainers the report draws (default: those only; "
+                                  "gradcam when the report draws none)")
     scope: Literal["correct", "picks", "all"] = "correct"
     n: int = Field(default=16, ge=2)
     layers: int | Literal["all"] = Field(default="all", description="how many layers to randomise, from the top")
     max_spearman: float = Field(default=0.7, ge=-1.0, le=1.0)
-    max_ssim: float = Field(default=0.7, ge=-1.0, le=1.0)
-    statistic: Literal["mean", "final", "min"] = "mean"
+    max_ssim: float = Field(default=0.7, ge=-1.0, le=1.0, description="(reported, not judged)")
+    statistic: Literal["top", "mean", "final", "min"] = "top"
+    top_layers: int = Field(default=3, ge=1, description="statistic 'top': the step judged, in layers from the top")
 
 
-def summarise(curve: list[float], how: str) -> float:
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d,
+               nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LocalResponseNorm)
+
+
+def layer_groups(probe: ModelProbe) -> list[list[str]]:
+    """The model's parameter layers from the input to the output, a normalisation layer joined to the layer before
+    it (a conv and its batch norm are one step: a "layer" as Adebayo et al. count them)."""
+    modules = dict(probe.model.named_modules())
+    groups: list[list[str]] = []
+    for name in probe.parameter_layers():
+        if groups and isinstance(modules.get(name), NORM_LAYERS):
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
+
+
+def summarise(curve: list[float], how: str, top: int = 3) -> float:
+    if how == "top":
+        return curve[min(top, len(curve)) - 1]
     if how == "final":
         return curve[-1]
     if how == "min":
         return min(curve)
     return float(np.mean(curve))
+
+
+CRITERION = Criterion("Spearman similarity of maps after randomising the top layers", "rank correlation of |map| "
+                      "(−1–1)", "above")
 
 
 class ExplanationSanity(Rule):
@@ -55,11 +88,11 @@ class ExplanationSanity(Rule):
     def check(self, evidence: Evidence) -> list[Finding]:
         p: ExplanationSanityParams = self.params  # type: ignore[assignment]
         probe = require_probe(evidence)
-        names = list(p.explainers) or list(evidence.explainers) or ["gradcam"]
+        names = list(dict.fromkeys([*evidence.explainers, *p.explainers])) or ["gradcam"]
         ids = evidence.sample_ids(p.scope, p.n, salt=p.id)
         if len(ids) < 2:
             return [self.error(f"fewer than 2 {scope_words(p.scope)} samples to test")]
-        layers = list(reversed(probe.parameter_layers()))
+        layers = list(reversed(layer_groups(probe)))
         if not layers:
             return [self.error("the model has no layer with parameters to randomise")]
         steps = layers if p.layers == "all" else layers[: max(1, min(int(p.layers), len(layers)))]
@@ -80,7 +113,7 @@ class ExplanationSanity(Rule):
         n_const_rand = dict.fromkeys(trained, 0)
         for k in range(len(steps)):
             # one seed for every step: a prefix of the same draws, so randomised layers keep their weights (cascade)
-            model = probe.randomized_copy(steps[: k + 1], seed)
+            model = probe.randomized_copy([n for group in steps[: k + 1] for n in group], seed)
             for name in list(sp_curves):
                 try:
                     rand = probe.explain_tensor(name, x, targets, model=model)
@@ -103,52 +136,56 @@ class ExplanationSanity(Rule):
         per: dict[str, dict] = {}
         insensitive: list[str] = []
         worst: tuple[float, str] | None = None
+        judged_step = min(p.top_layers, len(steps)) if p.statistic == "top" else None
         for name, sp_curve in sp_curves.items():
             ss_curve = ss_curves[name]
             entry = {
                 "title": explainer_title(probe, name), "n_compared": len(comparable[name]),
                 "n_constant_trained_maps": len(ids) - len(comparable[name]),
-                "n_constant_randomised_maps": n_const_rand[name], "layers": steps,
+                "n_constant_randomised_maps": n_const_rand[name], "layers": [" + ".join(g) for g in steps],
                 "spearman_curve": [rnd(v) for v in sp_curve], "ssim_curve": [rnd(v) for v in ss_curve],
+                "judged_step": judged_step,
             }
             per[name] = entry
             if not comparable[name]:
                 errors.append(f"{name}: every trained map is constant (nothing to compare)")
                 continue
-            sp = summarise(sp_curve, p.statistic)
+            sp = summarise(sp_curve, p.statistic, p.top_layers)
             ss_vals = [v for v in ss_curve if np.isfinite(v)]
-            ss = summarise(ss_vals, p.statistic) if ss_vals else 0.0
+            ss = summarise(ss_vals, p.statistic, p.top_layers) if ss_vals else 0.0
             entry.update(spearman=rnd(sp), ssim=rnd(ss))
-            bad = sp > p.max_spearman or ss > p.max_ssim
+            bad = sp > p.max_spearman
             entry["model_sensitive"] = not bad
             if bad:
                 insensitive.append(name)
-            score = max(sp - p.max_spearman, ss - p.max_ssim)
-            if worst is None or score > worst[0]:
-                worst = (score, name)
-        details = {"explainers": per, "statistic": p.statistic, "n_samples": len(ids),
-                   "not_model_sensitive": insensitive, "errors": errors}
+            if worst is None or sp > worst[0]:
+                worst = (sp, name)
+        details = {"explainers": per, "statistic": p.statistic, "top_layers": p.top_layers, "n_samples": len(ids),
+                   "limit": p.max_spearman, "not_model_sensitive": insensitive, "errors": errors}
         if worst is None:
             return [self.error("no explainer could be tested: " + "; ".join(errors))]
         wname = worst[1]
         w = per[wname]
         details["explainer"] = wname
-        what = {"mean": "mean over the cascade", "final": "after the full cascade", "min": "lowest along the cascade"}
-        stat = what[p.statistic]
-        curves = "; ".join(f"{per[n]['title']}: Spearman {', '.join(f'{v:.2f}' for v in per[n]['spearman_curve'] if v is not None)}"
-                           for n in per if per[n].get("spearman") is not None)
+        at = {"top": f"after randomising the top {judged_step} of {len(steps)} layers",
+              "mean": f"mean over the {len(steps)}-step cascade", "final": f"after all {len(steps)} layers",
+              "min": f"lowest along the {len(steps)}-step cascade"}[p.statistic]
+        curves = "; ".join(
+            f"{per[n]['title']}: " + ", ".join(f"{v:.2f}" for v in per[n]["spearman_curve"] if v is not None)
+            + (f" ({per[n]['n_constant_randomised_maps']} randomised map(s) constant, counted as changed)"
+               if per[n]["n_constant_randomised_maps"] else "")
+            for n in per if per[n].get("spearman") is not None)
+        head = CRITERION.lead(w["spearman"], p.max_spearman, f"for {w['title']}, {at}")
         if insensitive:
-            msg = (f"{', '.join(per[n]['title'] for n in insensitive)} barely change(s) when the model's weights are "
-                   f"randomised ({len(steps)} layers, top down; {stat}: Spearman {w['spearman']:.2f} > "
-                   f"{p.max_spearman:.2f} or SSIM {w['ssim']:.2f} > {p.max_ssim:.2f}); these maps do not explain the "
-                   f"model. Curves: {curves}.")
+            msg = (f"{head}: {', '.join(per[n]['title'] for n in insensitive)} barely change(s) when the model's "
+                   f"weights are randomised; these maps do not explain the model. Curves (Spearman, top layer "
+                   f"first): {curves}.")
         else:
-            msg = (f"every tested explainer changes when the weights are randomised ({len(steps)} layers, top down; "
-                   f"{stat}, limits Spearman {p.max_spearman:.2f}, SSIM {p.max_ssim:.2f}). Curves: {curves}.")
+            msg = (f"{head}: every tested explainer has changed by then ({len(per)} tested). Curves (Spearman, top "
+                   f"layer first): {curves}.")
         if errors:
             msg += " Not tested: " + "; ".join(errors) + "."
-            if p.explainers and not insensitive:  # an explicitly listed explainer that cannot run is no pass
-                return [self.error("explainer(s) could not be tested: " + "; ".join(errors))]
-        value = w["spearman"] if (w["spearman"] - p.max_spearman) >= (w["ssim"] - p.max_ssim) else w["ssim"]
-        thr = p.max_spearman if value == w["spearman"] else p.max_ssim
-        return [self.finding(bool(insensitive), msg, value, thr, ids[:8] if insensitive else (), details)]
+            if not insensitive:  # an explainer the report draws that cannot be tested is no pass
+                return [self.error(f"{head}; but explainer(s) could not be tested: " + "; ".join(errors))]
+        return [self.finding(bool(insensitive), msg, w["spearman"], p.max_spearman, ids[:8] if insensitive else (),
+                             details, criterion=CRITERION)]

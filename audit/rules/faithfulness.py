@@ -32,7 +32,7 @@ from ..engine.probe import ModelProbe
 from ..errors import AuditError
 from ..types import Finding
 from ._shortcuts import MAX_EVIDENCE_IDS, chunk_rows, explainer_title, gaussian_blur, require_probe, rnd, scope_words
-from .base import Rule, RuleParams
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
 
@@ -94,7 +94,7 @@ def perturbation_curves(probe: ModelProbe, x: torch.Tensor, base: torch.Tensor, 
         packed = torch.cat([xs, bs, keep], dim=1)
         probs = probe.map_over_perturbations(packed, perturb)
         t = np.repeat(targets[s:e], reps)
-        pt = probs[np.arange(len(t)), t].reshape(e - s, 2, steps + 1)
+        pt = probe.task.target_scores(probs, t).reshape(e - s, 2, steps + 1)
         dele[s:e], ins[s:e] = pt[:, 0], pt[:, 1]
     return dele, ins
 
@@ -108,6 +108,8 @@ class Faithfulness(Rule):
     kind = "faithfulness"
     title = "Faithfulness of explanations (deletion / insertion)"
     Params = FaithfulnessParams
+    criterion = Criterion("gain over random pixel orders (deletion / insertion AUC)", "probability × pixel fraction",
+                          "below")
 
     def check(self, evidence: Evidence) -> list[Finding]:
         p: FaithfulnessParams = self.params  # type: ignore[assignment]

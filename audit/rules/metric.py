@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ..scoring.classification import SCALAR_METRICS
 from ..types import Finding
-from .base import Rule, RuleParams
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
 
@@ -37,7 +37,8 @@ class _MetricRule(Rule):
             lo, hi = ci
             extra = f" (95 % CI {lo:.3f}–{hi:.3f})"
         msg = f"{p.metric} = {value:.4f}{extra}, {rel} {p.threshold:.4f}"
-        return [self.finding(failed, msg, value, p.threshold)]
+        crit = Criterion(p.metric, "metric value", "below" if self._bound == "lower" else "above")
+        return [self.finding(failed, msg, value, p.threshold, criterion=crit)]
 
 
 class MetricMin(_MetricRule):

@@ -28,7 +28,7 @@ from ._shortcuts import (
     rnd,
     scope_words,
 )
-from .base import Rule, RuleParams
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
 
@@ -59,6 +59,11 @@ class RoiAttribution(Rule):
     kind = "roi_attribution"
     title = "Attribution inside the region of interest"
     Params = RoiAttributionParams
+    criterion = Criterion("share of samples with too little attribution inside the ROI", "fraction of a class's "
+                          "samples", "above")
+
+    def shortcut_classes(self) -> tuple[str, ...]:
+        return ("fixed_position", "background")
 
     def check(self, evidence: Evidence) -> list[Finding]:
         p: RoiAttributionParams = self.params  # type: ignore[assignment]
@@ -66,30 +71,45 @@ class RoiAttribution(Rule):
         for name in p.per_class:
             evidence.class_index(name)  # KeyError names an unknown class
         if not probe.has_roi():
-            return [self.error("no held-out sample has a ROI (add roi_x0..roi_y1 or roi_mask columns to the "
-                               "manifest); attribution inside the ROI cannot be measured")]
+            return [self.not_applicable("no held-out sample has a ROI (add roi_x0..roi_y1 or roi_mask columns to "
+                                        "the manifest); attribution inside the ROI cannot be measured")]
         ids_all = evidence.sample_ids(p.scope)
-        groups_all = class_groups(evidence, ids_all, p.group_by)
-        ids: list[str] = []
+        # evaluation units (sample, class, explained target): one class per sample, explained for its prediction;
+        # where a sample holds several classes (segmentation, multi-label) one unit per class it holds, explained
+        # for that class (a segmentation's ROI is then that class's true region)
+        multi = evidence.predictions.labels.ndim > 1
+        if multi:
+            rows_all = evidence.predictions.index_of(list(ids_all))
+            member = np.stack([probe.task.members(evidence.predictions, g, p.group_by)[rows_all]
+                               for g in range(len(evidence.classes))], axis=1) if len(ids_all) else \
+                np.zeros((0, len(evidence.classes)), bool)
+        else:
+            groups_all = class_groups(evidence, ids_all, p.group_by)
+        units: list[tuple[str, int]] = []
         for ci in range(len(evidence.classes)):
-            members = [s for s, g in zip(ids_all, groups_all, strict=True) if g == ci]
+            members = [s for k, s in enumerate(ids_all) if (member[k, ci] if multi else groups_all[k] == ci)]
             if p.n is not None and len(members) > p.n:
                 pick = evidence.rng(f"{p.id}:{ci}").choice(len(members), size=p.n, replace=False)
                 members = [members[i] for i in sorted(pick)]
-            ids.extend(members)
-        with_roi = [s for s in ids if probe.roi(s) is not None]
+            units.extend((s, ci) for s in members)
+        ids = [s for s, _ in units]
+        targets = np.array([g for _, g in units], dtype=np.int64) if multi else \
+            (probe.targets_for(ids, "predicted") if ids else np.zeros(0, np.int64))
+        rois = [probe.roi(s, int(t)) for s, t in zip(ids, targets, strict=True)]
+        keep = [k for k, r in enumerate(rois) if r is not None]
+        with_roi = [ids[k] for k in keep]
         n_no_roi = len(ids) - len(with_roi)
         if not with_roi:
             return [self.error(f"none of the {len(ids)} {scope_words(p.scope)} samples has a ROI; "
                                "attribution inside the ROI cannot be measured")]
-        aset = probe.attributions(p.explainer, with_roi, "predicted")
-        groups = class_groups(evidence, with_roi, p.group_by)
+        aset = probe.attributions(p.explainer, with_roi, targets[keep])
+        groups = np.array([units[k][1] for k in keep], dtype=np.int64)
         pos = positive_part(aset.maps)
         share = np.zeros(len(with_roi))
         hit = np.zeros(len(with_roi), dtype=bool)
         problem: list[str | None] = []
-        for i, sid in enumerate(with_roi):
-            roi = probe.roi(sid)
+        for i, k in enumerate(keep):
+            roi = rois[k]
             assert roi is not None
             why = map_problem(aset.maps[i])
             problem.append(why)

@@ -38,7 +38,7 @@ from ._shortcuts import (
     rnd,
     scope_words,
 )
-from .base import Rule, RuleParams
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
 
@@ -103,6 +103,11 @@ class ShortcutDiscovery(Rule):
     kind = "shortcut_discovery"
     title = "Clusters of explanations that focus off the object"
     Params = ShortcutDiscoveryParams
+    criterion = Criterion("share of a class's samples in flagged explanation clusters", "fraction of samples",
+                          "above")
+
+    def shortcut_classes(self) -> tuple[str, ...]:
+        return ("fixed_position", "background")
 
     def check(self, evidence: Evidence) -> list[Finding]:
         p: ShortcutDiscoveryParams = self.params  # type: ignore[assignment]

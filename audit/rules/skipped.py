@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..types import Finding
-from .base import Rule, RuleParams
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
 
@@ -17,6 +17,7 @@ class SkippedMax(Rule):
     kind = "skipped_max"
     title = "Unreadable images"
     Params = SkippedParams
+    criterion = Criterion("share of listed images skipped", "fraction of listed images", "above")
 
     def check(self, evidence: Evidence) -> list[Finding]:
         p: SkippedParams = self.params  # type: ignore[assignment]

@@ -134,7 +134,8 @@ def choose_threshold(y: np.ndarray, s: np.ndarray, rule: str) -> float:
     """The operating threshold a target asks for, chosen on these scores: 'sensitivity>=x' — the highest threshold
     still reaching sensitivity x (the most specific such point); 'specificity>=x' — the lowest threshold reaching
     specificity x; 'precision>=x' — the lowest threshold reaching precision x (the most sensitive); 'youden' —
-    the threshold maximising sensitivity + specificity − 1. NaN when no threshold reaches the target."""
+    the threshold maximising sensitivity + specificity − 1; 'f1' — the threshold maximising F1 (the highest such
+    threshold on ties). NaN when no threshold reaches the target."""
     y = y.astype(bool)
     order = np.argsort(-s, kind="mergesort")
     ss, yy = s[order], y[order]
@@ -146,6 +147,8 @@ def choose_threshold(y: np.ndarray, s: np.ndarray, rule: str) -> float:
     sens, spec = tp / pos, 1 - fp / neg
     if rule == "youden":
         return float(cands[int(np.argmax(sens + spec - 1))])
+    if rule == "f1":
+        return float(cands[int(np.argmax(2 * tp / np.maximum(tp + fp + pos, 1)))])  # 2TP / (2TP + FP + FN)
     m = TARGET.match(rule)
     if m is None:
         raise ValueError(f"unknown operating point {rule!r}")

@@ -27,6 +27,8 @@ class LabelView:
     threshold: float
     negative: str = "no"  # how a 0 reads (binary: the negative class's name)
     positive: str = "yes"
+    unit: str = "probability"  # what ``s`` is ("anomaly score": any real)
+    span: tuple[float, float] = (0.0, 1.0)  # the range of ``s`` (misses sort before false alarms on any scale)
 
 
 def ranked(v: LabelView, rows: np.ndarray, category: PickCategory) -> list[tuple[int, float]]:
@@ -39,7 +41,8 @@ def ranked(v: LabelView, rows: np.ndarray, category: PickCategory) -> list[tuple
     elif category == "incorrect":
         keep = decided != (y == 1)
         # misses first: a missed positive sorts before any false alarm, each by how far it is on the wrong side
-        key = np.where(y == 1, -2.0 + s, -np.abs(s - t))
+        lo, hi = v.span
+        key = np.where(y == 1, -2.0 + (s - lo) / ((hi - lo) or 1.0), -np.abs(s - t) / ((hi - lo) or 1.0))
     else:
         keep = np.ones(len(rows), dtype=bool)
         key = np.abs(s - t)
@@ -50,7 +53,8 @@ def ranked(v: LabelView, rows: np.ndarray, category: PickCategory) -> list[tuple
 
 def _reason(v: LabelView, category: PickCategory, row: int, rank: int, where: str) -> str:
     s, t, y = float(v.s[row]), v.threshold, int(v.y[row])
-    label = f"'{v.name}' probability {s:.3f} (threshold {t:.3f})"
+    label = f"'{v.name}' probability {s:.3f} (threshold {t:.3f})" if v.unit == "probability" \
+        else f"{v.unit} {s:.4g} (threshold {t:.4g})"
     if category == "correct":
         return f"{label}, truly {v.positive if y else v.negative}: #{rank} most confident right answer {where}"
     if category == "incorrect":

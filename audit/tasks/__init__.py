@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from ..errors import ConfigError
+from .anomaly import AnomalyTask
 from .base import ReportSection, SampleSummary, Task, TaskMetrics, TaskOptions
 from .binary import BinaryTask
 from .multiclass import MulticlassTask
 from .multilabel import MultilabelTask
+from .segmentation import SegmentationTask
 
-_BUILTIN: tuple[type[Task], ...] = (MulticlassTask, BinaryTask, MultilabelTask)
+_BUILTIN: tuple[type[Task], ...] = (MulticlassTask, BinaryTask, MultilabelTask, SegmentationTask, AnomalyTask)
 
 ENTRY_POINT_GROUP = "model_audit.tasks"
 

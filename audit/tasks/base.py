@@ -96,9 +96,16 @@ class Task(ABC):
     def to_scores(self, outputs: torch.Tensor) -> torch.Tensor:
         """Checked outputs -> per-sample scores (n, K) float (probabilities for classifiers)."""
 
-    def fit(self, preds: Predictions) -> tuple[Task, Predictions]:
+    def dense(self, outputs: torch.Tensor, size: tuple[int, int]) -> np.ndarray | None:
+        """Per-pixel answers (B, H, W) at input resolution ``size`` kept beside the scores (a segmentation's class
+        map, an anomaly map); None for image-level tasks."""
+        return None
+
+    def fit(self, preds: Predictions, records: Sequence[Any] = (), preprocess: Any = None
+            ) -> tuple[Task, Predictions]:
         """The task with what it settles on the held-out scores (e.g. a threshold chosen at a target sensitivity),
-        and the predictions with the task's decisions. Default: nothing to settle."""
+        and the predictions with the task's decisions (and, for per-pixel tasks, the truth read from ``records``
+        at the input geometry of ``preprocess``). Default: nothing to settle."""
         return self, preds
 
     # ---- metrics and their presentation ----------------------------------------------------------------
@@ -113,6 +120,11 @@ class Task(ABC):
     @abstractmethod
     def report_sections(self, metrics: TaskMetrics) -> list[ReportSection]:
         """Report sections for the metrics, in reading order."""
+
+    def sample_sections(self, preds: Predictions, picks: Picks, images: Mapping[str, Any]) -> list[ReportSection]:
+        """Report sections drawn from the picked samples (``images``: sample id -> its view with ``image``), e.g.
+        a segmentation's predicted and true masks; default none."""
+        return []
 
     @abstractmethod
     def headline(self, metrics: TaskMetrics) -> str:
@@ -159,10 +171,18 @@ class Task(ABC):
         """(n,) int: the output column each explainer explains for these rows."""
 
     @contextmanager
-    def explaining(self, model: nn.Module) -> Iterator[nn.Module]:
-        """The module explainers run on while inside: its (B, K) output is indexed by ``targets`` (default: the model
-        itself; a one-logit binary model is read as the two logits (−z, z) so that target 0 explains "negative")."""
+    def explaining(self, model: nn.Module, inputs: torch.Tensor | None = None) -> Iterator[nn.Module]:
+        """The module explainers run on while inside, for the batch ``inputs``: its (B, K) output is indexed by
+        ``targets`` (default: the model itself; a one-logit binary model is read as the logits (−z, z); a
+        segmentation model as each class's logits summed over the region it predicts for that class)."""
         yield model
+
+    def target_region(self, roi: np.ndarray | None, truth: np.ndarray | None, target: int | None
+                      ) -> np.ndarray | None:
+        """Where the evidence for ``target`` (None: for the sample as a whole) should lie in one sample: its ROI
+        (default), or for a per-pixel task the true region of the target class or the defect (``truth``: the
+        sample's per-pixel truth)."""
+        return roi
 
     # ---- rules ----------------------------------------------------------------------------------------
     def check_rule_kind(self, kind: str, rule_id: str) -> None:

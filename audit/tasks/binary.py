@@ -28,16 +28,11 @@ from .multiclass import MulticlassTask
 RANKING = ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "f1")
 
 
-@dataclass(frozen=True)
-class BinaryMetrics:
-    """Ranking metrics of the positive probability and everything at the threshold (the multiclass table of the
-    thresholded decisions: accuracy, per class, confusion, subgroups)."""
+class ThresholdedViews:
+    """The multiclass views of thresholded decisions (``self.at``) that class-level rules read."""
 
-    n: int
-    positive: LabelMetrics
     at: Metrics
 
-    # the multiclass views of the thresholded decisions that class-level rules read
     @property
     def per_class(self) -> tuple:
         return self.at.per_class
@@ -49,6 +44,16 @@ class BinaryMetrics:
     @property
     def confusion_normalized(self) -> np.ndarray:
         return self.at.confusion_normalized
+
+
+@dataclass(frozen=True)
+class BinaryMetrics(ThresholdedViews):
+    """Ranking metrics of the positive probability and everything at the threshold (the multiclass table of the
+    thresholded decisions: accuracy, per class, confusion, subgroups)."""
+
+    n: int
+    positive: LabelMetrics
+    at: Metrics
 
     def scalar(self, name: str) -> float:
         if name in RANKING or name in ("brier", "ece", "threshold", "prevalence"):
@@ -119,7 +124,7 @@ class BinaryTask(MulticlassTask):
         return torch.stack([1 - p, p], dim=1)
 
     @contextmanager
-    def explaining(self, model: nn.Module) -> Iterator[nn.Module]:
+    def explaining(self, model: nn.Module, inputs: torch.Tensor | None = None) -> Iterator[nn.Module]:
         """A one-logit model z explained as the logits (−z, z): target 1 explains the finding, target 0 its absence
         (both sides of the same log-odds); a two-logit model is explained as it is."""
 
@@ -133,7 +138,8 @@ class BinaryTask(MulticlassTask):
             handle.remove()
 
     # ---- the operating point ------------------------------------------------------------------------------
-    def fit(self, preds: Predictions) -> tuple[BinaryTask, Predictions]:
+    def fit(self, preds: Predictions, records: Sequence[Any] = (), preprocess: Any = None
+            ) -> tuple[BinaryTask, Predictions]:
         t, source = choose(self.options, self.classes[1], preds.labels, preds.probs[:, 1])
         fitted = copy.copy(self)
         fitted.threshold, fitted.source = t, source

@@ -65,7 +65,8 @@ class MultilabelTask(Task):
         return outputs.float() if self.output_kind == "probabilities" else torch.sigmoid(outputs.float())
 
     # ---- operating points ---------------------------------------------------------------------------------
-    def fit(self, preds: Predictions) -> tuple[MultilabelTask, Predictions]:
+    def fit(self, preds: Predictions, records: Sequence[Any] = (), preprocess: Any = None
+            ) -> tuple[MultilabelTask, Predictions]:
         fitted = copy.copy(self)
         picked = [choose(self.options, c, preds.labels[:, k], preds.probs[:, k]) for k, c in enumerate(self.classes)]
         fitted.thresholds = np.array([t for t, _ in picked])

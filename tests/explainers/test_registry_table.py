@@ -15,6 +15,7 @@ from torch import nn
 import audit.explainers as pkg
 from audit.errors import ConfigError
 from audit.explainers import ExplainContext, Explainer, build_explainer, registry
+from audit.tasks.anomaly import AnomalyTask
 
 VIT_ONLY = {"attention_rollout"}
 # keep the sampling methods small so the table runs in seconds
@@ -28,13 +29,33 @@ FAST = {
 NAMES = sorted(registry())
 
 
+MAP_ONLY = {"anomaly_map"}  # reads the anomaly map a detector returns (under the anomaly task's explaining)
+
+
+class MapDetector(nn.Module):
+    """An anomaly detector returning a map (B, 1, H, W): a fixed conv of the input, squared."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.conv = nn.Conv2d(3, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) ** 2
+
+
 def model_for(name: str, cnn: nn.Module, vit: nn.Module) -> nn.Module:
+    if name in MAP_ONLY:
+        return MapDetector().eval()
     return vit if name in VIT_ONLY else cnn
 
 
 def run(name: str, model: nn.Module, x: torch.Tensor, t: torch.Tensor, seed: int = 0) -> torch.Tensor:
     ex = build_explainer(name, FAST.get(name), ExplainContext(seed=seed, dataset_mean=torch.zeros(3, 16, 16)))
     ex.check(model)
+    if name in MAP_ONLY:
+        with AnomalyTask(("normal", "anomalous")).explaining(model, x) as m:
+            return ex.explain(m, x, torch.ones_like(t))
     return ex.explain(model, x, t)
 
 

@@ -29,8 +29,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from audit.datachecks import DataChecks, run_datachecks
 from audit.engine.probe import ModelProbe
 from audit.explainers import Explainer
+from audit.loading.decode import DecodeOptions
 from audit.loading.listing import SampleRecord
 from audit.loading.preprocess import Preprocess
 from audit.rules.evidence import Evidence
@@ -294,7 +296,24 @@ def build_evidence(zm: ZooModel, explainers: tuple[str, ...] = ("gradcam",), see
     probe = ModelProbe.local(zm.model, records, PREPROCESS, preds, classes=CLASSES, seed=seed, batch_size=256,
                              explain_batch_size=64, dataset_mean=x.mean(0))
     return Evidence(classes=CLASSES, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=seed,
-                    explainers=explainers, n_listed=len(ids))
+                    explainers=explainers, n_listed=len(ids), data=zoo_datachecks(zm, records))
+
+
+def zoo_datachecks(zm: ZooModel, records: list[SampleRecord]) -> DataChecks:
+    """The data-checks stage as the runner runs it: the held-out listing, its metadata and the training listing
+    (the training split written as PNGs too, so the train/held-out overlap check applies)."""
+    key = (str(zm.folder), len(records), records[0].roi_box is not None)
+    if key not in _DATACHECKS:
+        train = make_data(zm.spec, zm.spec.n_train, 1)
+        write_pngs(train, zm.folder / "train")
+        train_records = [SampleRecord(id=f"t{i:04d}", path=zm.folder / "train" / f"{i:04d}.png",
+                                      label=int(train.labels[i])) for i in range(len(train.labels))]
+        meta = pd.DataFrame({"site": [r.metadata["site"] for r in records]})
+        _DATACHECKS[key] = run_datachecks(records, CLASSES, meta, 3, DecodeOptions(), zm.spec.seed, train_records)
+    return _DATACHECKS[key]
+
+
+_DATACHECKS: dict[tuple, DataChecks] = {}
 
 
 # ---- explainers with a known answer (registered only inside tests, on one probe) ---------------------------

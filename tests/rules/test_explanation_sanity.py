@@ -8,6 +8,7 @@ al. (guided backprop barely changes) is asserted only on the deeper VGG-style ne
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -34,14 +35,15 @@ def test_model_blind_explainer_fails_weight_dependent_ones_pass(zoo_evidence, wi
     names = ["gradcam", "test_edges"] + (["saliency"] if "saliency" in explainer_registry() else [])
     f = rule(explainers=names).check(ev)[0]
     assert f.status == "fail"
-    assert f.details["not_model_sensitive"] == ["test_edges"]
+    assert "test_edges" in f.details["not_model_sensitive"] and "gradcam" not in f.details["not_model_sensitive"]
     per = f.details["explainers"]
     assert per["test_edges"]["spearman_curve"] == [1.0] * len(per["test_edges"]["layers"])
     for name in names:
         curve = per[name]["spearman_curve"]
         assert len(curve) == len(ev.probe.parameter_layers()) and all(np.isfinite(curve))
-        if name != "test_edges":
-            assert per[name]["model_sensitive"] and per[name]["spearman"] < 0.7
+        if name != "test_edges":  # on a 4-layer net saliency keeps the first conv's edges until the last step
+            assert curve[-1] < 0.7
+    assert per["gradcam"]["model_sensitive"] and per["gradcam"]["spearman"] < 0.7
     json.dumps(f.details)
     assert rule(explainers=["gradcam"]).check(ev)[0].status == "pass"
 
@@ -58,19 +60,30 @@ def test_layers_count_limits_the_cascade(zoo_evidence) -> None:
     assert len(f.details["explainers"]["gradcam"]["spearman_curve"]) == 2
 
 
+def test_every_explainer_the_report_draws_is_tested(zoo_evidence) -> None:
+    ev = replace(zoo_evidence("none", fresh=True), explainers=("gradcam", "saliency"))
+    f = rule(explainers=["guided_backprop"]).check(ev)[0]
+    assert set(f.details["explainers"]) == {"gradcam", "saliency", "guided_backprop"}
+    assert f.details["criterion"]["direction"] == "above"
+    assert f.message.startswith("Spearman similarity of maps after randomising the top layers ")
+    for e in f.details["explainers"].values():
+        assert len(e["spearman_curve"]) == len(e["layers"]) and e["judged_step"] == 3
+
+
 @pytest.mark.slow
 def test_reference_pattern_on_a_deeper_network(vgg_evidence) -> None:
     """Measured (notes, and here): on a VGG-style net (8 conv + batch norm, 17 parameter layers) guided
-    backprop barely changes when the top layers are randomised (mean Spearman over the cascade ≈ 0.76);
-    saliency (≈ 0.48) and Grad-CAM (≈ 0.0) change. Asserted at the rule's default thresholds."""
+    backprop barely changes when the top layers are randomised (Spearman about 0.9 after three), while
+    saliency and Grad-CAM have changed by then (about 0.4). Judged as the shortcuts pack judges: the value after
+    the top three layers, limit 0.5; the mean over the whole cascade would blur the difference."""
     reg = explainer_registry()
     if "guided_backprop" not in reg or "saliency" not in reg:
         pytest.skip("guided_backprop / saliency not registered")
     ev = vgg_evidence
     assert ev.metrics.accuracy > 0.95
-    f = rule(explainers=["guided_backprop", "saliency", "gradcam"], n=12).check(ev)[0]
+    f = rule(explainers=["guided_backprop", "saliency", "gradcam"], n=12, max_spearman=0.5).check(ev)[0]
     per = f.details["explainers"]
-    means = {n: e.get("spearman") for n, e in per.items()}
-    assert f.details["not_model_sensitive"] == ["guided_backprop"], means
-    assert per["guided_backprop"]["spearman_curve"][0] > 0.9, means  # top layer randomised: nearly unchanged
-    assert means["guided_backprop"] > means["saliency"] + 0.15 > means["gradcam"] + 0.15, means
+    top = {n: e.get("spearman") for n, e in per.items()}
+    assert f.status == "fail" and f.details["not_model_sensitive"] == ["guided_backprop"], top
+    assert top["guided_backprop"] > 0.75 and top["saliency"] < 0.5 and top["gradcam"] < 0.5, top
+    assert per["guided_backprop"]["spearman_curve"][0] > 0.9, top  # top layer randomised: nearly unchanged

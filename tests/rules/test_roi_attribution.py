@@ -47,9 +47,9 @@ def test_all_zero_maps_fail_with_the_reason(zoo_evidence, with_test_explainers) 
     assert "all-zero map" in f.message
 
 
-def test_no_roi_is_an_error_that_says_so(zoo_evidence) -> None:
+def test_no_roi_is_not_applicable_and_says_so(zoo_evidence) -> None:
     f = rule().check(zoo_evidence("none", with_roi=False))[0]
-    assert f.status == "error" and "ROI" in f.message
+    assert f.status == "not_applicable" and not f.blocking and "ROI" in f.message
 
 
 def test_subset_is_seeded_and_group_by_predicted(zoo_evidence) -> None:

@@ -80,15 +80,19 @@ class SegmentationTask(Task):
         with torch.no_grad():
             region = F.one_hot(model(inputs).argmax(dim=1), len(self.classes)).permute(0, 3, 1, 2).float()
 
-        def summed(_m: nn.Module, _args: tuple, out: object) -> object:
+        def summed(_m: nn.Module, args: tuple, out: object) -> object:
             if not isinstance(out, torch.Tensor) or out.dim() != 4:
                 return out
-            reg = region
-            if out.shape[0] != reg.shape[0]:  # perturbed copies (occlusion, integrated gradients): captum stacks
-                if out.shape[0] % reg.shape[0]:  # whole copies of the batch, so row i belongs to image i mod B
-                    raise ModelError(f"a batch of {out.shape[0]} perturbed images for {reg.shape[0]} explained ones: "
-                                     "not whole copies of the batch")
-                reg = reg.repeat(out.shape[0] // reg.shape[0], 1, 1, 1)
+            n, b = out.shape[0], region.shape[0]
+            if n == b:
+                reg = region
+            elif n < b and args and torch.equal(args[0], inputs[:n].to(args[0].device, args[0].dtype)):
+                reg = region[:n]  # the batch's first images as they are (e.g. a layer-shape probe)
+            elif n % b == 0:  # perturbed copies (occlusion, integrated gradients): captum stacks whole copies of
+                reg = region.repeat(n // b, 1, 1, 1)  # the batch, so row i belongs to image i mod B
+            else:
+                raise ModelError(f"a batch of {n} perturbed images for {b} explained ones: not whole copies of the "
+                                 "batch")
             return (out * reg.to(out.dtype)).sum(dim=(2, 3))
 
         handle = model.register_forward_hook(summed)

@@ -7,7 +7,9 @@ from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
+from typer.testing import CliRunner, Result
 
+from audit.cli import app
 from audit.demo import examples
 
 SCHEMA = json.loads(files("audit").joinpath("schema/results.schema.json").read_text())
@@ -33,3 +35,8 @@ def seg_config(root: Path, context: bool) -> Path:
 def parts_config(root: Path, detector: str) -> Path:
     """The example's config in ``root`` for the local-deviation ("local") or the fixture detector."""
     return _quick(examples.inspection_model(root, clean=detector == "local"))
+
+
+def run_audit_cli(cfg: Path, out: Path, *extra: str) -> Result:
+    """`audit run CFG --out OUT [extra]` in-process."""
+    return CliRunner().invoke(app, ["run", str(cfg), "--out", str(out), *extra])

@@ -11,16 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
-from task_helpers import parts_config, valid
-from typer.testing import CliRunner
-
-from audit.cli import app
-
-runner = CliRunner()
-
-
-def _run(cfg, out, *extra):
-    return runner.invoke(app, ["run", str(cfg), "--out", str(out), *extra])
+from task_helpers import parts_config, run_audit_cli, valid
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +20,7 @@ def audits(parts_set, tmp_path_factory):
     for det in ("local", "fixture"):
         root = tmp_path_factory.mktemp(det)
         shutil.copytree(parts_set, root, dirs_exist_ok=True)
-        res = _run(parts_config(root, det), root / "out")
+        res = run_audit_cli(parts_config(root, det), root / "out")
         out[det] = (res, json.loads((root / "out" / "results.json").read_text()), root)
     return out
 
@@ -76,7 +67,7 @@ def test_score_only_model_says_pixel_metrics_are_unavailable(parts_set, tmp_path
         "class ScoreOnly(LocalDeviation):\n    def forward(self, x):\n"
         "        return super().forward(x).amax(dim=(1, 2, 3))\n\n"
         "def build(num_classes=2, detector='local'):\n    return ScoreOnly()\n")
-    res = _run(cfg, tmp_path / "out", "--set", 'rules.pack="default"')
+    res = run_audit_cli(cfg, tmp_path / "out", "--set", 'rules.pack="default"')
     assert res.exit_code in (0, 1), res.output
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     px = doc["metrics"]["pixel"]
@@ -106,10 +97,10 @@ def _break_mask(root, how):
 
 @pytest.mark.parametrize(("how", "words"), [("rgb", "mode RGB"), ("size", "48x40 but the image is 48x48"),
                                              ("missing", "")])
-def test_bad_defect_masks_stop_the_run(parts_set, tmp_path, how, words):
+def test_bad_defect_masks_stop_therun_audit_cli(parts_set, tmp_path, how, words):
     shutil.copytree(parts_set, tmp_path, dirs_exist_ok=True)
     name = _break_mask(tmp_path, how)
-    res = _run(parts_config(tmp_path, "local"), tmp_path / "out")
+    res = run_audit_cli(parts_config(tmp_path, "local"), tmp_path / "out")
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and name in lines[0] and words in lines[0], res.output
@@ -118,5 +109,5 @@ def test_bad_defect_masks_stop_the_run(parts_set, tmp_path, how, words):
 
 def test_defect_masks_on_a_classifier_are_refused(parts_set, tmp_path):
     shutil.copytree(parts_set, tmp_path, dirs_exist_ok=True)
-    res = _run(parts_config(tmp_path, "local"), tmp_path / "out", "--set", 'model.task="binary"')
+    res = run_audit_cli(parts_config(tmp_path, "local"), tmp_path / "out", "--set", 'model.task="binary"')
     assert res.exit_code == 2 and "mask" in res.output, res.output

@@ -13,17 +13,9 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.metrics import jaccard_score
-from task_helpers import seg_config, valid
-from typer.testing import CliRunner
+from task_helpers import run_audit_cli, seg_config, valid
 
-from audit.cli import app
 from audit.demo.segment import HandBuilt
-
-runner = CliRunner()
-
-
-def _run(cfg, out, *extra):
-    return runner.invoke(app, ["run", str(cfg), "--out", str(out), *extra])
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +24,7 @@ def audits(seg_set, tmp_path_factory):
     for name, context in (("clean", False), ("context", True)):
         root = tmp_path_factory.mktemp(name)
         shutil.copytree(seg_set, root, dirs_exist_ok=True)
-        res = _run(seg_config(root, context), root / "out", "--set", 'report.formats=["html","json","junit","pdf"]')
+        res = run_audit_cli(seg_config(root, context), root / "out", "--set", 'report.formats=["html","json","junit","pdf"]')
         out[name] = (res, json.loads((root / "out" / "results.json").read_text()), root)
     return out
 
@@ -83,7 +75,7 @@ def _first_mask(root):
 
 @pytest.mark.parametrize(("how", "words"), [("value", "value 7 is not a class index"), ("rgb", "mode RGB"),
                                              ("size", "is 48x30 but the image is 48x48")])
-def test_bad_label_masks_stop_the_run(seg_set, tmp_path, how, words):
+def test_bad_label_masks_stop_therun_audit_cli(seg_set, tmp_path, how, words):
     shutil.copytree(seg_set, tmp_path, dirs_exist_ok=True)
     name = _first_mask(tmp_path)
     arr = np.zeros((48, 48), np.uint8)
@@ -94,7 +86,7 @@ def test_bad_label_masks_stop_the_run(seg_set, tmp_path, how, words):
         Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(tmp_path / name)
     else:
         Image.fromarray(np.zeros((30, 48), np.uint8)).save(tmp_path / name)
-    res = _run(seg_config(tmp_path, False), tmp_path / "out")
+    res = run_audit_cli(seg_config(tmp_path, False), tmp_path / "out")
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and name in lines[0] and words in lines[0], res.output
@@ -108,7 +100,7 @@ def test_ignored_pixels_are_left_out(seg_set, tmp_path):
         arr = np.asarray(Image.open(p)).copy()
         arr[:, :4] = 255  # an unlabelled band
         Image.fromarray(arr).save(p)
-    res = _run(seg_config(tmp_path, False), tmp_path / "out", "--set", 'report.formats=["json"]')
+    res = run_audit_cli(seg_config(tmp_path, False), tmp_path / "out", "--set", 'report.formats=["json"]')
     assert res.exit_code in (0, 1), res.output
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert sum(c["pixels_true"] for c in doc["metrics"]["per_class"]) == len(rows) * 48 * 44
@@ -118,8 +110,8 @@ def test_cache_reuses_outputs_and_a_mask_edit_changes_the_fingerprint(seg_set, t
     shutil.copytree(seg_set, tmp_path, dirs_exist_ok=True)
     cfg = seg_config(tmp_path, False)
     cfg.write_text(cfg.read_text().replace("[cache]\nenabled = false\n", ""))
-    first = _run(cfg, tmp_path / "a", "--set", 'report.formats=["json"]')
-    again = _run(cfg, tmp_path / "b", "--set", 'report.formats=["json"]')
+    first = run_audit_cli(cfg, tmp_path / "a", "--set", 'report.formats=["json"]')
+    again = run_audit_cli(cfg, tmp_path / "b", "--set", 'report.formats=["json"]')
     assert "reused from the cache" in again.output, again.output
     a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
     assert a["metrics"] == b["metrics"] and first.exit_code == again.exit_code
@@ -127,7 +119,7 @@ def test_cache_reuses_outputs_and_a_mask_edit_changes_the_fingerprint(seg_set, t
     arr = np.asarray(Image.open(tmp_path / name)).copy()
     arr[arr == 1] = 0  # the first image's discs unlabelled as background: same file, different truth
     Image.fromarray(arr).save(tmp_path / name)
-    edited = _run(cfg, tmp_path / "c", "--set", 'report.formats=["json"]')
+    edited = run_audit_cli(cfg, tmp_path / "c", "--set", 'report.formats=["json"]')
     c = json.loads((tmp_path / "c" / "results.json").read_text())
     assert "reused from the cache" not in edited.output
     assert c["provenance"]["data"]["images_sha256"] != a["provenance"]["data"]["images_sha256"]

@@ -74,3 +74,7 @@ def test_perturbed_copies_keep_each_image_s_region():
                 assert torch.isclose(out[2 + b, c], (logits2[b, c] * (region[b] == c)).sum(), rtol=1e-5)
         with pytest.raises(ModelError, match="not whole copies"):
             hooked(torch.rand(3, 1, 24, 24))
+        with pytest.raises(ModelError, match="not whole copies"):
+            hooked(x2[:1])  # one image that is not the batch's first: its region is unknown
+        first = hooked(x[:1])  # the batch's first image as it is (a layer-shape probe): its own region
+        torch.testing.assert_close(first, out[:1])

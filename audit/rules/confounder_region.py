@@ -45,11 +45,11 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from ..engine.probe import ModelProbe
-from ..tasks import Task
 from ..types import Finding
+from ._region_effects import bootstrap_mean, brief, donor_direction, eligible, own_targets, sample_mask
+from ._region_message import message
 from ._regions import BoxRegion, Region, RegionName, build_regions
-from ._shortcuts import MAX_EVIDENCE_IDS, explainer_title, map_problem, pct, positive_part, require_probe, rnd
+from ._shortcuts import MAX_EVIDENCE_IDS, explainer_title, map_problem, positive_part, require_probe, rnd, scope_words
 from ._swap import DonorPool, Edit, ImageSource, edited_scores, grown
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
@@ -109,19 +109,6 @@ CRITERIA = {
 }
 
 
-def bootstrap_mean(a: np.ndarray, b: np.ndarray | None, reps: int, rng: np.random.Generator
-                   ) -> tuple[float, float, float]:
-    """Mean of ``a`` (paired differences) or mean(a) − mean(b) (two groups), with a 95 % percentile interval."""
-    if b is None:
-        est = float(a.mean())
-        boots = a[rng.integers(0, len(a), (reps, len(a)))].mean(1)
-    else:
-        est = float(a.mean() - b.mean())
-        boots = a[rng.integers(0, len(a), (reps, len(a)))].mean(1) - b[rng.integers(0, len(b), (reps, len(b)))].mean(1)
-    lo, hi = np.percentile(boots, [2.5, 97.5])
-    return est, float(lo), float(hi)
-
-
 class ConfounderRegion(Rule):
     kind = "confounder_region"
     title = "Reliance on a suspect image region"
@@ -175,7 +162,7 @@ class ConfounderRegion(Rule):
             members[g] = [str(s) for s in pr.ids[r]]
         ids = sorted({s for v in members.values() for s in v}, key=lambda s: int(pr.index_of([s])[0]))
         if not ids:
-            return [self.error(f"no {_scope_words(p.scope)} samples to test")]
+            return [self.error(f"no {scope_words(p.scope)} samples to test")]
         pos_of = {s: i for i, s in enumerate(ids)}
         src = ImageSource(probe, ids)
         rois = [probe.roi(s) for s in ids]
@@ -206,9 +193,9 @@ class ConfounderRegion(Rule):
                 cand = sorted(evidence.rng(f"{p.id}:{g}:insert").choice(cand, size=p.n, replace=False).tolist())
             others_of[g] = cand
         for reg in regions:
-            eligible = self._eligible(reg, rois, p.max_roi_overlap)
+            ok_rows = eligible(reg, rois, p.max_roi_overlap)
             if not edit.uses_donor:
-                rows_e = np.flatnonzero(eligible)
+                rows_e = np.flatnonzero(ok_rows)
                 occl_scores[reg.key] = np.full((len(ids), orig.shape[1]), np.nan)
                 if len(rows_e):
                     occl_scores[reg.key][rows_e] = edited_scores(probe, src, rows_e, reg, edit, rois_grown,
@@ -216,7 +203,7 @@ class ConfounderRegion(Rule):
             per_group: dict[str, dict] = {}
             for g, gname in enumerate(groups):
                 rows_all = np.array([pos_of[s] for s in members[g]], dtype=np.int64)
-                rows = rows_all[eligible[rows_all]] if len(rows_all) else rows_all
+                rows = rows_all[ok_rows[rows_all]] if len(rows_all) else rows_all
                 entry: dict = {"n": len(rows), "n_left_out": int(len(rows_all) - len(rows))}
                 per_group[gname] = entry
                 if len(rows) == 0:
@@ -226,11 +213,11 @@ class ConfounderRegion(Rule):
                 d0 = task.decide(orig[rows], tgt)
                 if edit.uses_donor:
                     assert donors is not None
-                    rm = self._donor_direction(p, evidence, probe, task, src, ids, reg, edit, rois_grown, donors,
+                    rm = donor_direction(p, evidence, probe, task, src, ids, reg, edit, rois_grown, donors,
                                                donor_ctx.get(reg.key), rows, g, orig, "removal", boot_rng)
                     ins_rows = np.array(sorted(others_of.get(g, [])), dtype=np.int64)
-                    ins_rows = ins_rows[eligible[ins_rows]] if len(ins_rows) else ins_rows
-                    ins = (self._donor_direction(p, evidence, probe, task, src, ids, reg, edit, rois_grown, donors,
+                    ins_rows = ins_rows[ok_rows[ins_rows]] if len(ins_rows) else ins_rows
+                    ins = (donor_direction(p, evidence, probe, task, src, ids, reg, edit, rois_grown, donors,
                                                  donor_ctx.get(reg.key), ins_rows, g, orig, "insertion", boot_rng)
                            if len(ins_rows) else None)
                     if rm is None and ins is None:
@@ -243,14 +230,14 @@ class ConfounderRegion(Rule):
                     drop_t, flip_t, per_sample = best["effect"], best["flip"], best["per_sample"]
                     control = {"prob_drop": best["control"], "flip_rate": best["control_flip"],
                                "direction": best["direction"]}
-                    entry["removal"] = _brief(rm)
-                    entry["insertion"] = _brief(ins)
+                    entry["removal"] = brief(rm)
+                    entry["insertion"] = brief(ins)
                 else:
                     sc = occl_scores[reg.key]
-                    others = np.flatnonzero(eligible & ~np.isin(np.arange(len(ids)), rows_all))
+                    others = np.flatnonzero(ok_rows & ~np.isin(np.arange(len(ids)), rows_all))
                     drop_t = s0 - task.target_scores(sc[rows], tgt)
                     flip_t = (d0 & ~task.decide(sc[rows], tgt)).astype(float)
-                    o_tgt = _own_targets(task, pr, ids, others, members)
+                    o_tgt = own_targets(task, pr, ids, others, members)
                     keep = o_tgt >= 0
                     others, o_tgt = others[keep], o_tgt[keep]
                     if len(others) == 0:
@@ -268,7 +255,7 @@ class ConfounderRegion(Rule):
                 n_share_over = None
                 if share_maps is not None and not reg.mask.all():
                     pos, bad = share_maps
-                    masks = np.stack([self._sample_mask(reg, rois_grown[i]) for i in rows])
+                    masks = np.stack([sample_mask(reg, rois_grown[i]) for i in rows])
                     tot = pos[rows].reshape(len(rows), -1).sum(1)
                     ins = (pos[rows] * masks).reshape(len(rows), -1).sum(1)
                     sh = np.where(bad[rows] | (tot <= 0), 0.0, ins / np.where(tot > 0, tot, 1.0))
@@ -296,7 +283,7 @@ class ConfounderRegion(Rule):
                          else "the same edit on the other groups", "n_evaluated": len(ids), "limit": limit,
                          "regions": region_tables}
         if not cells:
-            return [self.error(f"no group has {p.min_samples} or more {_scope_words(p.scope)} samples clear of the "
+            return [self.error(f"no group has {p.min_samples} or more {scope_words(p.scope)} samples clear of the "
                                "tested regions (with donors of another and of the same group)")]
         worst = max(cells, key=lambda c: (c["failed"], c["value"]))
         if worst["failed"]:
@@ -314,145 +301,9 @@ class ConfounderRegion(Rule):
         r = worst["rows"]
         order = np.argsort(-worst["per_sample"], kind="stable")
         ev_ids = [ids[i] for i in r[order][:MAX_EVIDENCE_IDS]]
-        msg = self._message(p, crit, limit, worst, reg, gname, failing, groups, explainer_title(probe, p.explainer)
+        msg = message(p, crit, limit, worst, reg, gname, failing, groups, explainer_title(probe, p.explainer)
                             if share_maps is not None else "", regions)
         return [self.finding(bool(failing), msg, worst["value"], limit, ev_ids if failing else ev_ids[:4], details,
                              criterion=crit)]
 
     # ---- helpers ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def _donor_direction(p: ConfounderRegionParams, evidence: Evidence, probe: ModelProbe, task: Task,
-                         src: ImageSource, ids: list[str], reg: Region, edit: Edit, rois: list, donors: DonorPool,
-                         ring: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray, g: int, orig: np.ndarray,
-                         direction: str, rng: np.random.Generator) -> dict | None:
-        """One direction of a donor edit for group g. ``removal``: samples assigned to g get the region from a
-        donor outside g (test) or in g (control); the effect is the drop of g's score. ``insertion``: samples
-        assigned to other groups get it from a donor in g (test) or outside g (control); the effect is the rise
-        of g's score. Returns None when no sample has both donors."""
-        if len(rows) == 0:
-            return None
-        ctx = None
-        if p.match_context and ring is not None:
-            ctx = (src.get(rows).numpy()[:, :, ring[0]].reshape(len(rows), -1), ring[1])
-        avoid = None
-        if direction == "insertion":  # the control donor comes from a third group where there is one
-            pr = evidence.predictions
-            rows_pred = pr.index_of([ids[i] for i in rows])
-            avoid = np.full(len(rows), -1)
-            for h in range(len(task.groups())):
-                if h != g:
-                    avoid[(avoid < 0) & task.members(pr, h, "predicted")[rows_pred]] = h
-        other, same = donors.choose(evidence, probe, reg, [ids[i] for i in rows], g,
-                                    evidence.rng(f"{p.id}:{reg.key}:{g}:{direction}:donors"), p.max_roi_overlap,
-                                    ctx, p.match_k, avoid)
-        test_d, ctrl_d = (other, same) if direction == "removal" else (same, other)
-        ok = (test_d >= 0) & (ctrl_d >= 0)
-        rows, test_d, ctrl_d = rows[ok], test_d[ok], ctrl_d[ok]
-        if len(rows) == 0:
-            return None
-        tgt = np.full(len(rows), g)
-        full_t = np.full(len(ids), -1)
-        full_t[rows] = test_d
-        full_c = np.full(len(ids), -1)
-        full_c[rows] = ctrl_d
-        test = edited_scores(probe, src, rows, reg, edit, rois, donors, full_t)
-        ctrl = edited_scores(probe, src, rows, reg, edit, rois, donors, full_c)
-        s0 = task.target_scores(orig[rows], tgt)
-        d0 = task.decide(orig[rows], tgt)
-        sign = 1.0 if direction == "removal" else -1.0  # removal: a drop of g's score; insertion: a rise
-        eff_t = sign * (s0 - task.target_scores(test, tgt))
-        eff_c = sign * (s0 - task.target_scores(ctrl, tgt))
-        dt, dc_ = task.decide(test, tgt), task.decide(ctrl, tgt)
-        flip_t = ((d0 & ~dt) if direction == "removal" else (~d0 & dt)).astype(float)
-        flip_c = ((d0 & ~dc_) if direction == "removal" else (~d0 & dc_)).astype(float)
-        a = (eff_t - eff_c) if p.criterion == "prob_drop" else (flip_t - flip_c)
-        est, lo, hi = bootstrap_mean(a, None, p.bootstrap, rng)
-        return {"direction": direction, "rows": rows, "n": len(rows), "est": est, "lo": lo, "hi": hi,
-                "effect": eff_t, "flip": flip_t, "per_sample": a, "control": float(eff_c.mean()),
-                "control_flip": float(flip_c.mean())}
-
-
-    @staticmethod
-    def _eligible(reg: Region, rois: list[np.ndarray | None], max_overlap: float) -> np.ndarray:
-        if reg.per_sample:
-            return np.array([r is not None for r in rois], dtype=bool)
-        if reg.mask.all():
-            return np.ones(len(rois), dtype=bool)
-        area = reg.mask.sum()
-        return np.array([r is None or (r & reg.mask).sum() / area <= max_overlap for r in rois], dtype=bool)
-
-    @staticmethod
-    def _sample_mask(reg: Region, roi: np.ndarray | None) -> np.ndarray:
-        if reg.per_sample:
-            return ~roi if roi is not None else np.zeros_like(reg.mask)
-        return reg.mask
-
-    @staticmethod
-    def _message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, reg: Region, gname: str,
-                 failing: list[dict], groups: tuple[str, ...], title: str, regions: list[Region]) -> str:
-        where = f"for '{gname}', {reg.label}"
-        head = crit.lead(w["value"], limit, where)
-        c = w["control"]
-        unit = "score change" if p.criterion == "prob_drop" else "flip rate"
-        test_v = w["drop"] if p.criterion == "prob_drop" else w["flip"]
-        ctrl_v = c["prob_drop"] if p.criterion == "prob_drop" else c["flip_rate"]
-        what = {"swap": "the {r}", "colour": "the colour statistics of the {r}",
-                "spectrum": "the high-frequency spectrum (sharpness, noise, compression) of the {r}"}
-        if p.replace in what:
-            thing = what[p.replace].format(r=reg.label)
-            if w["direction"] == "removal":
-                body = (f": among {w['n']} {_scope_words(p.scope)} images assigned to '{gname}', taking {thing} from "
-                        f"images of other groups lowers the '{gname}' score by {w['drop']:.2f} on average and flips "
-                        f"{pct(w['flip'])} of the decisions ({w['n_flipped']} of {w['n']}); taking it from other "
-                        f"'{gname}' images (control): drop {c['prob_drop']:.2f}, flips {pct(c['flip_rate'])}")
-            else:
-                body = (f": among {w['n']} {_scope_words(p.scope)} images assigned to other groups, taking {thing} "
-                        f"from '{gname}' images raises the '{gname}' score by {w['drop']:.2f} on average and turns "
-                        f"{pct(w['flip'])} of the decisions to '{gname}' ({w['n_flipped']} of {w['n']}); taking it "
-                        f"from images of other groups (control): rise {c['prob_drop']:.2f}, {pct(c['flip_rate'])} "
-                        f"turned")
-        else:
-            words = {"mean": "replacing the {r} with the image's mean colour", "blur": "blurring the {r}",
-                     "noise": "replacing the {r} with noise", "greyscale": "removing the colour of the {r}"}
-            body = (f": among {w['n']} {_scope_words(p.scope)} images assigned to '{gname}', "
-                    f"{words[p.replace].format(r=reg.label)} lowers the '{gname}' score by {w['drop']:.2f} on average "
-                    f"and flips {pct(w['flip'])} of the decisions ({w['n_flipped']} of {w['n']}); on the "
-                    f"{c.get('n', 0)} images of the other groups (control): drop {c['prob_drop']:.2f}, flips "
-                    f"{pct(c['flip_rate'])}")
-        body += (f"; {unit} {test_v:.2f} − {ctrl_v:.2f} = {w['value']:.2f} (95 % interval {w['lo']:.2f} to "
-                 f"{w['hi']:.2f}).")
-        if w["share"] is not None and title:
-            body += f" {title} puts {pct(w['share'])} of its positive mass there (information, not judged)."
-        if failing:
-            same = sorted({c_["region"].label for c_ in failing if c_["group"] == w["group"]})
-            others = sorted({groups[c_["group"]] for c_ in failing if c_["group"] != w["group"]})
-            body += f" {len(failing)} region/group cell(s) over the limit; for '{gname}': {'; '.join(same)}."
-            if others:  # a cue of one group pasted into another group's images shows in that group's cells too
-                body += (f" Cells of {', '.join(repr(o) for o in others)} are over it too (the largest effect names "
-                         "the group; see details).")
-        else:
-            body += f" No tested region ({', '.join(r_.key for r_ in regions)}) is over the limit; this is the closest."
-        return head + body
-
-
-def _brief(d: dict | None) -> dict | None:
-    if d is None:
-        return None
-    return {"n": d["n"], "excess": rnd(d["est"]), "ci95": [rnd(d["lo"]), rnd(d["hi"])],
-            "effect": rnd(float(d["effect"].mean())), "control": rnd(d["control"]),
-            "flip_rate": rnd(float(d["flip"].mean())), "control_flip_rate": rnd(d["control_flip"])}
-
-
-def _own_targets(task: object, pr: object, ids: list[str], rows: np.ndarray, members: dict[int, list[str]]
-                 ) -> np.ndarray:
-    """For samples of other groups: the group they are judged in (the first that lists them), -1 if none."""
-    where: dict[str, int] = {}
-    for g, ms in members.items():
-        for s in ms:
-            where.setdefault(s, g)
-    return np.array([where.get(ids[i], -1) for i in rows], dtype=np.int64)
-
-
-def _scope_words(scope: str) -> str:
-    return {"correct": "correctly classified", "incorrect": "misclassified", "picks": "picked",
-            "all": "held-out"}.get(scope, scope)

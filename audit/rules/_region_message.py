@@ -1,0 +1,60 @@
+"""The message of a confounder_region finding: the headline criterion, the test and control effects in words,
+their difference with its interval, and which region/group cells are over the limit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._regions import Region
+from ._shortcuts import pct, scope_words
+from .base import Criterion
+
+if TYPE_CHECKING:
+    from .confounder_region import ConfounderRegionParams
+
+
+def message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, reg: Region, gname: str,
+             failing: list[dict], groups: tuple[str, ...], title: str, regions: list[Region]) -> str:
+    where = f"for '{gname}', {reg.label}"
+    head = crit.lead(w["value"], limit, where)
+    c = w["control"]
+    unit = "score change" if p.criterion == "prob_drop" else "flip rate"
+    test_v = w["drop"] if p.criterion == "prob_drop" else w["flip"]
+    ctrl_v = c["prob_drop"] if p.criterion == "prob_drop" else c["flip_rate"]
+    what = {"swap": "the {r}", "colour": "the colour statistics of the {r}",
+            "spectrum": "the high-frequency spectrum (sharpness, noise, compression) of the {r}"}
+    if p.replace in what:
+        thing = what[p.replace].format(r=reg.label)
+        if w["direction"] == "removal":
+            body = (f": among {w['n']} {scope_words(p.scope)} images assigned to '{gname}', taking {thing} from "
+                    f"images of other groups lowers the '{gname}' score by {w['drop']:.2f} on average and flips "
+                    f"{pct(w['flip'])} of the decisions ({w['n_flipped']} of {w['n']}); taking it from other "
+                    f"'{gname}' images (control): drop {c['prob_drop']:.2f}, flips {pct(c['flip_rate'])}")
+        else:
+            body = (f": among {w['n']} {scope_words(p.scope)} images assigned to other groups, taking {thing} "
+                    f"from '{gname}' images raises the '{gname}' score by {w['drop']:.2f} on average and turns "
+                    f"{pct(w['flip'])} of the decisions to '{gname}' ({w['n_flipped']} of {w['n']}); taking it "
+                    f"from images of other groups (control): rise {c['prob_drop']:.2f}, {pct(c['flip_rate'])} "
+                    f"turned")
+    else:
+        words = {"mean": "replacing the {r} with the image's mean colour", "blur": "blurring the {r}",
+                 "noise": "replacing the {r} with noise", "greyscale": "removing the colour of the {r}"}
+        body = (f": among {w['n']} {scope_words(p.scope)} images assigned to '{gname}', "
+                f"{words[p.replace].format(r=reg.label)} lowers the '{gname}' score by {w['drop']:.2f} on average "
+                f"and flips {pct(w['flip'])} of the decisions ({w['n_flipped']} of {w['n']}); on the "
+                f"{c.get('n', 0)} images of the other groups (control): drop {c['prob_drop']:.2f}, flips "
+                f"{pct(c['flip_rate'])}")
+    body += (f"; {unit} {test_v:.2f} − {ctrl_v:.2f} = {w['value']:.2f} (95 % interval {w['lo']:.2f} to "
+             f"{w['hi']:.2f}).")
+    if w["share"] is not None and title:
+        body += f" {title} puts {pct(w['share'])} of its positive mass there (information, not judged)."
+    if failing:
+        same = sorted({c_["region"].label for c_ in failing if c_["group"] == w["group"]})
+        others = sorted({groups[c_["group"]] for c_ in failing if c_["group"] != w["group"]})
+        body += f" {len(failing)} region/group cell(s) over the limit; for '{gname}': {'; '.join(same)}."
+        if others:  # a cue of one group pasted into another group's images shows in that group's cells too
+            body += (f" Cells of {', '.join(repr(o) for o in others)} are over it too (the largest effect names "
+                     "the group; see details).")
+    else:
+        body += f" No tested region ({', '.join(r_.key for r_ in regions)}) is over the limit; this is the closest."
+    return head + body

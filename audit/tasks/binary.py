@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError, ModelError
-from ..report import curves, figures
+from ..report import charts, curves
 from ..report.fmt import fmt
 from ..scoring.classification import Metrics, score
 from ..scoring.labels import LabelMetrics, label_metrics
@@ -179,7 +179,7 @@ class BinaryTask(MulticlassTask):
                           {"figure": curves.roc_pr_figure([m.positive])}),
             base["confusion"],
             ReportSection("calibration", "Calibration", "_calibration.html.j2",
-                          {"figure": figures.reliability_figure(m.positive.calibration),
+                          {"figure": charts.reliability_figure(m.positive.calibration),
                            "caption": f"Bars: fraction of '{self.classes[1]}' among the samples whose predicted "
                            f"probability of '{self.classes[1]}' falls in each bin; dots: their mean predicted "
                            "probability. ECE is the sample-weighted mean gap."}),

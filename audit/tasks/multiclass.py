@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from ..report import figures
+from ..report import charts
 from ..report.fmt import fmt
 from ..scoring.classification import Metrics, score
 from ..selection.classification import select_samples
@@ -111,7 +111,7 @@ class MulticlassTask(Task):
                           for g in m.subgroups],
         }
         confusion = {
-            "figure": figures.confusion_figure(m.confusion, m.confusion_normalized, self.classes),
+            "figure": charts.confusion_figure(m.confusion, m.confusion_normalized, self.classes),
             "counts": m.confusion.tolist(),
             "normalized": [[fmt(v, 2) for v in row] for row in m.confusion_normalized],
             "classes": list(self.classes),
@@ -120,7 +120,7 @@ class MulticlassTask(Task):
             ReportSection("metrics", "Metrics", "_metrics_multiclass.html.j2", {"metrics": table}),
             ReportSection("confusion", "Confusion matrix", "_confusion.html.j2", {"confusion": confusion}),
             ReportSection("calibration", "Calibration", "_calibration.html.j2",
-                          {"figure": figures.reliability_figure(m.calibration)}),
+                          {"figure": charts.reliability_figure(m.calibration)}),
         ]
 
     def headline(self, metrics: TaskMetrics) -> str:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..loading.labelmask import fitted_label_mask, read_label_mask
-from ..report import figures, segmaps
+from ..report import charts, segmaps
 from ..report.fmt import fmt
 from ..scoring.segmentation import SegmentationMetrics, class_ratios, image_confusions, segmentation_metrics
 from ..types import Pick, PickCategory, Picks, Predictions
@@ -170,7 +170,7 @@ class SegmentationTask(Task):
         per_class = [{"name": c, "iou": ci(m.iou[i], m.iou_ci[i]), "dice": ci(m.dice[i], m.dice_ci[i]),
                       "bf1": fmt(m.boundary_f1[i]), "true": int(m.confusion[i].sum()),
                       "pred": int(m.confusion[:, i].sum())} for i, c in enumerate(self.classes)]
-        confusion = {"figure": figures.confusion_figure(m.confusion, m.confusion_normalized, self.classes),
+        confusion = {"figure": charts.confusion_figure(m.confusion, m.confusion_normalized, self.classes),
                      "counts": m.confusion.tolist(),
                      "normalized": [[fmt(v, 2) for v in row] for row in m.confusion_normalized],
                      "classes": list(self.classes)}

@@ -1,0 +1,59 @@
+"""The audit config: one TOML file validated by pydantic, plus CLI overrides.
+
+Relative paths in the file are resolved against the file's folder. Errors name the file and the field.
+``model_data``: the [model] and [data] sections; ``sections``: the others and ``AuditConfig``; ``read``: reading,
+overriding and validating a file.
+"""
+
+from .model_data import DATA_SOURCES, MODEL_SOURCES, DataConfig, ModelConfig
+from .read import (
+    OVERRIDE_KEY,
+    build_config,
+    config_from_dict,
+    format_validation_error,
+    load_config,
+    parse_override,
+    read_config_tree,
+    set_dotted,
+)
+from .sections import (
+    AuditConfig,
+    CacheConfig,
+    ComputeConfig,
+    ConceptsConfig,
+    ConceptSetConfig,
+    ExplainersConfig,
+    MlflowConfig,
+    ModelCardConfig,
+    ReportConfig,
+    RulesConfig,
+    SelectionConfig,
+    ViewsConfig,
+)
+
+__all__ = [
+    "DATA_SOURCES",
+    "MODEL_SOURCES",
+    "OVERRIDE_KEY",
+    "AuditConfig",
+    "CacheConfig",
+    "ComputeConfig",
+    "ConceptSetConfig",
+    "ConceptsConfig",
+    "DataConfig",
+    "ExplainersConfig",
+    "MlflowConfig",
+    "ModelCardConfig",
+    "ModelConfig",
+    "ReportConfig",
+    "RulesConfig",
+    "SelectionConfig",
+    "ViewsConfig",
+    "build_config",
+    "config_from_dict",
+    "format_validation_error",
+    "load_config",
+    "parse_override",
+    "read_config_tree",
+    "set_dotted",
+]

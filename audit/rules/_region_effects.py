@@ -9,6 +9,7 @@ import numpy as np
 
 from ..engine.probe import ModelProbe
 from ..tasks import Task
+from ._match import Matcher
 from ._regions import Region
 from ._shortcuts import rnd
 from ._swap import DonorPool, Edit, ImageSource, edited_scores
@@ -33,7 +34,7 @@ def bootstrap_mean(a: np.ndarray, b: np.ndarray | None, reps: int, rng: np.rando
 
 def donor_direction(p: ConfounderRegionParams, evidence: Evidence, probe: ModelProbe, task: Task,
                      src: ImageSource, ids: list[str], reg: Region, edit: Edit, rois: list, donors: DonorPool,
-                     ring: tuple[np.ndarray, np.ndarray] | None, rows: np.ndarray, g: int, orig: np.ndarray,
+                     match: tuple[Matcher, np.ndarray] | None, rows: np.ndarray, g: int, orig: np.ndarray,
                      direction: str, rng: np.random.Generator) -> dict | None:
     """One direction of a donor edit for group g. ``removal``: samples assigned to g get the region from a
     donor outside g (test) or in g (control); the effect is the drop of g's score. ``insertion``: samples
@@ -42,8 +43,8 @@ def donor_direction(p: ConfounderRegionParams, evidence: Evidence, probe: ModelP
     if len(rows) == 0:
         return None
     ctx = None
-    if p.match_context and ring is not None:
-        ctx = (src.get(rows).numpy()[:, :, ring[0]].reshape(len(rows), -1), ring[1])
+    if p.match_context and match is not None:
+        ctx = (match[0].describe(src.get(rows)), match[1])
     avoid = None
     if direction == "insertion":  # the control donor comes from a third group where there is one
         pr = evidence.predictions

@@ -25,17 +25,35 @@ def message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, r
             "spectrum": "the high-frequency spectrum (sharpness, noise, compression) of the {r}"}
     if p.replace in what:
         thing = what[p.replace].format(r=reg.label)
-        if w["direction"] == "removal":
-            body = (f": among {w['n']} {scope_words(p.scope)} images assigned to '{gname}', taking {thing} from "
-                    f"images of other groups lowers the '{gname}' score by {w['drop']:.2f} on average and flips "
-                    f"{pct(w['flip'])} of the decisions ({w['n_flipped']} of {w['n']}); taking it from other "
-                    f"'{gname}' images (control): drop {c['prob_drop']:.2f}, flips {pct(c['flip_rate'])}")
+        dirs = c["dirs"]
+
+        def moves(d: dict) -> str:
+            rm = d["direction"] == "removal"
+            flips = (f"{'flips' if rm else 'turns'} {pct(float(d['flip'].mean()))} of the decisions "
+                     f"{'away from' if rm else 'to'} '{gname}'")
+            if p.criterion == "prob_drop":
+                return (f"{'lowers' if rm else 'raises'} the '{gname}' score by {float(d['effect'].mean()):.2f} and "
+                        f"{flips} (control: {d['control']:.2f}, {pct(d['control_flip'])}")
+            return f"{flips} (control: {pct(d['control_flip'])}"
+
+        parts = []
+        for d in (dirs.get("removal"), dirs.get("insertion")):
+            if d is None:
+                continue
+            if d["direction"] == "removal":
+                parts.append(f"among {d['n']} {scope_words(p.scope)} images assigned to '{gname}', taking {thing} "
+                             f"from images of other groups {moves(d)}, from other '{gname}' images; excess "
+                             f"{d['est']:.2f}, 95 % interval {d['lo']:.2f} to {d['hi']:.2f})")
+            else:
+                parts.append(f"among {d['n']} images assigned to other groups, taking {thing} from '{gname}' images "
+                             f"{moves(d)}, from images of other groups; excess {d['est']:.2f}, 95 % interval "
+                             f"{d['lo']:.2f} to {d['hi']:.2f})")
+        body = ": " + "; ".join(parts) + "."
+        if len(parts) == 2:
+            body += (f" A cue in use moves the {'score' if p.criterion == 'prob_drop' else 'decisions'} both ways: "
+                     f"the smaller excess, {w['value']:.2f}, is judged, and both intervals must lie above 0.")
         else:
-            body = (f": among {w['n']} {scope_words(p.scope)} images assigned to other groups, taking {thing} "
-                    f"from '{gname}' images raises the '{gname}' score by {w['drop']:.2f} on average and turns "
-                    f"{pct(w['flip'])} of the decisions to '{gname}' ({w['n_flipped']} of {w['n']}); taking it "
-                    f"from images of other groups (control): rise {c['prob_drop']:.2f}, {pct(c['flip_rate'])} "
-                    f"turned")
+            body += " Only this direction could be measured; it is judged alone."
     else:
         words = {"mean": "replacing the {r} with the image's mean colour", "blur": "blurring the {r}",
                  "noise": "replacing the {r} with noise", "greyscale": "removing the colour of the {r}"}
@@ -43,9 +61,8 @@ def message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, r
                 f"{words[p.replace].format(r=reg.label)} lowers the '{gname}' score by {w['drop']:.2f} on average "
                 f"and flips {pct(w['flip'])} of the decisions ({w['n_flipped']} of {w['n']}); on the "
                 f"{c.get('n', 0)} images of the other groups (control): drop {c['prob_drop']:.2f}, flips "
-                f"{pct(c['flip_rate'])}")
-    body += (f"; {unit} {test_v:.2f} − {ctrl_v:.2f} = {w['value']:.2f} (95 % interval {w['lo']:.2f} to "
-             f"{w['hi']:.2f}).")
+                f"{pct(c['flip_rate'])}; {unit} {test_v:.2f} − {ctrl_v:.2f} = {w['value']:.2f} (95 % interval "
+                f"{w['lo']:.2f} to {w['hi']:.2f}).")
     if w["share"] is not None and title:
         body += f" {title} puts {pct(w['share'])} of its positive mass there (information, not judged)."
     if failing:

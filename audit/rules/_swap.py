@@ -16,6 +16,7 @@ import torch
 from scipy.ndimage import binary_dilation
 
 from ..engine.probe import ModelProbe
+from ._match import Matcher, matcher_for
 from ._regions import Region
 from ._shortcuts import colour_transfer, fill_region, spectrum_transfer
 from .evidence import Evidence
@@ -73,10 +74,10 @@ class DonorPool:
                match_k: int = 5, avoid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per sample, a donor that does not truly belong to ``group`` and one that does (the control); indices
         into the pool, -1 when there is none. Donors whose ROI covers the region are not used; for a per-sample
-        region (the background) donors need a ROI. With ``context`` (the pixels around the region: samples
-        (n, d), donors (m, d)), each donor is drawn among the ``match_k`` of its kind whose surroundings look most
-        like the sample's, so the pasted region continues what is around it (a corner cut from a letterboxed
-        image goes into a letterboxed image: no half bar that no training image holds). ``avoid`` (n,) int: a
+        region (the background) donors need a ROI. With ``context`` (descriptions from ``_match``: samples
+        (n, d), donors (m, d)), each donor is drawn among the ``match_k`` of its kind that look most like the
+        sample in what the edit does not move (a corner cut from a letterboxed image goes into a letterboxed
+        image: no half bar that no training image holds). ``avoid`` (n,) int: a
         group per sample whose members are not used as its "other" donor when others remain (the insertion
         control: an image of a third group takes the sample's own content away as the test donor does)."""
         in_group = probe.task.members(evidence.predictions, group, "true")[self.rows]
@@ -110,21 +111,12 @@ class DonorPool:
                 out[i] = int(rng.choice(cand))
         return other, same
 
-    def context(self, reg: Region, width: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The ring of pixels around a fixed region (``width`` px), flattened, for the pool's donors."""
-        ring = context_ring(reg, width)
-        if ring is None:
+    def matched(self, reg: Region, edit: Edit, width: int) -> tuple[Matcher, np.ndarray] | None:
+        """The matcher for a region and edit fitted on this pool, with the donors' descriptions (``_match``)."""
+        m = matcher_for(reg, edit.how, width, edit.norm, edit.cutoff)
+        if m is None:
             return None
-        return ring, self.images.get(np.arange(len(self.ids))).numpy()[:, :, ring].reshape(len(self.ids), -1)
-
-
-def context_ring(reg: Region, width: int) -> np.ndarray | None:
-    """(H, W) bool: the pixels within ``width`` of a fixed region, outside it; None for per-sample regions and
-    regions that leave no ring (the whole image)."""
-    if reg.per_sample or reg.mask.all() or width < 1:
-        return None
-    ring = binary_dilation(reg.mask, iterations=width) & ~reg.mask
-    return ring if ring.any() else None
+        return m.fitted(self.images.get(np.arange(len(self.ids))))
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,16 @@ For the samples the model assigns to group g (``task.members(..., "predicted")``
   with g survives the control and goes with the test (removal: the drop of g's score). The other direction
   (insertion) gives images the model assigns to other groups the region of a g image (test) or of an image
   of a third group where there is one (control: it takes the image's own content away as the test does) and
-  measures the rise of g's score: a cue that *adds* evidence for g shows there even where
-  the object alone still wins inside g. The figure judged is the *difference* of test and control, so an edit
-  that is merely unusual for the model (out of distribution) cancels; the larger direction is judged. Donors are
-  drawn among the ``match_k`` whose pixels around the region look most like the sample's, so a pasted region
-  continues what surrounds it;
+  measures the rise of g's score. Each direction's figure is the *difference* of test and control, so an edit
+  that is merely unusual for the model (out of distribution) cancels. A cue the model uses moves its score both
+  ways (taken away it lowers g, given to others it raises g), while an edit that is out of distribution for one
+  kind of image only shows one way (a blurred image given a sharp image's spectrum is noise, not sharpness; a
+  bar-free image given a letterboxed image's contrast is darkened, not letterboxed): the *smaller* of the two
+  excesses is judged, and both intervals must lie above 0 (one direction alone where only one can be measured,
+  e.g. when no image of another group is in scope). Donors are
+  drawn among the ``match_k`` that look most like the sample in what the edit does not move (``_match``: the
+  pixels around a swapped region, so a pasted region continues what surrounds it; coarse layout and sharpness
+  for a colour edit; layout and colour for a spectrum edit), so only the suspected cue travels;
 - occlusions (``mean``, ``blur``, ``noise``, ``greyscale``) replace the region from the image itself; their
   control is the same edit on the samples of the other groups (the effect on g minus the mean effect on the
   others). A global occlusion such as greyscale can hit one class harder for no shortcut reason: prefer
@@ -73,13 +78,15 @@ class ConfounderRegionParams(RuleParams):
     replace: Replace = "swap"
     donors_per_class: int = Field(default=50, ge=2, description="donor images drawn per group (seeded)")
     match_context: bool = Field(default=True, description="donors (test and control) are drawn among the "
-                                "match_k whose pixels around the region look most like the sample's")
+                                "match_k most like the sample in what the edit does not move (pixels around "
+                                "a swapped region; layout and sharpness for colour; layout and colour for "
+                                "spectrum)")
     match_k: int = Field(default=5, ge=1)
     blur_sigma: float = Field(default=0.1, gt=0.0, description="blur sigma, fraction of the shorter image side")
     cutoff: float = Field(default=0.5, gt=0.0, lt=1.5, description="spectrum: radial frequency (fraction of "
                           "Nyquist) above which amplitudes come from the donor")
     criterion: Literal["prob_drop", "flip_rate"] = "prob_drop"
-    max_prob_drop: float = Field(default=0.2, ge=0.0, le=1.0, description="limit on the excess probability drop")
+    max_prob_drop: float = Field(default=0.1, ge=0.0, le=1.0, description="limit on the excess score change (the smaller direction)")
     max_flip_rate: float = Field(default=0.2, ge=0.0, le=1.0, description="limit on the excess flip rate")
     max_share: float = Field(default=0.5, ge=0.0, le=1.0,
                              description="attribution share counted per cell (information, not judged)")
@@ -177,8 +184,8 @@ class ConfounderRegion(Rule):
         boot_rng = evidence.rng(f"{p.id}:bootstrap")
 
         ring_px = max(2, round(0.05 * min(H, W)))
-        donor_ctx = ({r.key: donors.context(r, ring_px) for r in regions} if donors is not None and p.match_context
-                     else {})
+        donor_ctx = ({r.key: donors.matched(r, edit, ring_px) for r in regions} if donors is not None
+                     and p.match_context else {})
         region_tables: dict[str, dict] = {}
         cells: list[dict] = []
         # occlusions: one edit per sample, judged against the other groups; donor edits: per group
@@ -224,12 +231,15 @@ class ConfounderRegion(Rule):
                         continue
                     entry["n"] = rm["n"] if rm else 0
                     entry["n_insertion"] = ins["n"] if ins else 0
-                    best = max((d for d in (rm, ins) if d is not None), key=lambda d: (d["lo"] > 0, d["est"]))
-                    est, lo, hi = best["est"], best["lo"], best["hi"]
-                    rows = best["rows"]
-                    drop_t, flip_t, per_sample = best["effect"], best["flip"], best["per_sample"]
-                    control = {"prob_drop": best["control"], "flip_rate": best["control_flip"],
-                               "direction": best["direction"]}
+                    dirs = [d for d in (rm, ins) if d is not None]
+                    weak = min(dirs, key=lambda d: d["est"])  # a cue in use moves the score both ways
+                    est, hi = weak["est"], weak["hi"]
+                    lo = min(d["lo"] for d in dirs)  # both directions must hold
+                    shown = rm if rm is not None else ins  # evidence: the group's own images where measured
+                    rows = shown["rows"]
+                    drop_t, flip_t, per_sample = shown["effect"], shown["flip"], shown["per_sample"]
+                    control = {"prob_drop": shown["control"], "flip_rate": shown["control_flip"],
+                               "direction": weak["direction"], "dirs": {d["direction"]: d for d in dirs}}
                     entry["removal"] = brief(rm)
                     entry["insertion"] = brief(ins)
                 else:

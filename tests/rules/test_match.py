@@ -1,0 +1,89 @@
+"""Donor matching (audit/rules/_match.py): each description ignores the cue its edit moves and sees the others."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audit.rules._match import Matcher, acquisition, colour, layout, matcher_for
+from audit.rules._regions import Region
+from audit.rules._shortcuts import gaussian_blur
+
+NORM = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def scenes(n: int, seed: int, bars: bool = False) -> torch.Tensor:
+    """Raw (0..1) RGB images: a textured background and a bright square at a random place; optional black
+    letterbox bars of 4 px at the top and the bottom."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.45 + 0.08 * torch.rand((n, 3, 32, 32), generator=g)
+    for i in range(n):
+        y0, x0 = (int(v) for v in torch.randint(4, 18, (2,), generator=g))
+        x[i, :, y0:y0 + 10, x0:x0 + 10] = 0.85
+    if bars:
+        x[:, :, :4] = 0.0
+        x[:, :, -4:] = 0.0
+    return x
+
+
+def normed(raw: torch.Tensor) -> torch.Tensor:
+    return (raw - 0.5) / 0.25
+
+
+def test_layout_ignores_brightness_contrast_and_tint_but_sees_bars() -> None:
+    x = scenes(6, 0)
+    shifted = (0.6 * x + 0.2) * torch.tensor([1.1, 1.0, 0.9]).view(1, 3, 1, 1)
+    np.testing.assert_allclose(layout(shifted), layout(x), atol=0.05)
+    barred = x.clone()
+    barred[:, :, :4] = 0.0
+    barred[:, :, -4:] = 0.0
+    assert np.abs(layout(barred) - layout(x)).mean() > 0.3
+
+
+def test_acquisition_ignores_brightness_and_contrast_and_falls_with_blur() -> None:
+    x = scenes(6, 1)
+    np.testing.assert_allclose(acquisition(0.5 * x + 0.3, 0.5), acquisition(x, 0.5), atol=1e-4)
+    assert (acquisition(gaussian_blur(x, 1.2), 0.5) < acquisition(x, 0.5) - 1.0).all()
+
+
+def test_colour_follows_a_tint_and_ignores_fine_blur() -> None:
+    x = scenes(6, 2)
+    tinted = x + torch.tensor([0.1, 0.0, -0.1]).view(1, 3, 1, 1)
+    np.testing.assert_allclose(colour(tinted)[:, :3] - colour(x)[:, :3], np.tile([0.1, 0.0, -0.1], (6, 1)),
+                               atol=1e-5)
+    np.testing.assert_allclose(colour(gaussian_blur(x, 1.2)), colour(x), atol=0.02)
+
+
+@pytest.mark.parametrize("how", ["colour", "spectrum"])
+def test_a_bar_free_sample_is_matched_with_bar_free_donors(how: str) -> None:
+    """A letterboxed data set: half the donors carry bars. A colour or spectrum edit of a bar-free sample must
+    draw its nearest donors among the bar-free ones (else the bars' darkness travels as a 'colour cast')."""
+    donors = torch.cat([normed(scenes(20, 3, bars=True)), normed(scenes(20, 4))])
+    has_bars = np.r_[np.ones(20, bool), np.zeros(20, bool)]
+    m = matcher_for(Region("full", "the whole image", np.ones((32, 32), bool)), how, 2, NORM, 0.5)
+    assert isinstance(m, Matcher) and m.ring is None
+    fitted, d = m.fitted(donors)
+    s = fitted.describe(normed(scenes(8, 5)))
+    nearest = np.argsort(((d[None] - s[:, None]) ** 2).sum(-1), axis=1)[:, :5]
+    assert not has_bars[nearest].any()
+
+
+def test_a_colour_edit_still_sees_a_tint_among_matched_donors() -> None:
+    """Matching must not hide the cue the edit tests: tinted and untinted donors are equally near."""
+    plain = normed(scenes(20, 6))
+    tinted = normed(scenes(20, 6) + torch.tensor([0.1, 0.0, -0.1]).view(1, 3, 1, 1))
+    m = matcher_for(Region("full", "the whole image", np.ones((32, 32), bool)), "colour", 2, NORM, 0.5)
+    _, d = m.fitted(torch.cat([plain, tinted]))
+    np.testing.assert_allclose(d[:20], d[20:], atol=0.1)
+
+
+def test_a_swapped_corner_is_matched_on_its_ring_and_a_background_swap_on_nothing() -> None:
+    mask = np.zeros((32, 32), bool)
+    mask[:8, :8] = True
+    m = matcher_for(Region("top_left", "the top-left corner", mask), "swap", 2, NORM, 0.5)
+    assert m is not None and m.ring is not None
+    assert m.ring[:10, :10].sum() == m.ring.sum() >= 2 * 8 * 2  # two pixels along both inner edges
+    assert not (m.ring & mask).any()
+    bg = Region("outside_roi", "the background", np.ones((32, 32), bool), per_sample=True)
+    assert matcher_for(bg, "swap", 2, NORM, 0.5) is None

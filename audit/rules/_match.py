@@ -29,18 +29,11 @@ import torch.nn.functional as F
 from scipy.ndimage import binary_dilation
 
 from ._regions import Region
-from ._shortcuts import LUMA
+from ._shortcuts import LUMA, high_band, unnormalised
 
 GRID = 8
 FAMILIES_OF_EDIT: dict[str, tuple[str, ...]] = {"colour": ("layout", "acquisition"),
                                                  "spectrum": ("layout", "colour")}
-
-
-def _raw(x: torch.Tensor, norm: tuple[Sequence[float], Sequence[float]]) -> torch.Tensor:
-    C = x.shape[1]
-    m = torch.tensor(list(norm[0]), dtype=torch.float32).view(1, -1, 1, 1).expand(1, C, 1, 1)
-    s = torch.tensor(list(norm[1]), dtype=torch.float32).view(1, -1, 1, 1).expand(1, C, 1, 1)
-    return x.float().cpu() * s + m
 
 
 def _luma(raw: torch.Tensor) -> torch.Tensor:
@@ -66,10 +59,7 @@ def acquisition(raw: torch.Tensor, cutoff: float) -> np.ndarray:
     """(n, 1): log of the share of the luminance spectrum's energy (mean removed) above ``cutoff`` × Nyquist."""
     y = _luma(raw)[:, 0]
     y = y - y.mean(dim=(1, 2), keepdim=True)
-    H, W = y.shape[-2:]
-    fy = torch.fft.fftfreq(H).abs().view(-1, 1) / 0.5
-    fx = torch.fft.rfftfreq(W).view(1, -1) / 0.5
-    high = (fy**2 + fx**2).sqrt() > cutoff
+    high = high_band(*y.shape[-2:], cutoff)
     e = torch.fft.rfft2(y).abs() ** 2
     share = (e * high).sum(dim=(1, 2)) / e.sum(dim=(1, 2)).clamp_min(1e-12)
     return torch.log(share.clamp_min(1e-8)).view(-1, 1).numpy()
@@ -89,12 +79,10 @@ class Matcher:
     def _features(self, x: torch.Tensor) -> np.ndarray:
         if self.ring is not None:
             return x.numpy()[:, :, self.ring].reshape(len(x), -1)
-        raw = _raw(x, self.norm)
-        parts = []
-        for fam in self.families:
-            f = {"layout": layout, "colour": colour}[fam](raw) if fam != "acquisition" else acquisition(raw,
-                                                                                                    self.cutoff)
-            parts.append(f / np.sqrt(f.shape[1]))  # every family weighs the same
+        raw = unnormalised(x.float().cpu(), self.norm)[0]
+        feats = {"layout": lambda: layout(raw), "colour": lambda: colour(raw),
+                 "acquisition": lambda: acquisition(raw, self.cutoff)}
+        parts = [f / np.sqrt(f.shape[1]) for f in (feats[fam]() for fam in self.families)]  # families weigh the same
         return np.concatenate(parts, axis=1)
 
     def describe(self, x: torch.Tensor) -> np.ndarray:

@@ -83,6 +83,14 @@ def donor_direction(p: ConfounderRegionParams, evidence: Evidence, probe: ModelP
             "control_flip": float(flip_c.mean())}
 
 
+def judged_direction(dirs: list[dict]) -> tuple[dict, float]:
+    """The direction a donor-edit cell is judged on, and the floor its failing needs above 0. A cue the model
+    uses moves its score both ways, while an edit that is only out of distribution for one kind of image shows
+    one way: the weaker direction (smaller excess) is judged, and the floor is the lowest interval end of all
+    measured directions (one direction alone where only one could be measured)."""
+    return min(dirs, key=lambda d: d["est"]), min(d["lo"] for d in dirs)
+
+
 def eligible(reg: Region, rois: list[np.ndarray | None], max_overlap: float) -> np.ndarray:
     if reg.per_sample:
         return np.array([r is not None for r in rois], dtype=bool)

@@ -138,7 +138,7 @@ def fill_region(x: torch.Tensor, mask: torch.Tensor, how: str, sigma: float = 2.
     return x * keep + fill * m
 
 
-def _raw(x: torch.Tensor, norm: tuple[Sequence[float], Sequence[float]]) -> tuple[torch.Tensor, torch.Tensor,
+def unnormalised(x: torch.Tensor, norm: tuple[Sequence[float], Sequence[float]]) -> tuple[torch.Tensor, torch.Tensor,
                                                                                   torch.Tensor]:
     C = x.shape[1]
     m = torch.tensor(list(norm[0]), dtype=x.dtype, device=x.device).view(1, -1, 1, 1).expand(1, C, 1, 1)
@@ -151,7 +151,7 @@ def colour_transfer(x: torch.Tensor, donor: torch.Tensor, mask: torch.Tensor,
     """Colour statistics of ``donor`` given to ``x`` inside ``mask`` (B, 1, H, W): per channel, the region's mean
     and standard deviation become the donor region's (Reinhard et al. 2001, in the un-normalised intensities,
     clipped to [0, 1]). Brightness, contrast and a colour cast travel; shapes and edges stay."""
-    rx, m0, s0 = _raw(x, norm)
+    rx, m0, s0 = unnormalised(x, norm)
     rd = donor * s0 + m0
     n = mask.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
 
@@ -167,18 +167,23 @@ def colour_transfer(x: torch.Tensor, donor: torch.Tensor, mask: torch.Tensor,
     return (out - m0) / s0
 
 
+def high_band(H: int, W: int, cutoff: float, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W // 2 + 1) bool over ``rfft2`` frequencies: radial frequency above ``cutoff`` × Nyquist."""
+    fy = torch.fft.fftfreq(H, device=device).abs().view(-1, 1) / 0.5
+    fx = torch.fft.rfftfreq(W, device=device).view(1, -1) / 0.5
+    return (fy**2 + fx**2).sqrt() > cutoff
+
+
 def spectrum_transfer(x: torch.Tensor, donor: torch.Tensor, mask: torch.Tensor, cutoff: float,
                       norm: tuple[Sequence[float], Sequence[float]]) -> torch.Tensor:
     """The donor's amplitude spectrum above ``cutoff`` (a fraction of the Nyquist frequency, radially) with
     ``x``'s own phase, per channel (Fourier domain adaptation, Yang & Soatto 2020, on the high band): sharpness,
     noise, compression artefacts and fine texture travel, while the positions of edges and shapes (carried by
     the phase and the low frequencies) stay. Blended into ``x`` by ``mask``, clipped to [0, 1]."""
-    rx, m0, s0 = _raw(x, norm)
+    rx, m0, s0 = unnormalised(x, norm)
     rd = donor * s0 + m0
     H, W = x.shape[-2:]
-    fy = torch.fft.fftfreq(H, device=x.device).abs().view(-1, 1) / 0.5
-    fx = torch.fft.rfftfreq(W, device=x.device).view(1, -1) / 0.5
-    high = ((fy**2 + fx**2).sqrt() > cutoff).to(x.dtype)
+    high = high_band(H, W, cutoff, x.device).to(x.dtype)
     X = torch.fft.rfft2(rx.float())
     D = torch.fft.rfft2(rd.float())
     amp = X.abs() * (1.0 - high) + D.abs() * high

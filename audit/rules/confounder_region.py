@@ -51,7 +51,15 @@ import torch
 from pydantic import Field, model_validator
 
 from ..types import Finding
-from ._region_effects import bootstrap_mean, brief, donor_direction, eligible, own_targets, sample_mask
+from ._region_effects import (
+    bootstrap_mean,
+    brief,
+    donor_direction,
+    eligible,
+    judged_direction,
+    own_targets,
+    sample_mask,
+)
 from ._region_message import message
 from ._regions import BoxRegion, Region, RegionName, build_regions
 from ._shortcuts import MAX_EVIDENCE_IDS, explainer_title, map_problem, positive_part, require_probe, rnd, scope_words
@@ -108,11 +116,12 @@ class ConfounderRegionParams(RuleParams):
 CLASSES_OF_EDIT = {"colour": ("colour",), "greyscale": ("colour",), "spectrum": ("acquisition",)}
 CRITERIA = {
     "prob_drop": Criterion("excess score change", "the group's score: drop when the region is taken away, rise when "
-                           "it is given to other groups; test minus control (0–1)", "above",
-                           "and the 95 % interval's lower end > 0"),
+                           "it is given to other groups; test minus control, the smaller direction for donor edits (0–1)",
+                           "above",
+                           "and the 95 % interval's lower end > 0 (donor edits: in both directions)"),
     "flip_rate": Criterion("excess flip rate", "share of decisions flipped (away from the group, or to it), test "
                            "minus control", "above",
-                           "and the 95 % interval's lower end > 0"),
+                           "and the 95 % interval's lower end > 0 (donor edits: in both directions)"),
 }
 
 
@@ -232,9 +241,8 @@ class ConfounderRegion(Rule):
                     entry["n"] = rm["n"] if rm else 0
                     entry["n_insertion"] = ins["n"] if ins else 0
                     dirs = [d for d in (rm, ins) if d is not None]
-                    weak = min(dirs, key=lambda d: d["est"])  # a cue in use moves the score both ways
-                    est, hi = weak["est"], weak["hi"]
-                    lo = min(d["lo"] for d in dirs)  # both directions must hold
+                    weak, floor = judged_direction(dirs)
+                    est, lo, hi = weak["est"], weak["lo"], weak["hi"]
                     shown = rm if rm is not None else ins  # evidence: the group's own images where measured
                     rows = shown["rows"]
                     drop_t, flip_t, per_sample = shown["effect"], shown["flip"], shown["per_sample"]
@@ -258,6 +266,7 @@ class ConfounderRegion(Rule):
                     flip_o = (task.decide(orig[others], o_tgt) & ~task.decide(sc[others], o_tgt)).astype(float)
                     a, b = (drop_t, drop_o) if p.criterion == "prob_drop" else (flip_t, flip_o)
                     est, lo, hi = bootstrap_mean(a, b, p.bootstrap, boot_rng)
+                    floor = lo
                     per_sample = a - float(b.mean())
                     control = {"prob_drop": float(drop_o.mean()), "flip_rate": float(flip_o.mean()),
                                "n": len(others)}
@@ -283,7 +292,7 @@ class ConfounderRegion(Rule):
                 judged = len(rows) >= p.min_samples
                 entry["judged"] = judged
                 if judged:
-                    cell["failed"] = bool(crit.exceeds(est, limit) and lo > 0)
+                    cell["failed"] = bool(crit.exceeds(est, limit) and floor > 0)
                     entry["failed"] = cell["failed"]
                     cells.append(cell)
             region_tables[reg.key] = {"label": reg.label, "area_fraction": rnd(float(reg.mask.mean()))

@@ -1,4 +1,5 @@
-"""Donor matching (audit/rules/_match.py): each description ignores the cue its edit moves and sees the others."""
+"""Donor matching (audit/rules/_match.py): each description ignores the cue its edit moves and sees the others;
+and which direction of a donor edit is judged (_region_effects.judged_direction)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from audit.rules._match import Matcher, acquisition, colour, layout, matcher_for
+from audit.rules._region_effects import judged_direction
 from audit.rules._regions import Region
 from audit.rules._shortcuts import gaussian_blur
 
@@ -87,3 +89,16 @@ def test_a_swapped_corner_is_matched_on_its_ring_and_a_background_swap_on_nothin
     assert not (m.ring & mask).any()
     bg = Region("outside_roi", "the background", np.ones((32, 32), bool), per_sample=True)
     assert matcher_for(bg, "swap", 2, NORM, 0.5) is None
+
+
+def test_a_one_way_effect_is_judged_on_the_weaker_direction() -> None:
+    """A blurred image given a sharp spectrum turns noisy (removal strong) while the insertion shows nothing:
+    out of distribution, not a cue. The judged figure is the weaker direction and its floor is not above 0."""
+    removal = {"direction": "removal", "est": 0.28, "lo": 0.24, "hi": 0.32}
+    insertion = {"direction": "insertion", "est": 0.01, "lo": -0.01, "hi": 0.03}
+    weak, floor = judged_direction([removal, insertion])
+    assert weak is insertion and floor == -0.01
+    cue_in = {"direction": "insertion", "est": 0.22, "lo": 0.17, "hi": 0.28}
+    weak, floor = judged_direction([removal, cue_in])
+    assert weak is cue_in and floor == 0.17  # both ways: judged at 0.22 > 0.1, both intervals above 0
+    assert judged_direction([removal]) == (removal, 0.24)  # only one direction measured: judged alone

@@ -3,6 +3,7 @@ their difference with its interval, and which region/group cells are over the li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._regions import Region
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
 
 
 def message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, reg: Region, gname: str,
-             failing: list[dict], groups: tuple[str, ...], title: str, regions: list[Region]) -> str:
+             failing: list[dict], groups: tuple[str, ...], title: str, regions: list[Region],
+             cells: Sequence[dict] = ()) -> str:
     where = f"for '{gname}', {reg.label}"
     head = crit.lead(w["value"], limit, where)
     c = w["control"]
@@ -74,4 +76,19 @@ def message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, r
                      "the group; see details).")
     else:
         body += f" No tested region ({', '.join(r_.key for r_ in regions)}) is over the limit; this is the closest."
-    return head + body
+    return head + body + _one_way(cells, w, gname, limit)
+
+
+def _one_way(cells: Sequence[dict], w: dict, gname: str, limit: float) -> str:
+    """Information, not judged: the smallest region of the group that is over the limit in one direction only (a
+    corner marker whose removal lowers the score while, pasted alone into other images, it adds little)."""
+    cand = []
+    for c in cells:
+        dirs = list(c["control"].get("dirs", {}).values())
+        if c["group"] == w["group"] and not c.get("failed") and len(dirs) == 2 and max(d["est"] for d in dirs) > limit:
+            cand.append(c)
+    if not cand:
+        return ""
+    c = min(cand, key=lambda c_: (c_["region"].mask.sum() if not c_["region"].per_sample else 1e12, -c_["value"]))
+    parts = "; ".join(f"{d['direction']} excess {d['est']:.2f}" for d in c["control"]["dirs"].values())
+    return f" Over the limit one way only (information, not judged): {c['region'].label}, {parts}."

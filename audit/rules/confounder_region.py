@@ -321,7 +321,7 @@ class ConfounderRegion(Rule):
         order = np.argsort(-worst["per_sample"], kind="stable")
         ev_ids = [ids[i] for i in r[order][:MAX_EVIDENCE_IDS]]
         msg = message(p, crit, limit, worst, reg, gname, failing, groups, explainer_title(probe, p.explainer)
-                            if share_maps is not None else "", regions)
+                            if share_maps is not None else "", regions, cells)
         return [self.finding(bool(failing), msg, worst["value"], limit, ev_ids if failing else ev_ids[:4], details,
                              criterion=crit)]
 

@@ -145,10 +145,12 @@ def _where(details: Mapping[str, Any]) -> str:
     if details.get("worst_class"):
         parts.append(f"for '{details['worst_class']}'")
     if details.get("worst_region"):
-        parts.append(str(details["worst_region"]).replace("_", " "))
+        key = str(details["worst_region"])
+        region = (details.get("regions") or {}).get(key)
+        parts.append(str(region["label"]) if isinstance(region, Mapping) and region.get("label") else key.replace("_", " "))
     if details.get("worst_column"):
         parts.append(f"metadata column '{details['worst_column']}'")
-    if details.get("explainer"):
+    if details.get("explainer") and details.get("explainer_judged", True):  # maps shown as information only: not named
         parts.append(f"{details['explainer']} maps")
     return ", ".join(parts)
 

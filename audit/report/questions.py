@@ -74,7 +74,8 @@ def _rules_on(r: AuditResult, name: str) -> list[tuple[str, str]]:
     out = []
     for f in r.findings:
         d = f.details if isinstance(f.details, Mapping) else {}
-        used = {str(d.get("explainer") or "")} | {str(x) for x in (d.get("unfaithful") or [])} \
+        judged = d.get("explainer") if d.get("explainer_judged", True) else ""  # maps shown as information: not read
+        used = {str(judged or "")} | {str(x) for x in (d.get("unfaithful") or [])} \
             | {str(x) for x in (d.get("not_model_sensitive") or [])}
         if name in used and f.status in ("fail", "warn", "error"):
             out.append((f.rule, f.status))

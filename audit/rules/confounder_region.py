@@ -297,7 +297,8 @@ class ConfounderRegion(Rule):
                     cells.append(cell)
             region_tables[reg.key] = {"label": reg.label, "area_fraction": rnd(float(reg.mask.mean()))
                                       if not reg.per_sample else None, "per_group": per_group}
-        details: dict = {"explainer": p.explainer if share_maps is not None else None, "scope": p.scope,
+        details: dict = {"explainer": p.explainer if share_maps is not None else None, "explainer_judged": False,
+                         "scope": p.scope,
                          "replace": p.replace, "control": "same-group donors" if edit.uses_donor
                          else "the same edit on the other groups", "n_evaluated": len(ids), "limit": limit,
                          "regions": region_tables}

@@ -15,7 +15,11 @@ kind holds. Each edit is therefore matched on the cue families it does *not* tes
   compression; unchanged by brightness, contrast or tint).
 
 ``colour`` edits are matched on layout and acquisition, ``spectrum`` edits on layout and colour. Each feature is
-standardised on the donor pool and each family weighs the same, whatever its number of features.
+standardised on the donor pool and each family weighs the same, whatever its number of features. A family-matched
+donor must also be close enough (``tolerance``): no farther from the sample than the pool's images typically are
+from their nearest neighbour of the same group. When a group's images differ from every other group's in what the
+edit does not move (every 'disc' letterboxed, no other image), no donor qualifies and the edit cannot tell its cue
+from the other one: those samples are left out and counted, never judged on a half-matched swap.
 """
 
 from __future__ import annotations
@@ -100,6 +104,17 @@ class Matcher:
         scale = np.where(scale > 1e-8, scale, 1.0)
         m = Matcher(self.ring, self.families, self.norm, self.cutoff, centre, scale)
         return m, (f - centre) / scale
+
+
+def tolerance(desc: np.ndarray, member_of: np.ndarray, quantile: float) -> float:
+    """The ``quantile`` of the donors' distances to their nearest other donor sharing a group (``member_of``:
+    (m, G) bool); infinite when no donor has such a neighbour."""
+    d2 = ((desc[:, None, :] - desc[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    share = (member_of[:, None, :] & member_of[None, :, :]).any(-1)
+    nearest = np.where(share, d2, np.inf).min(1)
+    nearest = nearest[np.isfinite(nearest)]
+    return float(np.sqrt(np.quantile(nearest, quantile))) if len(nearest) else float("inf")
 
 
 def matcher_for(reg: Region, how: str, width: int, norm: tuple[Sequence[float], Sequence[float]],

@@ -12,11 +12,11 @@ from ..tasks import Task
 from ._match import Matcher
 from ._regions import Region
 from ._shortcuts import rnd
-from ._swap import DonorPool, Edit, ImageSource, edited_scores
+from ._swap import UNMATCHED, DonorPool, Edit, ImageSource, edited_scores
 from .evidence import Evidence
 
 if TYPE_CHECKING:
-    from .confounder_region import ConfounderRegionParams
+    from ._region_params import ConfounderRegionParams
 
 
 def bootstrap_mean(a: np.ndarray, b: np.ndarray | None, reps: int, rng: np.random.Generator
@@ -34,17 +34,18 @@ def bootstrap_mean(a: np.ndarray, b: np.ndarray | None, reps: int, rng: np.rando
 
 def donor_direction(p: ConfounderRegionParams, evidence: Evidence, probe: ModelProbe, task: Task,
                      src: ImageSource, ids: list[str], reg: Region, edit: Edit, rois: list, donors: DonorPool,
-                     match: tuple[Matcher, np.ndarray] | None, rows: np.ndarray, g: int, orig: np.ndarray,
+                     match: tuple[Matcher, np.ndarray, float] | None, rows: np.ndarray, g: int, orig: np.ndarray,
                      direction: str, rng: np.random.Generator) -> dict | None:
     """One direction of a donor edit for group g. ``removal``: samples assigned to g get the region from a
     donor outside g (test) or in g (control); the effect is the drop of g's score. ``insertion``: samples
     assigned to other groups get it from a donor in g (test) or outside g (control); the effect is the rise
-    of g's score. Returns None when no sample has both donors."""
+    of g's score. Returns None when no sample has both donors, and only the counts (``n`` 0, ``n_unmatched``)
+    when every sample lacks a close enough donor."""
     if len(rows) == 0:
         return None
     ctx = None
     if p.match_context and match is not None:
-        ctx = (match[0].describe(src.get(rows)), match[1])
+        ctx = (match[0].describe(src.get(rows)), match[1], match[2])
     avoid = None
     if direction == "insertion":  # the control donor comes from a third group where there is one
         pr = evidence.predictions
@@ -58,9 +59,10 @@ def donor_direction(p: ConfounderRegionParams, evidence: Evidence, probe: ModelP
                                 ctx, p.match_k, avoid)
     test_d, ctrl_d = (other, same) if direction == "removal" else (same, other)
     ok = (test_d >= 0) & (ctrl_d >= 0)
+    n_unmatched = int(((test_d == UNMATCHED) | (ctrl_d == UNMATCHED)).sum())
     rows, test_d, ctrl_d = rows[ok], test_d[ok], ctrl_d[ok]
     if len(rows) == 0:
-        return None
+        return {"direction": direction, "n": 0, "n_unmatched": n_unmatched} if n_unmatched else None
     tgt = np.full(len(rows), g)
     full_t = np.full(len(ids), -1)
     full_t[rows] = test_d
@@ -78,7 +80,8 @@ def donor_direction(p: ConfounderRegionParams, evidence: Evidence, probe: ModelP
     flip_c = ((d0 & ~dc_) if direction == "removal" else (~d0 & dc_)).astype(float)
     a = (eff_t - eff_c) if p.criterion == "prob_drop" else (flip_t - flip_c)
     est, lo, hi = bootstrap_mean(a, None, p.bootstrap, rng)
-    return {"direction": direction, "rows": rows, "n": len(rows), "est": est, "lo": lo, "hi": hi,
+    return {"direction": direction, "rows": rows, "n": len(rows), "n_unmatched": n_unmatched, "est": est,
+            "lo": lo, "hi": hi,
             "effect": eff_t, "flip": flip_t, "per_sample": a, "control": float(eff_c.mean()),
             "control_flip": float(flip_c.mean())}
 
@@ -108,7 +111,7 @@ def sample_mask(reg: Region, roi: np.ndarray | None) -> np.ndarray:
 def brief(d: dict | None) -> dict | None:
     if d is None:
         return None
-    return {"n": d["n"], "excess": rnd(d["est"]), "ci95": [rnd(d["lo"]), rnd(d["hi"])],
+    return {"n": d["n"], "n_unmatched": d["n_unmatched"], "excess": rnd(d["est"]), "ci95": [rnd(d["lo"]), rnd(d["hi"])],
             "effect": rnd(float(d["effect"].mean())), "control": rnd(d["control"]),
             "flip_rate": rnd(float(d["flip"].mean())), "control_flip_rate": rnd(d["control_flip"])}
 

@@ -11,7 +11,7 @@ from ._shortcuts import pct, scope_words
 from .base import Criterion
 
 if TYPE_CHECKING:
-    from .confounder_region import ConfounderRegionParams
+    from ._region_params import ConfounderRegionParams
 
 
 def message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, reg: Region, gname: str,
@@ -38,17 +38,21 @@ def message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, r
                         f"{flips} (control: {d['control']:.2f}, {pct(d['control_flip'])}")
             return f"{flips} (control: {pct(d['control_flip'])}"
 
+        def left(d: dict) -> str:
+            k = d.get("n_unmatched", 0)
+            return f" ({k} more without a close enough donor, left out)" if k else ""
+
         parts = []
         for d in (dirs.get("removal"), dirs.get("insertion")):
             if d is None:
                 continue
             if d["direction"] == "removal":
-                parts.append(f"among {d['n']} {scope_words(p.scope)} images assigned to '{gname}', taking {thing} "
-                             f"from images of other groups {moves(d)}, from other '{gname}' images; excess "
+                parts.append(f"among {d['n']} {scope_words(p.scope)} images assigned to '{gname}'{left(d)}, "
+                             f"taking {thing} from images of other groups {moves(d)}, from other '{gname}' images; excess "
                              f"{d['est']:.2f}, 95 % interval {d['lo']:.2f} to {d['hi']:.2f})")
             else:
-                parts.append(f"among {d['n']} images assigned to other groups, taking {thing} from '{gname}' images "
-                             f"{moves(d)}, from images of other groups; excess {d['est']:.2f}, 95 % interval "
+                parts.append(f"among {d['n']} images assigned to other groups{left(d)}, taking {thing} from "
+                             f"'{gname}' images {moves(d)}, from images of other groups; excess {d['est']:.2f}, 95 % interval "
                              f"{d['lo']:.2f} to {d['hi']:.2f})")
         body = ": " + "; ".join(parts) + "."
         if len(parts) == 2:

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
-    from .confounder_region import ConfounderRegionParams
+    from ._region_params import ConfounderRegionParams
 
 RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top_bottom", "left_right",
                      "top", "bottom", "left", "right", "full", "outside_roi"]

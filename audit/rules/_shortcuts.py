@@ -176,20 +176,46 @@ def high_band(H: int, W: int, cutoff: float, device: torch.device | str = "cpu")
 
 def spectrum_transfer(x: torch.Tensor, donor: torch.Tensor, mask: torch.Tensor, cutoff: float,
                       norm: tuple[Sequence[float], Sequence[float]]) -> torch.Tensor:
-    """The donor's amplitude spectrum above ``cutoff`` (a fraction of the Nyquist frequency, radially) with
-    ``x``'s own phase, per channel (Fourier domain adaptation, Yang & Soatto 2020, on the high band): sharpness,
-    noise, compression artefacts and fine texture travel, while the positions of edges and shapes (carried by
-    the phase and the low frequencies) stay. Blended into ``x`` by ``mask``, clipped to [0, 1]."""
+    """The donor's radial power spectrum above ``cutoff`` (a fraction of the Nyquist frequency) given to ``x``,
+    per channel: each of ``x``'s high-frequency coefficients is scaled so that every ring of radial frequency
+    holds the donor's mean power (a radially averaged Fourier domain adaptation, after Yang & Soatto 2020).
+    Sharpness, noise and compression (how much fine detail there is at each scale) travel; the positions of
+    edges (the phase), the picture (low frequencies) and the orientation of the fine detail stay the sample's,
+    so the amplitude pattern of a square's straight edges never moves onto a disc. A ring where ``x`` holds no
+    energy at all stays empty. Blended into ``x`` by ``mask``, clipped to [0, 1]."""
     rx, m0, s0 = unnormalised(x, norm)
     rd = donor * s0 + m0
     H, W = x.shape[-2:]
-    high = high_band(H, W, cutoff, x.device).to(x.dtype)
+    ring = radial_bins(H, W, x.device)
+    n_ring = int(ring.max()) + 1
+    high = high_band(H, W, cutoff, x.device).flatten()
     X = torch.fft.rfft2(rx.float())
     D = torch.fft.rfft2(rd.float())
-    amp = X.abs() * (1.0 - high) + D.abs() * high
-    y = torch.fft.irfft2(torch.polar(amp, X.angle()), s=(H, W)).to(x.dtype).clamp(0.0, 1.0)
+    ring_f = ring.flatten()
+    # an rfft2 column other than 0 (and W/2 for even W) stands for two coefficients of the full spectrum
+    twice = torch.full((W // 2 + 1,), 2.0, device=x.device)
+    twice[0] = 1.0
+    if W % 2 == 0:
+        twice[-1] = 1.0
+    weight = twice.view(1, -1).expand(H, -1).flatten()
+    count = torch.zeros(n_ring, device=x.device).index_add_(0, ring_f, weight)
+
+    def ring_power(F_: torch.Tensor) -> torch.Tensor:
+        p = F_.abs().flatten(2) ** 2 * weight
+        return torch.zeros(*p.shape[:2], n_ring, device=x.device).index_add_(2, ring_f, p) / count.clamp_min(1.0)
+
+    gain = (ring_power(D) / ring_power(X).clamp_min(1e-12)).sqrt()[:, :, ring_f]
+    gain = torch.where(high.view(1, 1, -1), gain, torch.ones_like(gain)).view(X.shape)
+    y = torch.fft.irfft2(X * gain, s=(H, W)).to(x.dtype).clamp(0.0, 1.0)
     out = rx * (1.0 - mask) + y * mask
     return (out - m0) / s0
+
+
+def radial_bins(H: int, W: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W // 2 + 1) long over ``rfft2`` frequencies: the ring of radial frequency, one frequency step wide."""
+    fy = torch.fft.fftfreq(H, device=device).abs().view(-1, 1) / 0.5
+    fx = torch.fft.rfftfreq(W, device=device).view(1, -1) / 0.5
+    return ((fy**2 + fx**2).sqrt() * (max(H, W) // 2)).round().long()
 
 
 def chunk_rows(n_rows: int, per_row_values: int, budget_values: int = 1 << 25) -> int:

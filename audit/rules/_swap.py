@@ -16,12 +16,13 @@ import torch
 from scipy.ndimage import binary_dilation
 
 from ..engine.probe import ModelProbe
-from ._match import Matcher, matcher_for
+from ._match import Matcher, matcher_for, tolerance
 from ._regions import Region
 from ._shortcuts import colour_transfer, fill_region, spectrum_transfer
 from .evidence import Evidence
 
 DONOR_MODES = ("swap", "colour", "spectrum")
+UNMATCHED = -2  # a donor index: candidates exist, but none is close enough in what the edit does not move
 
 
 class ImageSource:
@@ -53,6 +54,7 @@ class DonorPool:
     rows: np.ndarray  # prediction rows of the donors
     images: ImageSource
     rois: list[np.ndarray | None]  # grown by the rule's margin
+    member_of: np.ndarray  # (m, G) bool: the donors' true groups
 
     @classmethod
     def build(cls, evidence: Evidence, probe: ModelProbe, per_group: int, salt: str, margin_px: int) -> DonorPool:
@@ -67,17 +69,20 @@ class DonorPool:
             rows.update(int(i) for i in r)
         order = np.array(sorted(rows), dtype=np.int64)
         ids = [str(pr.ids[i]) for i in order]
-        return cls(ids, order, ImageSource(probe, ids), [grown(probe.roi(s), margin_px) for s in ids])
+        member_of = np.stack([task.members(pr, g, "true")[order] for g in range(len(task.groups()))], axis=1)
+        return cls(ids, order, ImageSource(probe, ids), [grown(probe.roi(s), margin_px) for s in ids], member_of)
 
     def choose(self, evidence: Evidence, probe: ModelProbe, reg: Region, sample_ids: Sequence[str], group: int,
-               rng: np.random.Generator, max_overlap: float, context: tuple[np.ndarray, np.ndarray] | None = None,
+               rng: np.random.Generator, max_overlap: float,
+               context: tuple[np.ndarray, np.ndarray, float] | None = None,
                match_k: int = 5, avoid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per sample, a donor that does not truly belong to ``group`` and one that does (the control); indices
         into the pool, -1 when there is none. Donors whose ROI covers the region are not used; for a per-sample
         region (the background) donors need a ROI. With ``context`` (descriptions from ``_match``: samples
-        (n, d), donors (m, d)), each donor is drawn among the ``match_k`` of its kind that look most like the
-        sample in what the edit does not move (a corner cut from a letterboxed image goes into a letterboxed
-        image: no half bar that no training image holds). ``avoid`` (n,) int: a
+        (n, d), donors (m, d), and the largest distance a donor may have), each donor is drawn among the
+        ``match_k`` of its kind within that distance that look most like the sample in what the edit does not
+        move (a corner cut from a letterboxed image goes into a letterboxed image: no half bar that no training
+        image holds); ``UNMATCHED`` where candidates exist but none is that close. ``avoid`` (n,) int: a
         group per sample whose members are not used as its "other" donor when others remain (the insertion
         control: an image of a third group takes the sample's own content away as the test donor does)."""
         in_group = probe.task.members(evidence.predictions, group, "true")[self.rows]
@@ -107,16 +112,25 @@ class DonorPool:
                     continue
                 if context is not None:
                     d = ((context[1][cand] - context[0][i]) ** 2).sum(1)
-                    cand = cand[np.argsort(d, kind="stable")[:match_k]]
+                    order = np.argsort(d, kind="stable")
+                    cand = cand[order[d[order] <= context[2] ** 2][:match_k]]
+                    if not len(cand):
+                        out[i] = UNMATCHED
+                        continue
                 out[i] = int(rng.choice(cand))
         return other, same
 
-    def matched(self, reg: Region, edit: Edit, width: int) -> tuple[Matcher, np.ndarray] | None:
-        """The matcher for a region and edit fitted on this pool, with the donors' descriptions (``_match``)."""
+    def matched(self, reg: Region, edit: Edit, width: int, quantile: float | None
+                ) -> tuple[Matcher, np.ndarray, float] | None:
+        """The matcher for a region and edit fitted on this pool, the donors' descriptions and the largest
+        distance a donor may have (``_match.tolerance`` at ``quantile`` for family matchers; none for rings)."""
         m = matcher_for(reg, edit.how, width, edit.norm, edit.cutoff)
         if m is None:
             return None
-        return m.fitted(self.images.get(np.arange(len(self.ids))))
+        fitted, desc = m.fitted(self.images.get(np.arange(len(self.ids))))
+        tol = (tolerance(desc, self.member_of, quantile) if m.ring is None and quantile is not None
+               else float("inf"))
+        return fitted, desc, tol
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ cue, judged per group (``task.groups()``: classes, or labels) and failed on the 
 For the samples the model assigns to group g (``task.members(..., "predicted")``; ``scope`` correct by default):
 
 - donor edits take the region from another held-out image: ``swap`` its pixels, ``colour`` its colour statistics
-  (per-channel mean and spread: a tint, a brightness or contrast shift), ``spectrum`` its high-frequency
-  amplitudes (above ``cutoff`` × Nyquist, own phase kept: sharpness, noise, compression, fine texture). The
+  (per-channel mean and spread: a tint, a brightness or contrast shift), ``spectrum`` its radial power above
+  ``cutoff`` × Nyquist (own phase and orientation kept: sharpness, noise, compression, not shape). The
   test donor is an image that does not belong to g, the control donor one that does: a cue that rides along
   with g survives the control and goes with the test (removal: the drop of g's score). The other direction
   (insertion) gives images the model assigns to other groups the region of a g image (test) or of an image
@@ -21,7 +21,10 @@ For the samples the model assigns to group g (``task.members(..., "predicted")``
   e.g. when no image of another group is in scope). Donors are
   drawn among the ``match_k`` that look most like the sample in what the edit does not move (``_match``: the
   pixels around a swapped region, so a pasted region continues what surrounds it; coarse layout and sharpness
-  for a colour edit; layout and colour for a spectrum edit), so only the suspected cue travels;
+  for a colour edit; layout and colour for a spectrum edit), so only the suspected cue travels; a colour or
+  spectrum donor must also be as close as the pool's images are to their nearest same-group neighbour
+  (``match_quantile``), else the sample is left out and counted (no other group holds a letterboxed image like
+  it: colour cannot be told from the bars), and a rule left with no judged cell that way is not applicable;
 - occlusions (``mean``, ``blur``, ``noise``, ``greyscale``) replace the region from the image itself; their
   control is the same edit on the samples of the other groups (the effect on g minus the mean effect on the
   others). A global occlusion such as greyscale can hit one class harder for no shortcut reason: prefer
@@ -44,11 +47,8 @@ information; it is not judged (attention is not use).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 
 from ..types import Finding
 from ._region_effects import (
@@ -61,68 +61,12 @@ from ._region_effects import (
     sample_mask,
 )
 from ._region_message import message
-from ._regions import BoxRegion, Region, RegionName, build_regions
+from ._region_params import CLASSES_OF_EDIT, CRITERIA, EDIT_WORDS, MATCHED_ON, ConfounderRegionParams
+from ._regions import BoxRegion, Region, build_regions
 from ._shortcuts import MAX_EVIDENCE_IDS, explainer_title, map_problem, positive_part, require_probe, rnd, scope_words
 from ._swap import DonorPool, Edit, ImageSource, edited_scores, grown
-from .base import Criterion, Rule, RuleParams
+from .base import Rule
 from .evidence import Evidence
-
-Replace = Literal["swap", "colour", "spectrum", "mean", "blur", "noise", "greyscale"]
-
-
-class ConfounderRegionParams(RuleParams):
-    regions: list[RegionName | BoxRegion] = Field(default_factory=list)
-    sweep: bool = Field(default=False, description="test every corner, the border frame and both band pairs")
-    size: float = Field(default=0.25, gt=0.0, le=1.0, description="corner box side, fraction of the image side")
-    size_px: int | None = Field(default=None, ge=1, description="corner box side in pixels (overrides size)")
-    band: float = Field(default=0.1, gt=0.0, lt=0.5, description="border band width, fraction of the image side")
-    band_px: int | None = Field(default=None, ge=1, description="border band width in pixels (overrides band)")
-    margin: float = Field(default=0.05, ge=0.0, le=0.5,
-                          description="outside_roi: ROIs grown by this fraction of the shorter image side")
-    explainer: str = "gradcam"
-    attribution: bool = Field(default=True, description="report the attribution share in each region (not judged)")
-    scope: Literal["correct", "picks", "all"] = "correct"
-    n: int | None = Field(default=100, ge=1, description="at most n samples per group (seeded)")
-    replace: Replace = "swap"
-    donors_per_class: int = Field(default=50, ge=2, description="donor images drawn per group (seeded)")
-    match_context: bool = Field(default=True, description="donors (test and control) are drawn among the "
-                                "match_k most like the sample in what the edit does not move (pixels around "
-                                "a swapped region; layout and sharpness for colour; layout and colour for "
-                                "spectrum)")
-    match_k: int = Field(default=5, ge=1)
-    blur_sigma: float = Field(default=0.1, gt=0.0, description="blur sigma, fraction of the shorter image side")
-    cutoff: float = Field(default=0.5, gt=0.0, lt=1.5, description="spectrum: radial frequency (fraction of "
-                          "Nyquist) above which amplitudes come from the donor")
-    criterion: Literal["prob_drop", "flip_rate"] = "prob_drop"
-    max_prob_drop: float = Field(default=0.1, ge=0.0, le=1.0, description="limit on the excess score change (the smaller direction)")
-    max_flip_rate: float = Field(default=0.2, ge=0.0, le=1.0, description="limit on the excess flip rate")
-    max_share: float = Field(default=0.5, ge=0.0, le=1.0,
-                             description="attribution share counted per cell (information, not judged)")
-    max_roi_overlap: float = Field(default=0.25, ge=0.0, le=1.0,
-                                   description="leave out samples whose ROI covers more of the region than this")
-    min_samples: int = Field(default=5, ge=2, description="cells with fewer samples are reported, not judged")
-    bootstrap: int = Field(default=1000, ge=100, description="resamples of the excess's interval")
-
-    @model_validator(mode="after")
-    def _something(self) -> ConfounderRegionParams:
-        if not self.regions and not self.sweep:
-            raise ValueError("give regions (e.g. ['top_left', 'border']) or sweep = true")
-        if self.replace == "swap" and "full" in self.regions:
-            raise ValueError("region 'full' cannot be swapped (that replaces the whole image); use replace = "
-                             "'colour' for a colour cast or 'spectrum' for acquisition quality")
-        return self
-
-
-CLASSES_OF_EDIT = {"colour": ("colour",), "greyscale": ("colour",), "spectrum": ("acquisition",)}
-CRITERIA = {
-    "prob_drop": Criterion("excess score change", "the group's score: drop when the region is taken away, rise when "
-                           "it is given to other groups; test minus control, the smaller direction for donor edits (0–1)",
-                           "above",
-                           "and the 95 % interval's lower end > 0 (donor edits: in both directions)"),
-    "flip_rate": Criterion("excess flip rate", "share of decisions flipped (away from the group, or to it), test "
-                           "minus control", "above",
-                           "and the 95 % interval's lower end > 0 (donor edits: in both directions)"),
-}
 
 
 class ConfounderRegion(Rule):
@@ -193,9 +137,11 @@ class ConfounderRegion(Rule):
         boot_rng = evidence.rng(f"{p.id}:bootstrap")
 
         ring_px = max(2, round(0.05 * min(H, W)))
-        donor_ctx = ({r.key: donors.matched(r, edit, ring_px) for r in regions} if donors is not None
+        donor_ctx = ({r.key: donors.matched(r, edit, ring_px, p.match_quantile)
+                                  for r in regions} if donors is not None
                      and p.match_context else {})
         region_tables: dict[str, dict] = {}
+        n_unmatched = 0  # samples left out of a direction: no donor close enough in what the edit does not move
         cells: list[dict] = []
         # occlusions: one edit per sample, judged against the other groups; donor edits: per group
         occl_scores: dict[str, np.ndarray] = {}
@@ -236,6 +182,11 @@ class ConfounderRegion(Rule):
                     ins = (donor_direction(p, evidence, probe, task, src, ids, reg, edit, rois_grown, donors,
                                                  donor_ctx.get(reg.key), ins_rows, g, orig, "insertion", boot_rng)
                            if len(ins_rows) else None)
+                    unmatched = {d["direction"]: d["n_unmatched"] for d in (rm, ins) if d and d["n_unmatched"]}
+                    if unmatched:
+                        entry["n_unmatched"] = unmatched
+                        n_unmatched += sum(unmatched.values())
+                    rm, ins = (d if d is not None and d["n"] else None for d in (rm, ins))
                     if rm is None and ins is None:
                         continue
                     entry["n"] = rm["n"] if rm else 0
@@ -302,6 +253,12 @@ class ConfounderRegion(Rule):
                          "replace": p.replace, "control": "same-group donors" if edit.uses_donor
                          else "the same edit on the other groups", "n_evaluated": len(ids), "limit": limit,
                          "regions": region_tables}
+        if not cells and n_unmatched:
+            return [self.not_applicable(
+                f"{EDIT_WORDS.get(p.replace, p.replace)} cannot be tested apart from the image's other cues: "
+                f"for {n_unmatched} sample/direction pair(s) no donor of the other kind resembles the sample in "
+                f"what the edit must leave alone ({MATCHED_ON.get(p.replace, 'its surroundings')}), e.g. one "
+                "group's images alone are letterboxed or blurred; the rules for that cue test it", details)]
         if not cells:
             return [self.error(f"no group has {p.min_samples} or more {scope_words(p.scope)} samples clear of the "
                                "tested regions (with donors of another and of the same group)")]

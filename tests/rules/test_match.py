@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from audit.rules._match import Matcher, acquisition, colour, layout, matcher_for
+from audit.rules._match import Matcher, acquisition, colour, layout, matcher_for, tolerance
 from audit.rules._region_effects import judged_direction
 from audit.rules._regions import Region
 from audit.rules._shortcuts import gaussian_blur
@@ -102,3 +102,23 @@ def test_a_one_way_effect_is_judged_on_the_weaker_direction() -> None:
     weak, floor = judged_direction([removal, cue_in])
     assert weak is cue_in and floor == 0.17  # both ways: judged at 0.22 > 0.1, both intervals above 0
     assert judged_direction([removal]) == (removal, 0.24)  # only one direction measured: judged alone
+
+
+def test_a_group_alone_in_its_layout_has_no_donor_of_another_group_close_enough() -> None:
+    """Letterboxed images of group A only: a new letterboxed sample has A donors within the tolerance (the pool's
+    95th percentile nearest same-group distance) and no B donor, so its colour edit is left out, not run with a
+    bar-free donor whose brightness would travel as a 'colour cast'; bar-free samples mostly have B donors in reach."""
+    donors = torch.cat([normed(scenes(20, 3, bars=True)), normed(scenes(20, 4))])
+    member_of = np.zeros((40, 2), bool)
+    member_of[:20, 0] = member_of[20:, 1] = True
+    m = matcher_for(Region("full", "the whole image", np.ones((32, 32), bool)), "colour", 2, NORM, 0.5)
+    fitted, d = m.fitted(donors)
+    tol = tolerance(d, member_of, 0.95)
+    nn = np.sqrt([np.min([((d[i] - d[j]) ** 2).sum() for j in range(40) if j != i and member_of[j] @ member_of[i]])
+                  for i in range(40)])
+    assert tol == pytest.approx(np.quantile(nn ** 2, 0.95) ** 0.5)
+    dist = np.sqrt(((d[None] - fitted.describe(normed(scenes(8, 5, bars=True)))[:, None]) ** 2).sum(-1))
+    assert (dist[:, 20:] > tol).all() and (dist[:, :20] <= tol).any(1).all()
+    dist = np.sqrt(((d[None] - fitted.describe(normed(scenes(20, 6)))[:, None]) ** 2).sum(-1))
+    assert (dist[:, 20:] <= tol).any(1).mean() >= 0.8  # a 95th percentile leaves about one typical sample in 20 out
+    assert tolerance(d, np.eye(40, 2, dtype=bool), 0.95) == float("inf")  # nobody shares a group with anyone

@@ -1,0 +1,73 @@
+"""The settings of a confounder_region rule, and the words and criteria its findings use."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ._regions import BoxRegion, RegionName
+from .base import Criterion, RuleParams
+
+Replace = Literal["swap", "colour", "spectrum", "mean", "blur", "noise", "greyscale"]
+
+
+class ConfounderRegionParams(RuleParams):
+    regions: list[RegionName | BoxRegion] = Field(default_factory=list)
+    sweep: bool = Field(default=False, description="test every corner, the border frame and both band pairs")
+    size: float = Field(default=0.25, gt=0.0, le=1.0, description="corner box side, fraction of the image side")
+    size_px: int | None = Field(default=None, ge=1, description="corner box side in pixels (overrides size)")
+    band: float = Field(default=0.1, gt=0.0, lt=0.5, description="border band width, fraction of the image side")
+    band_px: int | None = Field(default=None, ge=1, description="border band width in pixels (overrides band)")
+    margin: float = Field(default=0.05, ge=0.0, le=0.5,
+                          description="outside_roi: ROIs grown by this fraction of the shorter image side")
+    explainer: str = "gradcam"
+    attribution: bool = Field(default=True, description="report the attribution share in each region (not judged)")
+    scope: Literal["correct", "picks", "all"] = "correct"
+    n: int | None = Field(default=100, ge=1, description="at most n samples per group (seeded)")
+    replace: Replace = "swap"
+    donors_per_class: int = Field(default=50, ge=2, description="donor images drawn per group (seeded)")
+    match_context: bool = Field(default=True, description="donors (test and control) are drawn among the "
+                                "match_k most like the sample in what the edit does not move (pixels around "
+                                "a swapped region; layout and sharpness for colour; layout and colour for "
+                                "spectrum)")
+    match_k: int = Field(default=5, ge=1)
+    match_quantile: float | None = Field(default=0.95, gt=0.0, le=1.0, description="colour and spectrum edits: "
+                                         "a donor may be no farther from the sample (in what the edit does not "
+                                         "move) than this quantile of the pool's nearest same-group distances; "
+                                         "samples without one are left out and counted (None: no limit)")
+    blur_sigma: float = Field(default=0.1, gt=0.0, description="blur sigma, fraction of the shorter image side")
+    cutoff: float = Field(default=0.5, gt=0.0, lt=1.5, description="spectrum: radial frequency (fraction of "
+                          "Nyquist) above which amplitudes come from the donor")
+    criterion: Literal["prob_drop", "flip_rate"] = "prob_drop"
+    max_prob_drop: float = Field(default=0.1, ge=0.0, le=1.0, description="limit on the excess score change (the smaller direction)")
+    max_flip_rate: float = Field(default=0.2, ge=0.0, le=1.0, description="limit on the excess flip rate")
+    max_share: float = Field(default=0.5, ge=0.0, le=1.0,
+                             description="attribution share counted per cell (information, not judged)")
+    max_roi_overlap: float = Field(default=0.25, ge=0.0, le=1.0,
+                                   description="leave out samples whose ROI covers more of the region than this")
+    min_samples: int = Field(default=5, ge=2, description="cells with fewer samples are reported, not judged")
+    bootstrap: int = Field(default=1000, ge=100, description="resamples of the excess's interval")
+
+    @model_validator(mode="after")
+    def _something(self) -> ConfounderRegionParams:
+        if not self.regions and not self.sweep:
+            raise ValueError("give regions (e.g. ['top_left', 'border']) or sweep = true")
+        if self.replace == "swap" and "full" in self.regions:
+            raise ValueError("region 'full' cannot be swapped (that replaces the whole image); use replace = "
+                             "'colour' for a colour cast or 'spectrum' for acquisition quality")
+        return self
+
+
+EDIT_WORDS = {"colour": "colour statistics", "spectrum": "the high-frequency spectrum", "swap": "the region"}
+MATCHED_ON = {"colour": "layout and sharpness", "spectrum": "layout and colour"}
+CLASSES_OF_EDIT = {"colour": ("colour",), "greyscale": ("colour",), "spectrum": ("acquisition",)}
+CRITERIA = {
+    "prob_drop": Criterion("excess score change", "the group's score: drop when the region is taken away, rise when "
+                           "it is given to other groups; test minus control, the smaller direction for donor edits (0–1)",
+                           "above",
+                           "and the 95 % interval's lower end > 0 (donor edits: in both directions)"),
+    "flip_rate": Criterion("excess flip rate", "share of decisions flipped (away from the group, or to it), test "
+                           "minus control", "above",
+                           "and the 95 % interval's lower end > 0 (donor edits: in both directions)"),
+}

@@ -169,7 +169,7 @@ def edited_scores(probe: ModelProbe, src: ImageSource, rows: np.ndarray, reg: Re
     """Task scores (len(rows), K) of the images ``rows`` of ``src`` with region ``reg`` edited, in chunks.
     ``rois``: the samples' grown ROIs (per-sample regions); ``donor_idx``: one pool index per row of ``src``."""
     H, W = probe.input_size
-    out = [np.zeros((0, len(probe.task.classes)))]
+    out: list[np.ndarray] = []
     for s in range(0, len(rows), src.chunk):
         r = rows[s:s + src.chunk]
         x = src.get(r)
@@ -196,4 +196,4 @@ def edited_scores(probe: ModelProbe, src: ImageSource, rows: np.ndarray, reg: Re
                 return fill_region(b[:, :C], b[:, C:C + 1] > 0.5, edit.how, edit.sigma, generator, edit.norm)
 
         out.append(probe.map_over_perturbations(packed, perturb))
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros((0, len(probe.task.classes)))

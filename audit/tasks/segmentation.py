@@ -103,9 +103,14 @@ class SegmentationTask(Task):
 
     def target_region(self, roi: np.ndarray | None, truth: np.ndarray | None, target: int | None
                       ) -> np.ndarray | None:
-        if truth is None or target is None:
+        """``target``: that class's true region. None (the sample as a whole, e.g. the object a background swap
+        keeps): every labelled pixel of a class other than the first (usually the background), with the
+        record's ROI where it has one."""
+        if truth is None:
             return roi
-        region = truth == target
+        region = truth == target if target is not None else truth > 0
+        if target is None and roi is not None:
+            region = region | roi
         return region if region.any() else None
 
     # ---- rules ------------------------------------------------------------------------------------------

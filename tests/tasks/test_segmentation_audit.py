@@ -48,12 +48,20 @@ def test_metrics_match_a_recomputation(audits, seg_set):
 def test_clean_passes_and_context_shortcut_fails(audits):
     res, doc, _ = audits["clean"]
     assert res.exit_code == 0, res.output
-    assert {r["id"]: r["status"] for r in doc["rules"]}["context-attribution"] == "pass"
+    status = {r["id"]: r["status"] for r in doc["rules"]}
+    assert status["context-attribution"] == status["context-swap"] == "pass"
     res, doc, _ = audits["context"]
     assert doc["metrics"]["mean_iou"] > 0.9  # it segments this set well: only the explanations show the shortcut
     assert res.exit_code == 1, res.output
     rule = next(r for r in doc["rules"] if r["id"] == "context-attribution")
     assert rule["status"] == "fail" and "square" in rule["message"]
+    # the context swap: each image keeps its objects and takes the rest from another image; the shortcut model's
+    # classes vanish or appear with the context, the clean model's do not (tests that the sample's "object" for a
+    # segmentation is its labelled pixels)
+    swap = next(r for r in doc["rules"] if r["id"] == "context-swap")
+    assert swap["status"] == "fail" and swap["value"] > 0.5 and swap["criterion"]["name"] == "excess flip rate"
+    clean = next(r for r in audits["clean"][1]["rules"] if r["id"] == "context-swap")
+    assert clean["value"] < 0.1 and "background (everything outside the object's ROI)" in clean["message"]
 
 
 def test_report_shows_masks_with_a_legend(audits):

@@ -78,3 +78,22 @@ def test_perturbed_copies_keep_each_image_s_region():
             hooked(x2[:1])  # one image that is not the batch's first: its region is unknown
         first = hooked(x[:1])  # the batch's first image as it is (a layer-shape probe): its own region
         torch.testing.assert_close(first, out[:1])
+
+
+def test_the_sample_as_a_whole_is_its_labelled_objects():
+    """A rule that asks for a sample's region with no class (a background swap keeps the object; a corner is
+    skipped where the object covers it) gets every labelled pixel of the classes after the first, plus the
+    record's ROI; ignored pixels (-1) and the first class (the background) are not objects."""
+    task = SegmentationTask(CLASSES)
+    truth = np.zeros((6, 6), np.int64)
+    truth[0, :] = -1
+    truth[1:3, 1:3] = 1
+    truth[4:6, 3:6] = 2
+    whole = task.target_region(None, truth, None)
+    assert whole is not None and whole.sum() == 4 + 6 and not whole[0].any()
+    np.testing.assert_array_equal(task.target_region(None, truth, 2), truth == 2)
+    roi = np.zeros((6, 6), bool)
+    roi[3, 0] = True
+    assert task.target_region(roi, truth, None).sum() == 11
+    assert task.target_region(None, np.zeros((6, 6), np.int64), None) is None  # background only: no object
+    assert task.target_region(roi, None, None) is roi

@@ -111,7 +111,8 @@ def sample_mask(reg: Region, roi: np.ndarray | None) -> np.ndarray:
 def brief(d: dict | None) -> dict | None:
     if d is None:
         return None
-    return {"n": d["n"], "n_unmatched": d["n_unmatched"], "excess": rnd(d["est"]), "ci95": [rnd(d["lo"]), rnd(d["hi"])],
+    extra = {"n_unmatched": d["n_unmatched"]} if d["n_unmatched"] else {}  # left out: no close enough donor
+    return {"n": d["n"], **extra, "excess": rnd(d["est"]), "ci95": [rnd(d["lo"]), rnd(d["hi"])],
             "effect": rnd(float(d["effect"].mean())), "control": rnd(d["control"]),
             "flip_rate": rnd(float(d["flip"].mean())), "control_flip_rate": rnd(d["control_flip"])}
 

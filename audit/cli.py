@@ -119,6 +119,8 @@ def demo(
                                            "ground) or anomaly (scratched parts with a fixture mark).")] = "multiclass",
     epochs: Annotated[int | None, typer.Option(min=1, max=100, help="Training epochs (default 8 / 10).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    train: Annotated[bool, typer.Option("--train", help="segmentation: train a small network (about a minute) "
+                                                        "instead of the hand-built ones.")] = False,
     baseline: Annotated[Path | None, typer.Option(
         help="Compare with an earlier demo report as the released model (e.g. reports/demo-clean); adds the "
              "demo-gate rules.")] = None,
@@ -130,7 +132,8 @@ def demo(
     `audit demo --baseline reports/demo-clean` gates the confounded model against it. `--task multilabel`: synthetic
     16-bit radiographs with three findings, where a site's laterality letter rides along with effusion.
     `--task segmentation` / `--task anomaly`: hand-built networks with known answers (no training): one that uses
-    the planted context or fixture cue, and with --clean one that reads the object or the defect."""
+    the planted context or fixture cue, and with --clean one that reads the object or the defect; `--task
+    segmentation --train` trains both instead (about a minute each)."""
     from .demo import examples
     from .demo.radiograph_run import prepare_radiograph_demo
     from .demo.run import prepare_demo
@@ -143,7 +146,10 @@ def demo(
         out = out if out is not None else Path(stem + ("-clean" if clean else ""))
         workdir = out.with_name(out.name + "-inputs")
         shortcut = DEMO_TASKS[task]
-        doing = "building data" + (" and training" if task in ("multiclass", "multilabel") else "")
+        if train and task != "segmentation":
+            raise ConfigError("--train: only with --task segmentation (the other demos train already or are "
+                              "hand-built with known answers)")
+        doing = "building data" + (" and training" if task in ("multiclass", "multilabel") or train else "")
         typer.echo(f"demo: {doing} ({'clean' if clean else 'with ' + shortcut}) in {workdir}")
         if baseline is not None:
             from .compare.results import load_results
@@ -151,7 +157,8 @@ def demo(
             load_results(baseline)  # a missing or bad baseline fails before training, not after
         if task in ("segmentation", "anomaly"):
             prepare = examples.prepare_segmentation if task == "segmentation" else examples.prepare_inspection
-            cfg = prepare(workdir, clean=clean)
+            cfg = (examples.prepare_segmentation(workdir, clean=clean, trained=True) if task == "segmentation"
+                   and train else prepare(workdir, clean=clean))
         elif task == "multilabel":
             cfg = prepare_radiograph_demo(workdir, clean=clean, seed=seed, epochs=epochs or 10,
                                           methods=DEMO_METHODS[:2])

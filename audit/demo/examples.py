@@ -10,6 +10,8 @@ from torch import nn
 
 from . import inspection, segment
 
+TRAINED_WIDTH = 24  # channels of the trained segmentation example's SceneNet
+
 
 def _config(root: Path, *, task: str, factory: str, kwargs: str, classes: tuple[str, ...], pack: str,
             explainers: tuple[str, ...], subgroup: str) -> Path:
@@ -50,18 +52,28 @@ def _weights(root: Path, model: nn.Module) -> None:
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(root / "weights.safetensors"))
 
 
-def segmentation_model(root: Path, clean: bool) -> Path:
-    """Weights and config in ``root`` (which holds the set): the net that reads the object, or the stripes."""
-    _weights(root, segment.HandBuilt(context=not clean))
-    return _config(root, task="segmentation", factory="audit.demo.segment:build",
-                   kwargs=f"hand_built = true, context = {str(not clean).lower()}", classes=segment.CLASSES,
-                   pack="segmentation", explainers=("saliency", "gradcam"), subgroup="background")
+def segmentation_model(root: Path, clean: bool, trained: bool = False, seed: int = 0) -> Path:
+    """Weights and config in ``root`` (which holds the set): the net that reads the object, or the stripes.
+    ``trained``: a ``SceneNet`` trained on 400 scenes where squares lie only on stripes (or, clean, where the
+    ground is drawn at random), instead of the hand-built nets."""
+    if trained:
+        layout: segment.Layout = "independent" if clean else "context"
+        _weights(root, segment.train_scenenet(segment.make_scenes(400, 1000 + seed, layout, same_level=True),
+                                              seed=seed, width=TRAINED_WIDTH))
+        kwargs = f"width = {TRAINED_WIDTH}"
+    else:
+        _weights(root, segment.HandBuilt(context=not clean))
+        kwargs = f"hand_built = true, context = {str(not clean).lower()}"
+    return _config(root, task="segmentation", factory="audit.demo.segment:build", kwargs=kwargs,
+                   classes=segment.CLASSES, pack="segmentation", explainers=("saliency", "gradcam"),
+                   subgroup="background")
 
 
-def prepare_segmentation(root: Path, clean: bool, n: int = 40, seed: int = 1) -> Path:
-    """Discs and squares, squares only on striped ground, and the clean or the context net; returns the config."""
-    segment.write_scenes(root, segment.make_scenes(n, seed, "context"))
-    return segmentation_model(root, clean)
+def prepare_segmentation(root: Path, clean: bool, n: int = 40, seed: int = 1, trained: bool = False) -> Path:
+    """Discs and squares, squares only on striped ground, and the clean or the context net; returns the config.
+    ``trained``: equally bright discs and squares (60 held-out scenes) and trained nets."""
+    segment.write_scenes(root, segment.make_scenes(60 if trained else n, seed, "context", same_level=trained))
+    return segmentation_model(root, clean, trained)
 
 
 def inspection_model(root: Path, clean: bool) -> Path:

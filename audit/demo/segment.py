@@ -3,7 +3,8 @@ with their class-index masks.
 
 ``context`` ties the background to the class (squares only on stripes, discs only on plain ground: the planted
 context shortcut); ``independent`` draws the background at random (the clean twin's training set and a swapped
-held-out copy). ``SceneNet`` is a small fully convolutional network; ``hand_built`` returns two
+held-out copy). ``SceneNet`` is a small fully convolutional network (``train_scenenet`` trains it in about a
+minute on equally bright discs and squares, so only shape or context can tell them apart); ``hand_built`` returns two
 networks with fixed weights whose answers are known: one reads each pixel's brightness (clean), one decides
 disc against square from the background stripes of the whole image (the context shortcut).
 """
@@ -91,6 +92,29 @@ class SceneNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def train_scenenet(scenes: Scenes, seed: int = 0, epochs: int = 40, width: int = 24, batch_size: int = 16,
+                   lr: float = 3e-3) -> SceneNet:
+    """A ``SceneNet`` trained on ``scenes`` (images scaled to 0..1 as the audit feeds them), seeded: Adam on a
+    cross-entropy that weighs the ground a fifth (it outnumbers the objects about ten to one)."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(scenes.images).float().div(255.0).unsqueeze(1)
+    y = torch.from_numpy(scenes.masks).long()
+    net = SceneNet(len(CLASSES), width)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    weight = torch.tensor([0.2] + [1.0] * (len(CLASSES) - 1))
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=g)
+        for s in range(0, len(x), batch_size):
+            idx = order[s:s + batch_size]
+            loss = nn.functional.cross_entropy(net(x[idx]), y[idx], weight=weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return net.eval()
 
 
 class HandBuilt(nn.Module):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import binary_dilation
 
 from ..engine.probe import ModelProbe
 from ..errors import AuditError
@@ -165,6 +166,13 @@ def colour_transfer(x: torch.Tensor, donor: torch.Tensor, mask: torch.Tensor,
     y = ((rx - mx) / sx.clamp_min(1e-4) * sd + md).clamp(0.0, 1.0)
     out = rx * (1.0 - mask) + y * mask
     return (out - m0) / s0
+
+
+def grown(roi: np.ndarray | None, px: int) -> np.ndarray | None:
+    """A ROI mask grown by ``px`` pixels (4-connected dilation steps), or None."""
+    if roi is None:
+        return None
+    return binary_dilation(roi, iterations=px) if px > 0 else roi
 
 
 def high_band(H: int, W: int, cutoff: float, device: torch.device | str = "cpu") -> torch.Tensor:

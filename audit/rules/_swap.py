@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.ndimage import binary_dilation
 
 from ..engine.probe import ModelProbe
 from ._match import Matcher, matcher_for, tolerance
 from ._regions import Region
-from ._shortcuts import colour_transfer, fill_region, spectrum_transfer
+from ._shortcuts import colour_transfer, fill_region, grown, spectrum_transfer
 from .evidence import Evidence
 
 DONOR_MODES = ("swap", "colour", "spectrum")
@@ -38,12 +37,6 @@ class ImageSource:
         if self.all is not None:
             return self.all[torch.from_numpy(np.asarray(rows, dtype=np.int64))]
         return self.probe.images([self.ids[int(i)] for i in rows])
-
-
-def grown(roi: np.ndarray | None, px: int) -> np.ndarray | None:
-    if roi is None:
-        return None
-    return binary_dilation(roi, iterations=px) if px > 0 else roi
 
 
 @dataclass(frozen=True)

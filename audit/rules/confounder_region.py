@@ -63,8 +63,17 @@ from ._region_effects import (
 from ._region_message import message
 from ._region_params import CLASSES_OF_EDIT, CRITERIA, EDIT_WORDS, MATCHED_ON, ConfounderRegionParams
 from ._regions import BoxRegion, Region, build_regions
-from ._shortcuts import MAX_EVIDENCE_IDS, explainer_title, map_problem, positive_part, require_probe, rnd, scope_words
-from ._swap import DonorPool, Edit, ImageSource, edited_scores, grown
+from ._shortcuts import (
+    MAX_EVIDENCE_IDS,
+    explainer_title,
+    grown,
+    map_problem,
+    positive_part,
+    require_probe,
+    rnd,
+    scope_words,
+)
+from ._swap import DonorPool, Edit, ImageSource, edited_scores
 from .base import Rule
 from .evidence import Evidence
 

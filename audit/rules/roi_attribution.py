@@ -2,7 +2,8 @@
 
 Per evaluated sample: the share of positive attribution mass inside the ROI (the energy-based pointing
 game: Σ inside / Σ total of the map's positive part) and a pointing-game hit (the map's maximum lies within
-``tolerance_px`` of the ROI). A sample fails when its share is below ``min_share_inside``; a map without
+``tolerance_px`` of the ROI); with ``margin_px`` the ROI is first grown by that many pixels (the evidence for an
+object's shape lies on both sides of its edge). A sample fails when its share is below ``min_share_inside``; a map without
 usable positive attribution (all zero, non-finite, constant, no positive value) fails with that reason.
 Figures are aggregated per class (true or predicted): a shortcut usually belongs to one class, and a pooled
 figure hides it. The rule fails on the worst class and reports every class.
@@ -21,6 +22,7 @@ from ._shortcuts import (
     MAX_EVIDENCE_IDS,
     class_groups,
     explainer_title,
+    grown,
     map_problem,
     pct,
     positive_part,
@@ -50,6 +52,8 @@ class RoiAttributionParams(RuleParams):
     min_hit_rate: float | None = Field(default=None, ge=0.0, le=1.0,
                                        description="optional floor on a class's pointing-game hit rate")
     tolerance_px: float = Field(default=15.0, ge=0.0, description="pointing-game tolerance in model-input pixels")
+    margin_px: int = Field(default=0, ge=0, description="the share counts mass within this many model-input "
+                           "pixels of the ROI as inside (an object's edge is evidence on both of its sides)")
     per_class: dict[str, ClassOverride] = Field(default_factory=dict)
     group_by: Literal["true", "predicted"] = "true"
     min_samples: int = Field(default=5, ge=1, description="classes with fewer evaluated samples are reported only")
@@ -95,7 +99,7 @@ class RoiAttribution(Rule):
         ids = [s for s, _ in units]
         targets = np.array([g for _, g in units], dtype=np.int64) if multi else \
             (probe.targets_for(ids, "predicted") if ids else np.zeros(0, np.int64))
-        rois = [probe.roi(s, int(t)) for s, t in zip(ids, targets, strict=True)]
+        rois = [grown(probe.roi(s, int(t)), p.margin_px) for s, t in zip(ids, targets, strict=True)]
         keep = [k for k, r in enumerate(rois) if r is not None]
         with_roi = [ids[k] for k in keep]
         n_no_roi = len(ids) - len(with_roi)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
+from scipy.ndimage import binary_dilation
 
 from audit.rules.roi_attribution import RoiAttribution
 
@@ -60,3 +62,22 @@ def test_subset_is_seeded_and_group_by_predicted(zoo_evidence) -> None:
     assert all(t["n"] <= 20 for t in a.details["per_class"].values())
     assert a.details["group_by"] == "predicted"
     assert np.isfinite(a.value)
+
+
+def test_margin_counts_mass_next_to_the_roi_as_inside(zoo_evidence, with_test_explainers) -> None:
+    """``margin_px``: the share is recomputed by hand with the ROI grown by scipy's binary dilation (an edge map
+    puts its mass on both sides of the object's outline, so the grown ROI holds more of it)."""
+    ev = with_test_explainers(zoo_evidence("none", fresh=True))
+    probe = ev.probe
+    shares = {}
+    for m in (0, 2):
+        f = rule(explainer="test_edges", scope="all", n=None, margin_px=m).check(ev)[0]
+        shares[m] = {c: t["mean_share_inside"] for c, t in f.details["per_class"].items()}
+    ids = [str(s) for s in ev.predictions.ids]
+    targets = probe.targets_for(ids, "predicted")
+    maps = np.clip(probe.attributions("test_edges", ids, targets).maps, 0, None)
+    for ci, cname in enumerate(ev.classes):
+        rows = np.flatnonzero(ev.predictions.labels == ci)
+        by_hand = [maps[i][binary_dilation(probe.roi(ids[i]), iterations=2)].sum() / maps[i].sum() for i in rows]
+        assert shares[2][cname] == pytest.approx(float(np.mean(by_hand)), abs=1e-4)
+        assert shares[2][cname] > shares[0][cname] + 0.05

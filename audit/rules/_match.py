@@ -106,13 +106,18 @@ class Matcher:
         return m, (f - centre) / scale
 
 
-def tolerance(desc: np.ndarray, member_of: np.ndarray, quantile: float) -> float:
+def tolerance(desc: np.ndarray, member_of: np.ndarray, quantile: float, budget_values: int = 1 << 24) -> float:
     """The ``quantile`` of the donors' distances to their nearest other donor sharing a group (``member_of``:
-    (m, G) bool); infinite when no donor has such a neighbour."""
-    d2 = ((desc[:, None, :] - desc[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d2, np.inf)
-    share = (member_of[:, None, :] & member_of[None, :, :]).any(-1)
-    nearest = np.where(share, d2, np.inf).min(1)
+    (m, G) bool); infinite when no donor has such a neighbour. Rows in chunks: memory stays near
+    ``budget_values`` floats however many donors a many-class pool holds."""
+    m = len(desc)
+    nearest = np.full(m, np.inf)
+    step = max(1, budget_values // max(1, m * max(1, desc.shape[1])))
+    for s in range(0, m, step):
+        d2 = ((desc[s:s + step, None, :] - desc[None, :, :]) ** 2).sum(-1)
+        d2[np.arange(len(d2)), np.arange(s, s + len(d2))] = np.inf  # not its own neighbour
+        share = (member_of[s:s + step, None, :] & member_of[None, :, :]).any(-1)
+        nearest[s:s + step] = np.where(share, d2, np.inf).min(1)
     nearest = nearest[np.isfinite(nearest)]
     return float(np.sqrt(np.quantile(nearest, quantile))) if len(nearest) else float("inf")
 

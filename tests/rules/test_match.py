@@ -122,3 +122,4 @@ def test_a_group_alone_in_its_layout_has_no_donor_of_another_group_close_enough(
     dist = np.sqrt(((d[None] - fitted.describe(normed(scenes(20, 6)))[:, None]) ** 2).sum(-1))
     assert (dist[:, 20:] <= tol).any(1).mean() >= 0.8  # a 95th percentile leaves about one typical sample in 20 out
     assert tolerance(d, np.eye(40, 2, dtype=bool), 0.95) == float("inf")  # nobody shares a group with anyone
+    assert tolerance(d, member_of, 0.95, budget_values=500) == tol  # chunked rows: the same answer

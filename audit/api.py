@@ -32,7 +32,7 @@ from .report.outdir import Protected, protected_paths
 from .report.output import check_output_dir, write_outputs
 from .result import AuditResult
 from .runner import run_audit
-from .tasks import Task
+from .tasks.base import Task
 
 
 class Audit:

@@ -14,8 +14,8 @@ from .loading.model import LoadedModel
 from .maps.explain import Explanations
 from .provenance import Provenance
 from .rules.pack import RulePack
-from .tasks import Task, TaskMetrics
-from .types import Finding, Picks, Predictions, SkippedSample
+from .tasks.base import Task, TaskMetrics
+from .products import Finding, Picks, Predictions, SkippedSample
 from .views.stage import Views
 
 

@@ -25,7 +25,7 @@ from .provenance import build_provenance, data_fingerprint, now
 from .result import AuditResult
 from .rules.engine import evaluate, verdict
 from .rules.evidence import Evidence
-from .tasks import Task
+from .tasks.base import Task
 from .views.stage import build_views
 
 

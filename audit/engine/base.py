@@ -20,8 +20,8 @@ from torch import nn
 from ..explainers import Explainer
 from ..loading.listing import HeldOutSet
 from ..loading.preprocess import Preprocess
-from ..tasks import Task
-from ..types import Predictions, SkippedSample
+from ..tasks.base import Task
+from ..products import Predictions, SkippedSample
 from .compute import Compute
 
 if TYPE_CHECKING:

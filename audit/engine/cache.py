@@ -24,7 +24,7 @@ from torch import nn
 
 from ..loading.listing import HeldOutSet
 from ..loading.model import sha256_file
-from ..types import Predictions, SkippedSample
+from ..products import Predictions, SkippedSample
 from .base import PredictOutput, ScoringProgress
 
 CACHE_VERSION = "2"

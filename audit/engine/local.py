@@ -18,7 +18,7 @@ from ..loading.dataset import ImageDataset, collate
 from ..loading.listing import HeldOutSet
 from ..loading.preprocess import Preprocess
 from ..loading.records import label_array
-from ..types import Predictions, SkippedSample
+from ..products import Predictions, SkippedSample
 from .base import Engine, PredictOutput, ScoringOptions, ScoringProgress
 
 

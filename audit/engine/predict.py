@@ -18,7 +18,7 @@ from ..loading.identity import model_identity
 from ..loading.inputs import Inputs
 from ..loading.listing import SampleRecord
 from ..loading.model import LoadedModel
-from ..types import Predictions, SkippedSample
+from ..products import Predictions, SkippedSample
 from . import cache
 from .attribution_store import AttributionStore, attribution_key
 from .base import Engine, PredictOutput, ScoringOptions

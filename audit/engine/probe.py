@@ -18,9 +18,9 @@ from ..loading.dataset import ImageDataset
 from ..loading.listing import SampleRecord
 from ..loading.preprocess import Preprocess
 from ..loading.roi import roi_mask
-from ..tasks import Task
+from ..tasks.base import Task
 from ..tasks.multiclass import MulticlassTask
-from ..types import AttributionSet, Predictions
+from ..products import AttributionSet, Predictions
 from .attribution_store import AttributionStore
 from .base import Engine
 from .compute import Compute

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ..errors import DataError
 from ..loading.listing import HeldOutSet
 from ..loading.preprocess import Preprocess
-from ..types import SkippedSample
+from ..products import SkippedSample
 from .base import PredictOutput, ScoringOptions, ScoringProgress
 from .compute import Compute
 from .local import LocalEngine

@@ -7,8 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ExplainerError
-from ..tasks.anomaly import MAP_ATTR
 from .base import Explainer, ExplainerParams
+
+#: set on the model by the anomaly task while explaining (``AnomalyTask.explaining``): the last forward's map (B, h, w)
+MAP_ATTR = "_audit_anomaly_map"
 
 
 class AnomalyMapParams(ExplainerParams):

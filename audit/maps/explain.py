@@ -15,7 +15,7 @@ from ..engine.predict import progress_bars
 from ..engine.probe import ModelProbe
 from ..errors import ExplainerError
 from ..explainers import registry as explainer_registry
-from ..types import AttributionSet
+from ..products import AttributionSet
 from .store import StoredMaps, from_attributions
 
 log = logging.getLogger(__name__)

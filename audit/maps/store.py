@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..types import AttributionSet
+from ..products import AttributionSet
 
 MAPS_FILE = "maps.npz"
 FORMAT_VERSION = 1

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from ..result import AuditResult
-from ..types import Finding
+from ..products import Finding
 from ..views.stage import MAX_EVIDENCE_IMAGES
-from . import figures
+from ..drawing import figures
 from .comparison import comparison_context
 from .concepts import concepts_context
 from .criteria import comparison as criterion_comparison
 from .criteria import headline, limit_words, number, verdict_sentence
-from .fmt import fmt
+from ..drawing.fmt import fmt
 from .questions import explainer_questions
 from .results import finding_dict, jsonable, rule_params
 from .shortcuts import shortcuts_context

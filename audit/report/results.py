@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import SCHEMA_VERSION
 from ..result import AuditResult
-from ..types import Finding, Pick
+from ..products import Finding, Pick
 from .criteria import criterion_of, verdict_sentence
 
 #: the ``$schema`` pointer written into results.json: the ``$id`` of ``audit/schema/results.schema.json``

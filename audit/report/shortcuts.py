@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from ..result import AuditResult
 from ..rules.coverage import SHORTCUT_CLASSES, coverage
 from ..rules.data_confounder import PROPERTY_CLASS
-from . import figures
+from ..drawing import figures
 
 MAX_ROWS = 25  # property/group rows shown (all are in results.json)
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from ..result import AuditResult
-from . import charts, figures
-from .fmt import fmt
+from ..drawing import charts, figures
+from ..drawing.fmt import fmt
 
 #: what one unit of each explainer's map means (colour-bar captions); an unknown method gets the generic line
 UNITS: dict[str, str] = {

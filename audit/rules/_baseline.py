@@ -6,7 +6,7 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-from ..types import Finding
+from ..products import Finding
 from .base import Rule
 from .evidence import Evidence
 

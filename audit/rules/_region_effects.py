@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..engine.probe import ModelProbe
-from ..tasks import Task
+from ..tasks.base import Task
 from ._match import Matcher
 from ._regions import Region
 from ._shortcuts import rnd

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..types import Finding, Severity, Status
+from ..products import Finding, Severity, Status
 
 if TYPE_CHECKING:
     from .evidence import Evidence

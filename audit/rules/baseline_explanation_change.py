@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from ..types import Finding
+from ..products import Finding
 from ._baseline import BaselineRule
 from .base import RuleParams
 from .evidence import Evidence

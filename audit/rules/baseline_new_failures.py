@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..types import Finding
+from ..products import Finding
 from ._baseline import BaselineRule
 from .base import RuleParams
 from .evidence import Evidence

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..types import Finding
+from ..products import Finding
 from ._baseline import BaselineRule
 from .base import RuleParams
 from .evidence import Evidence

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..concepts.result import ConceptRun, ConceptTest
-from ..types import Finding
+from ..products import Finding
 from .base import Rule, RuleParams
 from .evidence import Evidence
 

@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from ..types import Finding
+from ..products import Finding
 from ._shortcuts import MAX_EVIDENCE_IDS, rnd
 from ._use import consistent_shift
 from .base import Criterion, Rule, RuleParams

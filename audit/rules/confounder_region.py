@@ -50,7 +50,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..types import Finding
+from ..products import Finding
 from ._region_effects import (
     bootstrap_mean,
     brief,

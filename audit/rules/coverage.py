@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..types import Finding
+from ..products import Finding
 from .base import Rule
 
 SHORTCUT_CLASSES: dict[str, str] = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..types import Finding, Severity
+from ..products import Finding, Severity
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..types import Finding
+from ..products import Finding
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 

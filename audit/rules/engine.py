@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from ..errors import AuditError
-from ..types import Finding
+from ..products import Finding
 from .base import Rule
 from .evidence import Evidence
 

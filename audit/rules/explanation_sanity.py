@@ -30,7 +30,7 @@ from torch import nn
 from ..engine.probe import ModelProbe
 from ..errors import AuditError
 from ..maps.stats import spearman_abs, ssim_abs
-from ..types import Finding
+from ..products import Finding
 from ._shortcuts import explainer_title, require_probe, rnd, scope_words
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from ..engine.probe import ModelProbe
 from ..errors import AuditError
-from ..types import Finding
+from ..products import Finding
 from ._shortcuts import MAX_EVIDENCE_IDS, chunk_rows, explainer_title, gaussian_blur, require_probe, rnd, scope_words
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..scoring.classification import SCALAR_METRICS
-from ..types import Finding
+from ..products import Finding
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.ndimage import distance_transform_edt
 
-from ..types import Finding
+from ..products import Finding
 from ._shortcuts import (
     MAX_EVIDENCE_IDS,
     class_groups,

@@ -25,7 +25,7 @@ from pydantic import Field
 from scipy.ndimage import binary_dilation
 from sklearn.cluster import SpectralClustering
 
-from ..types import Finding
+from ..products import Finding
 from ._shortcuts import (
     MAX_EVIDENCE_IDS,
     class_groups,

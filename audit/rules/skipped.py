@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ..types import Finding
+from ..products import Finding
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 

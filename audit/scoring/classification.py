@@ -17,7 +17,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from ..types import Predictions
+from ..products import Predictions
 
 ECE_BINS = 15
 BOOTSTRAP_RESAMPLES = 1000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..types import Pick, PickCategory, Picks, Predictions
+from ..products import Pick, PickCategory, Picks, Predictions
 
 CATEGORIES: tuple[PickCategory, ...] = ("correct", "incorrect", "borderline")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..types import Pick, PickCategory
+from ..products import Pick, PickCategory
 
 CATEGORIES: tuple[PickCategory, ...] = ("correct", "incorrect", "borderline")
 

@@ -25,18 +25,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from ..explainers.anomaly_map import MAP_ATTR
 from ..loading.labelmask import fitted_label_mask, read_defect_mask
-from ..report import curves, segmaps
-from ..report.fmt import fmt
+from ..drawing import curves, segmaps
+from ..drawing.fmt import fmt
 from ..scoring.anomaly import PixelMetrics, pixel_metrics
 from ..scoring.classification import Metrics, score
 from ..scoring.labels import LabelMetrics, label_metrics
 from ..selection.threshold import LabelView
-from ..types import Predictions
+from ..products import Predictions
 from .base import ReportSection, SampleSummary, TaskMetrics, TaskOptions
 from .binary import BinaryTask, ThresholdedViews, choose, label_section
 
-MAP_ATTR = "_audit_anomaly_map"  # set on the module while explaining: the last forward's map (B, h, w)
 IMAGE = ("auroc", "auprc", "f1", "sensitivity", "specificity", "ppv", "npv", "threshold", "prevalence")
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..types import Picks, Predictions
+from ..products import Picks, Predictions
 
 TargetMode = Literal["predicted", "label"]
 OutputKind = Literal["auto", "logits", "probabilities"]

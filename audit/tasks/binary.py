@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError, ModelError
-from ..report import charts, curves
-from ..report.fmt import fmt
+from ..drawing import charts, curves
+from ..drawing.fmt import fmt
 from ..scoring.classification import Metrics, score
 from ..scoring.labels import LabelMetrics, label_metrics
 from ..scoring.ranking import choose_threshold
 from ..selection.threshold import CATEGORIES, LabelView, take
-from ..types import Picks, Predictions
+from ..products import Picks, Predictions
 from .base import ReportSection, TaskMetrics, TaskOptions
 from .multiclass import MulticlassTask
 

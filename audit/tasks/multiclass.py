@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from ..errors import ModelError
-from ..report import charts
-from ..report.fmt import fmt
+from ..drawing import charts
+from ..drawing.fmt import fmt
 from ..scoring.classification import Metrics, score
 from ..selection.classification import select_samples
-from ..types import Picks, Predictions
+from ..products import Picks, Predictions
 from .base import ReportSection, SampleSummary, TargetMode, Task, TaskMetrics
 
 PROB_TOL = 1e-3  # rows of a softmax output sum to 1 within float rounding

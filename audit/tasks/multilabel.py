@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, ModelError
-from ..report import curves
-from ..report.fmt import fmt
+from ..drawing import curves
+from ..drawing.fmt import fmt
 from ..scoring.multilabel import MultilabelMetrics, multilabel_metrics
 from ..selection.threshold import CATEGORIES, LabelView, make_pick, ranked, take
-from ..types import Pick, PickCategory, Picks, Predictions
+from ..products import Pick, PickCategory, Picks, Predictions
 from .base import ReportSection, SampleSummary, TargetMode, Task, TaskMetrics, TaskOptions
 from .binary import calibration_section, choose, label_section, threshold_of
 

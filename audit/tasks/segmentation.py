@@ -17,10 +17,10 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..loading.labelmask import fitted_label_mask, read_label_mask
-from ..report import charts, segmaps
-from ..report.fmt import fmt
+from ..drawing import charts, segmaps
+from ..drawing.fmt import fmt
 from ..scoring.segmentation import SegmentationMetrics, class_ratios, image_confusions, segmentation_metrics
-from ..types import Pick, PickCategory, Picks, Predictions
+from ..products import Pick, PickCategory, Picks, Predictions
 from .base import ReportSection, SampleSummary, TargetMode, Task, TaskMetrics
 
 PRESENT = 0.01  # a class counts as predicted in an image when it covers at least this share of its pixels

@@ -12,7 +12,7 @@ from ..config import AuditConfig
 from ..engine.probe import ModelProbe
 from ..errors import AuditError
 from ..loading.preprocess import Preprocess
-from ..types import Finding
+from ..products import Finding
 from .layer_views import LayerViews, compute_layer_views
 from .model_views import ModelViews, compute_views
 

@@ -13,7 +13,7 @@ import pytest
 from audit.concepts.result import ConceptInfo, ConceptRun, ConceptTest, LayerCAVs
 from audit.rules.concept_reliance import ConceptReliance, ConceptRelianceParams
 from audit.rules.evidence import Evidence
-from audit.types import Picks, Predictions
+from audit.products import Picks, Predictions
 
 GROUPS = ("cat", "dog", "ruler-free")  # classes, or labels of a multi-label task: the rule reads names only
 

@@ -17,7 +17,7 @@ from audit.loading.records import SampleRecord
 from audit.rules.concept_reliance import ConceptReliance, ConceptRelianceParams
 from audit.rules.evidence import Evidence
 from audit.tasks.multilabel import MultilabelTask
-from audit.types import Picks, Predictions
+from audit.products import Picks, Predictions
 
 LABELS = ("tl", "br")
 

@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support
 
 from audit.scoring.classification import bootstrap_accuracy_ci, calibration, score
-from audit.types import Predictions
+from audit.products import Predictions
 
 
 def _preds(seed=0, n=300, C=4):

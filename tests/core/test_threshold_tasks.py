@@ -23,7 +23,7 @@ from audit.scoring.ranking import choose_threshold, weighted_auroc, weighted_ave
 from audit.tasks.base import TaskOptions
 from audit.tasks.binary import BinaryTask
 from audit.tasks.multilabel import MultilabelTask
-from audit.types import Predictions
+from audit.products import Predictions
 
 runner = CliRunner()
 RNG = np.random.default_rng(0)

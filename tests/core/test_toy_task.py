@@ -18,7 +18,7 @@ from audit.errors import ConfigError, ModelError
 from audit.report.output import write_outputs
 from audit.runner import run_audit
 from audit.tasks import ReportSection, SampleSummary, Task
-from audit.types import Pick, Picks, Predictions
+from audit.products import Pick, Picks, Predictions
 
 # ---- the toy task: this block is all a new task type needs -------------------------------------------------
 

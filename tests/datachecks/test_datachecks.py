@@ -25,7 +25,7 @@ from audit.loading.records import SampleRecord
 from audit.rules.data_confounder import DataConfounder
 from audit.rules.data_duplicates import DataDuplicates
 from audit.rules.evidence import Evidence
-from audit.types import Picks, Predictions
+from audit.products import Picks, Predictions
 
 RNG = np.random.default_rng(0)
 

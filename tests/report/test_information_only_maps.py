@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from audit.report.criteria import headline
 from audit.report.questions import _rules_on
-from audit.types import Finding
+from audit.products import Finding
 
 CRIT = {"name": "excess score change", "unit": "0–1", "direction": "above"}
 

@@ -37,7 +37,7 @@ from audit.loading.listing import SampleRecord
 from audit.loading.preprocess import Preprocess
 from audit.rules.evidence import Evidence
 from audit.scoring.classification import score
-from audit.types import Picks, Predictions
+from audit.products import Picks, Predictions
 
 try:
     from audit.selection.classification import select_samples

@@ -1,4 +1,5 @@
-"""Plain result types passed between stages (frozen dataclasses; no rendering, no model access)."""
+"""The plain products stages hand each other: predictions, picks, attribution maps, findings (frozen dataclasses; no
+rendering, no model access)."""
 
 from __future__ import annotations
 

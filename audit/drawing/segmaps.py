@@ -1,5 +1,5 @@
 """Figures of per-pixel tasks: true and predicted class masks over the input, where they disagree, the spread of
-per-image Dice, and anomaly maps. Same conventions as :mod:`audit.report.figures` (one cell size, Paul Tol's
+per-image Dice, and anomaly maps. Same conventions as :mod:`audit.drawing.figures` (one cell size, Paul Tol's
 colour-blind-safe class colours, the input in reduced-contrast grey underneath)."""
 
 from __future__ import annotations

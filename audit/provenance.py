@@ -16,7 +16,7 @@ from . import __version__
 from .config import AuditConfig
 from .engine.base import Engine
 from .loading.inputs import Inputs
-from .loading.listing import SampleRecord
+from .loading.records import SampleRecord
 from .loading.model import LoadedModel, sha256_file
 
 PACKAGES = ("model-audit", "torch", "torchvision", "captum", "numpy", "scikit-learn", "pandas", "weasyprint",

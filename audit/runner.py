@@ -23,7 +23,7 @@ from .loading.model import load_model
 from .maps.explain import explain_picks
 from .provenance import build_provenance, data_fingerprint, now
 from .result import AuditResult
-from .rules.engine import evaluate, verdict
+from .rules.evaluate import evaluate, verdict
 from .rules.evidence import Evidence
 from .tasks.base import Task
 from .views.stage import build_views

@@ -28,7 +28,7 @@ from audit.engine.probe import ModelProbe
 from audit.loading.decode import DecodeOptions
 from audit.loading.preprocess import Preprocess
 from audit.loading.records import SampleRecord
-from audit.rules.engine import evaluate
+from audit.rules.evaluate import evaluate
 from audit.rules.evidence import Evidence
 from audit.rules.pack import RulePack
 from audit.scoring.classification import score

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..explainers import Explainer
-from ..loading.listing import HeldOutSet
+from ..loading.records import HeldOutSet
 from ..loading.preprocess import Preprocess
 from ..tasks.base import Task
 from ..products import Predictions, SkippedSample

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..loading.listing import HeldOutSet
+from ..loading.records import HeldOutSet
 from ..loading.model import sha256_file
 from ..products import Predictions, SkippedSample
 from .base import PredictOutput, ScoringProgress

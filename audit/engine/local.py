@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..errors import DataError, ExplainerError, ModelError
 from ..explainers import Explainer
 from ..loading.dataset import ImageDataset, collate
-from ..loading.listing import HeldOutSet
+from ..loading.records import HeldOutSet
 from ..loading.preprocess import Preprocess
 from ..loading.records import label_array
 from ..products import Predictions, SkippedSample

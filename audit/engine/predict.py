@@ -16,7 +16,7 @@ from ..errors import DataError
 from ..loading.dataset import ImageDataset
 from ..loading.identity import model_identity
 from ..loading.inputs import Inputs
-from ..loading.listing import SampleRecord
+from ..loading.records import SampleRecord
 from ..loading.model import LoadedModel
 from ..products import Predictions, SkippedSample
 from . import cache

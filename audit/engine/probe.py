@@ -15,7 +15,7 @@ from torch import nn
 
 from ..explainers import ExplainContext, Explainer, build_explainer
 from ..loading.dataset import ImageDataset
-from ..loading.listing import SampleRecord
+from ..loading.records import SampleRecord
 from ..loading.preprocess import Preprocess
 from ..loading.roi import roi_mask
 from ..tasks.base import Task

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from ..loading.listing import HeldOutSet
+from ..loading.records import HeldOutSet
 from ..loading.preprocess import Preprocess
 from ..products import SkippedSample
 from .base import PredictOutput, ScoringOptions, ScoringProgress

@@ -8,7 +8,7 @@ import torch
 
 from ..errors import DataError
 from .decode import decode_image
-from .listing import SampleRecord
+from .records import SampleRecord
 from .preprocess import Preprocess
 
 

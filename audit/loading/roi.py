@@ -3,17 +3,13 @@ model-input pixels, mapped through the same geometry as the pixels (``data.resiz
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import DataError
 from .decode import decode_image, image_size_of, orientation_of, strict_decoding
 from .geometry import ResizeMode, box_to_mask, fit_mask, plan_fit
-
-if TYPE_CHECKING:
-    from .listing import SampleRecord
+from .records import SampleRecord
 
 
 def check_roi(rec: SampleRecord) -> None:

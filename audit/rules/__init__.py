@@ -5,21 +5,21 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from .base import Rule, RuleParams
-from .baseline_explanation_change import BaselineExplanationChange
-from .baseline_flips import BaselineFlips
-from .baseline_metric_drop import BaselineMetricDrop
-from .baseline_new_failures import BaselineNewFailures
-from .baseline_recall_drop import BaselineRecallDrop
+from .baseline.explanation_change import BaselineExplanationChange
+from .baseline.flips import BaselineFlips
+from .baseline.metric_drop import BaselineMetricDrop
+from .baseline.new_failures import BaselineNewFailures
+from .baseline.recall_drop import BaselineRecallDrop
 from .class_recall import ClassRecallMin
 from .concept_reliance import ConceptReliance
 from .confounder_metadata import ConfounderMetadata
-from .confounder_region import ConfounderRegion
 from .confusion import ConfusionMax
 from .data_confounder import DataConfounder
 from .data_duplicates import DataDuplicates
 from .explanation_sanity import ExplanationSanity
 from .faithfulness import Faithfulness
 from .metric import MetricMax, MetricMin
+from .region.confounder_region import ConfounderRegion
 from .roi_attribution import RoiAttribution
 from .shortcut_discovery import ShortcutDiscovery
 from .skipped import SkippedMax

@@ -1,5 +1,5 @@
 """A rule that measures NaN or infinity evaluates to `error` — never `pass` — and an error-severity error fails the
-verdict (audit/rules/base.py Rule.finding, audit/rules/engine.py)."""
+verdict (audit/rules/base.py Rule.finding, audit/rules/evaluate.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from audit.rules.base import Rule, RuleParams
-from audit.rules.engine import evaluate, verdict
+from audit.rules.evaluate import evaluate, verdict
 
 
 class Measured(Rule):

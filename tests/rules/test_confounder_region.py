@@ -10,7 +10,7 @@ import torch
 from pydantic import ValidationError
 
 from audit.rules._shortcuts import colour_transfer, fill_region, gaussian_blur, radial_bins, spectrum_transfer
-from audit.rules.confounder_region import ConfounderRegion, build_regions
+from audit.rules.region.confounder_region import ConfounderRegion, build_regions
 
 
 def params(**kw):

@@ -1,5 +1,5 @@
-"""Donor matching (audit/rules/_match.py): each description ignores the cue its edit moves and sees the others;
-and which direction of a donor edit is judged (_region_effects.judged_direction)."""
+"""Donor matching (audit/rules/region/match.py): each description ignores the cue its edit moves and sees the others;
+and which direction of a donor edit is judged (region/effects.judged_direction)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from audit.rules._match import Matcher, acquisition, colour, layout, matcher_for, tolerance
-from audit.rules._region_effects import judged_direction
-from audit.rules._regions import Region
+from audit.rules.region.match import Matcher, acquisition, colour, layout, matcher_for, tolerance
+from audit.rules.region.effects import judged_direction
+from audit.rules.region.regions import Region
 from audit.rules._shortcuts import gaussian_blur
 
 NORM = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))

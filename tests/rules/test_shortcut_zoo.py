@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from audit.rules import registry
-from audit.rules.engine import evaluate
+from audit.rules.evaluate import evaluate
 from audit.rules.pack import load_pack
 
 PACK = Path(__file__).resolve().parents[2] / "rules" / "shortcuts.toml"

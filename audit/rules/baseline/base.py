@@ -6,9 +6,9 @@ from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-from ..products import Finding
-from .base import Rule
-from .evidence import Evidence
+from ...products import Finding
+from ..base import Rule
+from ..evidence import Evidence
 
 NO_BASELINE = "this rule compares with a released model: run with --baseline RESULTS"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..products import Finding
-from ._baseline import BaselineRule
-from .base import RuleParams
-from .evidence import Evidence
+from ...products import Finding
+from .base import BaselineRule
+from ..base import RuleParams
+from ..evidence import Evidence
 
 
 class BaselineNewFailures(BaselineRule):

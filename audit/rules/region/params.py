@@ -4,10 +4,30 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._regions import BoxRegion, RegionName
-from .base import Criterion, RuleParams
+from ..base import Criterion, RuleParams
+
+RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top_bottom", "left_right",
+                     "top", "bottom", "left", "right", "full", "outside_roi"]
+
+
+class BoxRegion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 (x1, y1 exclusive)")
+    units: Literal["px", "fraction"] = Field(default="px", description="model-input pixels or fractions of the image")
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoxRegion:
+        x0, y0, x1, y1 = self.box
+        if not (x1 > x0 >= 0 and y1 > y0 >= 0):
+            raise ValueError(f"box {self.box} must have 0 <= x0 < x1 and 0 <= y0 < y1")
+        if self.units == "fraction" and (x1 > 1 or y1 > 1):
+            raise ValueError(f"box {self.box} in units 'fraction' must lie within 0..1")
+        return self
+
 
 Replace = Literal["swap", "colour", "spectrum", "mean", "blur", "noise", "greyscale"]
 

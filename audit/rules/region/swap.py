@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..engine.probe import ModelProbe
-from ._match import Matcher, matcher_for, tolerance
-from ._regions import Region
-from ._shortcuts import colour_transfer, fill_region, grown, spectrum_transfer
-from .evidence import Evidence
+from ...engine.probe import ModelProbe
+from .match import Matcher, matcher_for, tolerance
+from .regions import Region
+from .._shortcuts import colour_transfer, fill_region, grown, spectrum_transfer
+from ..evidence import Evidence
 
 DONOR_MODES = ("swap", "colour", "spectrum")
 UNMATCHED = -2  # a donor index: candidates exist, but none is close enough in what the edit does not move

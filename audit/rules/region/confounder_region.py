@@ -50,8 +50,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..products import Finding
-from ._region_effects import (
+from ...products import Finding
+from .effects import (
     bootstrap_mean,
     brief,
     donor_direction,
@@ -60,10 +60,10 @@ from ._region_effects import (
     own_targets,
     sample_mask,
 )
-from ._region_message import message
-from ._region_params import CLASSES_OF_EDIT, CRITERIA, EDIT_WORDS, MATCHED_ON, ConfounderRegionParams
-from ._regions import BoxRegion, Region, build_regions
-from ._shortcuts import (
+from .message import message
+from .params import CLASSES_OF_EDIT, CRITERIA, EDIT_WORDS, MATCHED_ON, BoxRegion, ConfounderRegionParams
+from .regions import Region, build_regions
+from .._shortcuts import (
     MAX_EVIDENCE_IDS,
     explainer_title,
     grown,
@@ -73,9 +73,9 @@ from ._shortcuts import (
     rnd,
     scope_words,
 )
-from ._swap import DonorPool, Edit, ImageSource, edited_scores
-from .base import Rule
-from .evidence import Evidence
+from .swap import DonorPool, Edit, ImageSource, edited_scores
+from ..base import Rule
+from ..evidence import Evidence
 
 
 class ConfounderRegion(Rule):

@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from ..products import Finding
-from ._baseline import BaselineRule
-from .base import RuleParams
-from .evidence import Evidence
+from ...products import Finding
+from .base import BaselineRule
+from ..base import RuleParams
+from ..evidence import Evidence
 
 
 class ExplanationChangeParams(RuleParams):

@@ -4,14 +4,11 @@ their difference with its interval, and which region/group cells are over the li
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from ._regions import Region
-from ._shortcuts import pct, scope_words
-from .base import Criterion
-
-if TYPE_CHECKING:
-    from ._region_params import ConfounderRegionParams
+from .params import ConfounderRegionParams
+from .regions import Region
+from .._shortcuts import pct, scope_words
+from ..base import Criterion
 
 
 def message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, reg: Region, gname: str,

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:
-    from ._region_params import ConfounderRegionParams
+from .params import BoxRegion, ConfounderRegionParams, RegionName
 
-RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top_bottom", "left_right",
-                     "top", "bottom", "left", "right", "full", "outside_roi"]
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 BANDS = ("border", "top_bottom", "left_right", "top", "bottom", "left", "right")
 # What a sweep tests: every corner and the border bands as whole artefacts (the frame, the letterbox pair, the
@@ -21,24 +16,6 @@ BANDS = ("border", "top_bottom", "left_right", "top", "bottom", "left", "right")
 # artefact, a combination that never occurs in training, which any model may misread.
 BAND_UNITS = ("border", "top_bottom", "left_right")
 SWEEP = (*CORNERS, *BAND_UNITS)
-
-
-class BoxRegion(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    box: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 (x1, y1 exclusive)")
-    units: Literal["px", "fraction"] = Field(default="px", description="model-input pixels or fractions of the image")
-    name: str = ""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BoxRegion:
-        x0, y0, x1, y1 = self.box
-        if not (x1 > x0 >= 0 and y1 > y0 >= 0):
-            raise ValueError(f"box {self.box} must have 0 <= x0 < x1 and 0 <= y0 < y1")
-        if self.units == "fraction" and (x1 > 1 or y1 > 1):
-            raise ValueError(f"box {self.box} in units 'fraction' must lie within 0..1")
-        return self
-
 
 
 @dataclass(frozen=True)

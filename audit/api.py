@@ -25,7 +25,7 @@ from .compare.stage import Baseline
 from .config import AuditConfig, build_config, read_config_tree
 from .errors import ConfigError
 from .explainers.layers import candidate_layers, last_conv
-from .loading.inputs import with_model_defaults
+from .inputs import with_model_defaults
 from .loading.model import load_model
 from .maps.store import load_maps, maps_beside
 from .report.outdir import Protected, protected_paths

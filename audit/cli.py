@@ -280,7 +280,7 @@ def validate(
 ) -> None:
     """Check a config, its rule pack and its data listing without running the model."""
     from .config import load_config
-    from .loading.inputs import prepare_inputs
+    from .inputs import prepare_inputs
 
     try:
         cfg = load_config(config)

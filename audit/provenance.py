@@ -15,7 +15,7 @@ from typing import Any
 from . import __version__
 from .config import AuditConfig
 from .engine.base import Engine
-from .loading.inputs import Inputs
+from .inputs import Inputs
 from .loading.records import SampleRecord
 from .loading.model import LoadedModel, sha256_file
 

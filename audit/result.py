@@ -9,7 +9,7 @@ from .concepts.result import ConceptRun
 from .config import AuditConfig
 from .datachecks import DataChecks
 from .engine.predict import Scored
-from .loading.inputs import Inputs
+from .inputs import Inputs
 from .loading.model import LoadedModel
 from .maps.explain import Explanations
 from .provenance import Provenance

@@ -17,8 +17,10 @@ from .compare.stage import Baseline, Comparison, compare_with_baseline
 from .concepts.stage import run_concepts
 from .config import AuditConfig
 from .datachecks.stage import check_data
-from .engine.predict import open_probe, predict, start_engine
-from .loading.inputs import check_configured_layers, prepare_inputs, with_model_defaults
+from .engine import start_engine
+from .engine.predict import predict
+from .engine.probe import open_probe
+from .inputs import check_configured_layers, prepare_inputs, with_model_defaults
 from .loading.model import load_model
 from .maps.explain import explain_picks
 from .provenance import build_provenance, data_fingerprint, now
@@ -39,19 +41,20 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     started = now()
     cfg, defaults_notes = with_model_defaults(cfg)
     inputs = prepare_inputs(cfg, tasks, defaults_notes, data)
-    datachecks = check_data(cfg, inputs)  # data-level confounders and duplicates: no model needed, runs first
+    # data-level confounders and duplicates: no model needed, runs first
+    datachecks = check_data(cfg, inputs.heldout, inputs.task.groups())
     loaded = load_model(cfg, len(inputs.classes), model)
     check_configured_layers(cfg, loaded.module)
-    engine = start_engine(cfg, loaded, inputs)
+    engine = start_engine(cfg, loaded, inputs.task)
     torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run
     images_sha256 = data_fingerprint(inputs.heldout.records, inputs.heldout.root)
-    scored = predict(cfg, inputs, engine, loaded, images_sha256)
+    scored = predict(cfg, inputs.heldout, inputs.preprocess, engine, loaded, images_sha256)
     # e.g. a threshold chosen at a target sensitivity; a segmentation's true masks read
     task, preds = inputs.task.fit(scored.predictions, scored.records, inputs.preprocess)
     inputs, scored, engine.task = replace(inputs, task=task), replace(scored, predictions=preds), task
     metrics = task.metrics(preds, np.random.default_rng(cfg.seed), cfg.data.subgroups)
     picks = task.select(preds, cfg.selection.k, cfg.selection.per_class)
-    probe = open_probe(cfg, inputs, engine, scored)
+    probe = open_probe(cfg, inputs.preprocess, engine, scored)
     pick_ids = list(picks.all_ids())
     explanations = explain_picks(probe, cfg.explainers.methods, cfg.explainers.target, picks.all_items())
     concepts = run_concepts(cfg, probe)  # TCAV of [concepts] (None when not configured)

@@ -52,7 +52,7 @@ def engines_for(w: Workload, manifest: Path, n: int, batch_size: int, concurrenc
     The workers rebuild the model from the config (random initial weights: they take the driver's state dict)."""
     from audit.config import config_from_dict
     from audit.engine.ray_engine import RayEngine
-    from audit.loading.inputs import prepare_inputs, with_model_defaults
+    from audit.inputs import prepare_inputs, with_model_defaults
     from audit.loading.model import load_model
 
     cfg = config_from_dict({"model": _factory_model(w), "data": data_config(w, manifest, batch_size),
@@ -61,7 +61,7 @@ def engines_for(w: Workload, manifest: Path, n: int, batch_size: int, concurrenc
     cfg, notes = with_model_defaults(cfg)
     inputs = prepare_inputs(cfg, None, notes)
     loaded = load_model(cfg, len(inputs.classes))
-    ray_engine = RayEngine.from_config(cfg, loaded, inputs)
+    ray_engine = RayEngine.from_config(cfg, loaded, inputs.task)
     local = local_engine(ray_engine.model, inputs.classes, torch.device("cpu"), batch_size,
                          compute=ray_engine.worker_compute)
     hs = dataclasses.replace(inputs.heldout, records=inputs.heldout.records[:n])

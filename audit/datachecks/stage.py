@@ -14,22 +14,19 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..config import AuditConfig
 from ..errors import AuditError
 from ..loading.decode import DecodeOptions, image_size_of
-from ..loading.records import SampleRecord
+from ..loading.records import HeldOutSet, SampleRecord
 from ..loading.roi import roi_mask
 from .duplicates import exact_hash, near_pairs, phash, same_picture, thumbnail
 from .predictive import property_aucs
 from .properties import CATEGORICAL, DESCRIPTIONS, NUMERIC, image_properties
-
-if TYPE_CHECKING:
-    from ..config import AuditConfig
-    from ..loading.inputs import Inputs
 
 log = logging.getLogger("audit.datachecks")
 MAX_LEVELS = 50  # a metadata column with more distinct values is an identifier, not a confounder candidate
@@ -221,16 +218,17 @@ def run_datachecks(records: Sequence[SampleRecord], groups: Sequence[str], metad
                       {"max_hamming": max_hamming, "folds": 5, "bins": 10, "interval": "DeLong 95 %"})
 
 
-def check_data(cfg: AuditConfig, inputs: Inputs) -> DataChecks:
-    """The runner's stage: the held-out listing of ``inputs`` (and ``data.train_manifest`` when set), decoded as
-    the loader decodes them for the model (channels, value range, DICOM window)."""
+def check_data(cfg: AuditConfig, heldout: HeldOutSet, groups: Sequence[str]) -> DataChecks:
+    """The runner's stage: the held-out listing (and ``data.train_manifest`` when set), decoded as the loader decodes
+    them for the model (channels, value range, DICOM window); ``groups``: what the labels are judged by (the task's
+    groups: classes, or labels)."""
     d = cfg.data
     train = None
     if d.train_manifest is not None:
         from ..loading.manifest import read_csv
 
         train = read_csv(d, cfg.resolve(d.train_manifest), d.allow_outside_root).records
-    return run_datachecks(inputs.heldout.records, inputs.task.groups(), inputs.heldout.metadata_frame(), d.channels,
+    return run_datachecks(heldout.records, tuple(groups), heldout.metadata_frame(), d.channels,
                           DecodeOptions(value_range=d.value_range, window=d.window), cfg.seed, train)
 
 

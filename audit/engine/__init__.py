@@ -3,7 +3,10 @@ plus one line here."""
 
 from __future__ import annotations
 
+from ..config import AuditConfig
 from ..errors import ConfigError
+from ..loading.model import LoadedModel
+from ..tasks.base import Task
 from .base import Engine, PredictOutput, ScoringOptions, ScoringProgress
 from .local import LocalEngine
 from .ray_engine import RayEngine  # imports Ray only when a RayEngine starts
@@ -22,5 +25,11 @@ def engine_class(name: str) -> type[Engine]:
     return reg[name]
 
 
+def start_engine(cfg: AuditConfig, loaded: LoadedModel, task: Task) -> Engine:
+    """The stage that starts the configured engine (``compute.engine``, through the registry) with the model on its
+    device and the compute settings resolved."""
+    return engine_class(cfg.compute.engine).from_config(cfg, loaded, task)
+
+
 __all__ = ["Engine", "LocalEngine", "PredictOutput", "ScoringOptions", "ScoringProgress", "engine_class",
-           "registry"]
+           "registry", "start_engine"]

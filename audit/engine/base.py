@@ -26,7 +26,6 @@ from .compute import Compute
 
 if TYPE_CHECKING:
     from ..config import AuditConfig
-    from ..loading.inputs import Inputs
     from ..loading.model import LoadedModel
 
 
@@ -83,7 +82,7 @@ class Engine(ABC):
         self.explain_batch_size = explain_batch_size
 
     @classmethod
-    def from_config(cls, cfg: AuditConfig, loaded: LoadedModel, inputs: Inputs) -> Engine:
+    def from_config(cls, cfg: AuditConfig, loaded: LoadedModel, task: Task) -> Engine:
         """The engine of an audit: the model on the configured device with the compute settings resolved."""
         from ..loading.model import resolve_device
         from .compute import resolve_compute
@@ -92,7 +91,7 @@ class Engine(ABC):
         model = loaded.module.to(device)
         compute = resolve_compute(device, cfg.compute.autocast, cfg.compute.channels_last, model,
                                   (cfg.data.channels, *cfg.data.image_size) if cfg.data.image_size else None)
-        return cls(model, inputs.task, compute, batch_size=cfg.data.batch_size,
+        return cls(model, task, compute, batch_size=cfg.data.batch_size,
                    explain_batch_size=cfg.explainers.batch_size)
 
     @property

@@ -1,5 +1,5 @@
-"""The scoring stage: start the engine, score the held-out set once (or reuse the cached scores), and open the
-probe that every later stage reaches the model through."""
+"""The scoring stage: score the held-out set once through the engine, or reuse the cached scores (after a spot check),
+or resume an interrupted run."""
 
 from __future__ import annotations
 
@@ -15,14 +15,12 @@ from ..config import AuditConfig
 from ..errors import DataError
 from ..loading.dataset import ImageDataset
 from ..loading.identity import model_identity
-from ..loading.inputs import Inputs
-from ..loading.records import SampleRecord
+from ..loading.preprocess import Preprocess
+from ..loading.records import HeldOutSet, SampleRecord
 from ..loading.model import LoadedModel
 from ..products import Predictions, SkippedSample
 from . import cache
-from .attribution_store import AttributionStore, attribution_key
 from .base import Engine, PredictOutput, ScoringOptions
-from .probe import ModelProbe
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +43,6 @@ def progress_bars() -> bool:
     return sys.stderr.isatty()
 
 
-def start_engine(cfg: AuditConfig, loaded: LoadedModel, inputs: Inputs) -> Engine:
-    """The configured engine (``compute.engine``, through the registry) with the model on its device and the
-    compute settings resolved."""
-    from . import engine_class
-
-    return engine_class(cfg.compute.engine).from_config(cfg, loaded, inputs)
-
-
 def check_classes_present(preds: Predictions, classes: tuple[str, ...], source: str) -> None:
     """Every class needs scored samples, or per-class figures are meaningless (all of a class may be skipped).
     Multi-label sets note a label without positives instead (its ranking figures are reported unavailable)."""
@@ -68,16 +58,17 @@ SPOT_CHECK_ROWS = 4
 SPOT_CHECK_ATOL = 1e-4  # scores; batch composition changes float32 results by ~1e-7
 
 
-def spot_check(engine: Engine, inputs: Inputs, out: PredictOutput, seed: int) -> float:
+def spot_check(engine: Engine, heldout: HeldOutSet, preprocess: Preprocess, out: PredictOutput, seed: int) -> float:
     """Recompute a few seeded rows of a cached scoring result; the largest absolute difference of the scores."""
     n = out.predictions.n
     rows = np.sort(np.random.default_rng([seed, 5]).choice(n, size=min(SPOT_CHECK_ROWS, n), replace=False))
-    ds = ImageDataset([inputs.heldout.records[int(out.kept_rows[r])] for r in rows], inputs.preprocess)
+    ds = ImageDataset([heldout.records[int(out.kept_rows[r])] for r in rows], preprocess)
     x = torch.stack([ds[i][1] for i in range(len(rows))])  # type: ignore[misc]
     return float(np.abs(engine.outputs(x) - out.predictions.probs[rows]).max())
 
 
-def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, loaded: LoadedModel, images_sha256: str) -> Scored:
+def predict(cfg: AuditConfig, heldout: HeldOutSet, preprocess: Preprocess, engine: Engine, loaded: LoadedModel,
+            images_sha256: str) -> Scored:
     """Score every held-out sample once; reuse the cached scores of identical inputs (after a spot check of a few
     recomputed rows), resume an interrupted run (from the scoring checkpoint, or from what an engine that keeps its
     own progress wrote under the same key)."""
@@ -88,11 +79,11 @@ def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, loaded: LoadedMode
     if cfg.cache.enabled:
         compute, device = engine.cache_identity()
         key = cache.prediction_key(cache.model_digest(engine.model), model_identity(cfg, loaded), images_sha256,
-                                   cache.listing_digest(inputs.heldout), cfg.data.model_dump(mode="json"),
+                                   cache.listing_digest(heldout), cfg.data.model_dump(mode="json"),
                                    compute, device)
         out = cache.load(folder, key)
         if out is not None:
-            diff = spot_check(engine, inputs, out, cfg.seed)
+            diff = spot_check(engine, heldout, preprocess, out, cfg.seed)
             if not diff <= SPOT_CHECK_ATOL:
                 note = (f"cached predictions discarded: {SPOT_CHECK_ROWS} recomputed rows differ by up to {diff:.2g} "
                         "(something outside the cache key changed); scored again")
@@ -108,31 +99,15 @@ def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, loaded: LoadedMode
         options = ScoringOptions(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
                                  skip_bad=cfg.data.on_bad_image == "skip", progress=progress_bars(),
                                  checkpoint=checkpoint, checkpoint_seconds=cfg.cache.checkpoint_seconds, key=key)
-        out = engine.score(inputs.heldout, inputs.preprocess, options, resume=progress)
+        out = engine.score(heldout, preprocess, options, resume=progress)
         resumed_at = progress.next_row if progress is not None else out.resumed_rows
         if cfg.cache.enabled:
             cache.save(folder, key, out)
             cache.clear_progress(folder, key)
             engine.discard_progress(key)
     preds = out.predictions
-    check_classes_present(preds, inputs.classes, inputs.source)
+    check_classes_present(preds, heldout.classes, heldout.source)
     mean = (out.input_sum / preds.n).float() if out.input_sum is not None else None
     return Scored(predictions=preds, skipped=out.skipped,
-                  records=tuple(inputs.heldout.records[int(i)] for i in out.kept_rows), dataset_mean=mean,
+                  records=tuple(heldout.records[int(i)] for i in out.kept_rows), dataset_mean=mean,
                   cache_key=key, from_cache=from_cache, resumed_at=resumed_at, cache_note=note)
-
-
-def open_probe(cfg: AuditConfig, inputs: Inputs, engine: Engine, scored: Scored) -> ModelProbe:
-    """The model service of the stages after scoring, with the per-explainer disk cache of maps when enabled."""
-    stores: dict[str, AttributionStore] = {}
-
-    def store(name: str) -> AttributionStore:
-        if name not in stores:
-            key = attribution_key(scored.cache_key, name, cfg.explainers.options.get(name), cfg.seed,
-                                  cfg.explainers.batch_size)
-            stores[name] = AttributionStore(cfg.resolve(cfg.cache.dir), key)
-        return stores[name]
-
-    return ModelProbe(engine=engine, records=scored.records, preprocess=inputs.preprocess,
-                      predictions=scored.predictions, seed=cfg.seed, explainer_options=dict(cfg.explainers.options),
-                      dataset_mean=scored.dataset_mean, attribution_store=store if cfg.cache.enabled else None)

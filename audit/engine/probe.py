@@ -1,6 +1,6 @@
 """The one service through which rules and the stages after scoring reach the model: data access, explainers
 and attribution caching, with every model pass delegated to the engine (batching and device placement live
-there)."""
+there); ``open_probe`` is the stage that opens it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import AuditConfig
 from ..explainers import ExplainContext, Explainer, build_explainer
 from ..loading.dataset import ImageDataset
 from ..loading.records import SampleRecord
@@ -21,10 +22,11 @@ from ..loading.roi import roi_mask
 from ..tasks.base import Task
 from ..tasks.multiclass import MulticlassTask
 from ..products import AttributionSet, Predictions
-from .attribution_store import AttributionStore
+from .attribution_store import AttributionStore, attribution_key
 from .base import Engine
 from .compute import Compute
 from .local import LocalEngine
+from .predict import Scored
 
 
 @dataclass
@@ -203,3 +205,19 @@ class ModelProbe:
                         p.copy_(0.1 * torch.randn(p.shape, generator=gen))
         m.eval()
         return m
+
+
+def open_probe(cfg: AuditConfig, preprocess: Preprocess, engine: Engine, scored: Scored) -> ModelProbe:
+    """The model service of the stages after scoring, with the per-explainer disk cache of maps when enabled."""
+    stores: dict[str, AttributionStore] = {}
+
+    def store(name: str) -> AttributionStore:
+        if name not in stores:
+            key = attribution_key(scored.cache_key, name, cfg.explainers.options.get(name), cfg.seed,
+                                  cfg.explainers.batch_size)
+            stores[name] = AttributionStore(cfg.resolve(cfg.cache.dir), key)
+        return stores[name]
+
+    return ModelProbe(engine=engine, records=scored.records, preprocess=preprocess,
+                      predictions=scored.predictions, seed=cfg.seed, explainer_options=dict(cfg.explainers.options),
+                      dataset_mean=scored.dataset_mean, attribution_store=store if cfg.cache.enabled else None)

@@ -48,8 +48,8 @@ from .ray_workers import ModelSpec, ModelWorker, worker_compute
 
 if TYPE_CHECKING:
     from ..config import AuditConfig, ComputeConfig
-    from ..loading.inputs import Inputs
     from ..loading.model import LoadedModel
+    from ..tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class RayEngine(RayScoring, Engine):
 
     # ---- start -------------------------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg: AuditConfig, loaded: LoadedModel, inputs: Inputs) -> RayEngine:
+    def from_config(cls, cfg: AuditConfig, loaded: LoadedModel, task: Task) -> RayEngine:
         """Join (or start) the Ray cluster, keep the driver's copy of the model (views, explainer checks and model
         variants use it) and describe the model for the workers."""
         from ..loading.model import resolve_device
@@ -115,7 +115,7 @@ class RayEngine(RayScoring, Engine):
         worker = worker_compute("cuda" if s.num_gpus > 0 else "cpu", s.autocast, driver.channels_last)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         spec = ModelSpec(
-            cfg=cfg.model_copy(update={"base_dir": cfg.base_dir.resolve()}), num_classes=len(inputs.classes),
+            cfg=cfg.model_copy(update={"base_dir": cfg.base_dir.resolve()}), num_classes=len(task.classes),
             digest=model_digest(model), state=[ray.put(state)],
             module=[ray.put(copy.deepcopy(model).cpu())] if cfg.model.python else None,
             autocast=s.autocast, channels_last=driver.channels_last, use_gpu=s.num_gpus > 0)
@@ -124,7 +124,7 @@ class RayEngine(RayScoring, Engine):
         compute = RayCompute(device=driver.device, autocast=None, channels_last=driver.channels_last, worker=worker,
                              settings=settings)
         storage = s.storage or (str(cfg.resolve(cfg.cache.dir).resolve() / "ray") if cfg.cache.enabled else "")
-        return cls(model, inputs.task, compute, batch_size=cfg.data.batch_size,
+        return cls(model, task, compute, batch_size=cfg.data.batch_size,
                    explain_batch_size=cfg.explainers.batch_size, settings=s, spec=spec, storage=storage,
                    started_ray=started)
 

@@ -49,6 +49,13 @@ class HeldOutSet:
     masks: bool = False  # each sample has a class mask (segmentation); its label set = the classes in it
     defect_masks: bool = False  # a 'mask' column beside 'label': defect masks of an inspection set (anomaly)
 
+    @property
+    def source(self) -> str:
+        """The data source as named in messages and the report: the manifest, else the image folder."""
+        if self.manifest is None and self.name:
+            return self.name
+        return str(self.manifest or self.root)
+
     def label_array(self) -> np.ndarray:
         """(N,) class indices, or (N, K) 0/1 for a multi-label listing."""
         return label_array(self.records, len(self.classes), self.multilabel)

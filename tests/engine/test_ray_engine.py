@@ -23,7 +23,7 @@ from audit.config import load_config
 from audit.engine import LocalEngine, ScoringOptions
 from audit.engine.ray_engine import RayEngine
 from audit.errors import DataError
-from audit.loading.inputs import prepare_inputs, with_model_defaults
+from audit.inputs import prepare_inputs, with_model_defaults
 from audit.loading.model import load_model
 
 ENGINE_FIELDS = {"engine", "workers", "num_cpus", "num_gpus", "decode_cpus"}
@@ -172,7 +172,7 @@ def engines(ray_cluster, faulty_setup):
     cfg, notes = with_model_defaults(cfg)
     inputs = prepare_inputs(cfg, None, notes)
     loaded = load_model(cfg, len(inputs.classes))
-    ray_engine = RayEngine.from_config(cfg, loaded, inputs)
+    ray_engine = RayEngine.from_config(cfg, loaded, inputs.task)
     local = LocalEngine(ray_engine.model, inputs.task, ray_engine.worker_compute, batch_size=4, explain_batch_size=3)
     ray_engine.explain_batch_size = 3
     yield ray_engine, local, inputs

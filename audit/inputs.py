@@ -8,16 +8,17 @@ from dataclasses import dataclass
 import pandas as pd
 from torch import nn
 
-from ..config import AuditConfig, DataConfig
-from ..errors import ConfigError, ExplainerError
-from ..explainers import build_explainer
-from ..explainers import registry as explainer_registry
-from ..explainers.layers import named_module
-from ..rules.pack import RulePack, find_pack, load_pack
-from ..tasks import Task, TaskOptions, build_task
-from .listing import HeldOutSet, load_heldout
-from .preprocess import Preprocess, make_preprocess
-from .sources import data_defaults
+from .config import AuditConfig, DataConfig
+from .errors import ConfigError, ExplainerError
+from .explainers import build_explainer
+from .explainers import registry as explainer_registry
+from .explainers.layers import named_module
+from .loading.listing import load_heldout
+from .loading.preprocess import Preprocess, make_preprocess
+from .loading.records import HeldOutSet
+from .loading.sources import data_defaults
+from .rules.pack import RulePack, find_pack, load_pack
+from .tasks import Task, TaskOptions, build_task
 
 
 def with_model_defaults(cfg: AuditConfig) -> tuple[AuditConfig, tuple[str, ...]]:
@@ -48,10 +49,7 @@ class Inputs:
 
     @property
     def source(self) -> str:
-        """The data source as named in messages and the report: the manifest, else the image folder."""
-        if self.heldout.manifest is None and self.heldout.name:
-            return self.heldout.name
-        return str(self.heldout.manifest or self.heldout.root)
+        return self.heldout.source
 
 
 def task_options(cfg: AuditConfig) -> TaskOptions:

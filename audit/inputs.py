@@ -9,6 +9,7 @@ import pandas as pd
 from torch import nn
 
 from .config import AuditConfig, DataConfig
+from .engine import engine_class
 from .errors import ConfigError, ExplainerError
 from .explainers import build_explainer
 from .explainers import registry as explainer_registry
@@ -95,6 +96,7 @@ def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
     unknown_opts = set(cfg.explainers.options) - set(explainer_registry())
     if unknown_opts:
         raise ConfigError(f"explainers.options: unknown explainer(s) {', '.join(sorted(unknown_opts))}")
+    engine_class(cfg.compute.engine)  # a known engine, installed
     if cfg.data.image_size is None:
         raise ConfigError("data.image_size: required (the model's input height and width)")
     return Inputs(heldout=heldout, pack=pack, task=task, preprocess=make_preprocess(cfg.data), notes=notes)

@@ -1,10 +1,10 @@
-"""Engines run the model for every stage. Registry: engine name -> Engine class; a new engine is one module
-plus one line here."""
+"""Engines run the model for every stage. Registry: engine name -> Engine class; a new engine is one module plus one
+line here (or an entry point in the group ``model_audit.engines``)."""
 
 from __future__ import annotations
 
 from ..config import AuditConfig
-from ..errors import ConfigError
+from ..plugins import Registry
 from ..loading.model import LoadedModel
 from ..tasks.base import Task
 from .base import Engine, PredictOutput, ScoringOptions, ScoringProgress
@@ -13,16 +13,20 @@ from .ray_engine import RayEngine  # imports Ray only when a RayEngine starts
 
 _BUILTIN: tuple[type[Engine], ...] = (LocalEngine, RayEngine)
 
+ENTRY_POINT_GROUP = "model_audit.engines"
+ENGINES: Registry[Engine] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "compute.engine", "engine")
+
 
 def registry() -> dict[str, type[Engine]]:
-    return {cls.name: cls for cls in _BUILTIN}
+    """Built-in engines plus those third parties expose through the entry-point group."""
+    return ENGINES.all()
 
 
 def engine_class(name: str) -> type[Engine]:
-    reg = registry()
-    if name not in reg:
-        raise ConfigError(f"compute.engine: unknown engine {name!r}; known: {', '.join(sorted(reg))}")
-    return reg[name]
+    """The engine called ``name``, installed (ConfigError naming compute.engine otherwise)."""
+    cls = ENGINES.get(name)
+    cls.check_available()
+    return cls
 
 
 def start_engine(cfg: AuditConfig, loaded: LoadedModel, task: Task) -> Engine:

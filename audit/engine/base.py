@@ -94,6 +94,11 @@ class Engine(ABC):
         return cls(model, task, compute, batch_size=cfg.data.batch_size,
                    explain_batch_size=cfg.explainers.batch_size)
 
+    @classmethod
+    def check_available(cls) -> None:
+        """ConfigError naming ``compute.engine`` when what this engine needs is not installed (checked by the inputs
+        stage, before the model runs)."""
+
     @property
     def device(self) -> torch.device:
         return self.compute.device

@@ -25,6 +25,7 @@ same hardware, apart from timing and the engine fields of the provenance (tested
 from __future__ import annotations
 
 import copy
+import importlib.util
 import logging
 import os
 import tempfile
@@ -86,6 +87,11 @@ class RayEngine(RayScoring, Engine):
         self._task_entry: tuple[Any, Any] | None = None
 
     # ---- start -------------------------------------------------------------------------------------------
+    @classmethod
+    def check_available(cls) -> None:
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigError(f"compute.engine: the Ray engine needs the 'ray' package: {INSTALL_HINT}")
+
     @classmethod
     def from_config(cls, cfg: AuditConfig, loaded: LoadedModel, task: Task) -> RayEngine:
         """Join (or start) the Ray cluster, keep the driver's copy of the model (views, explainer checks and model

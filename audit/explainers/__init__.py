@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from pydantic import ValidationError
 
 from ..errors import ConfigError
+from ..plugins import Registry
 from .anomaly_map import AnomalyMap
 from .attention_rollout import AttentionRollout
 from .base import ExplainContext, Explainer, ExplainerParams
@@ -47,25 +48,17 @@ _BUILTIN: tuple[type[Explainer], ...] = (
 )
 
 ENTRY_POINT_GROUP = "model_audit.explainers"
+EXPLAINERS: Registry[Explainer] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "explainers", "explainer")
 
 
 def registry() -> dict[str, type[Explainer]]:
     """Built-in explainers plus those third parties expose through the entry-point group."""
-    reg = {cls.name: cls for cls in _BUILTIN}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        reg.setdefault(cls.name, cls)
-    return reg
+    return EXPLAINERS.all()
 
 
 def build_explainer(name: str, options: dict | None = None, context: ExplainContext | None = None) -> Explainer:
     """Instantiate a registered explainer with validated parameters (errors name the method and field)."""
-    from pydantic import ValidationError
-
-    reg = registry()
-    if name not in reg:
-        raise ConfigError(f"explainers: unknown explainer {name!r}; known: {', '.join(sorted(reg))}")
-    cls = reg[name]
+    cls = EXPLAINERS.get(name)
     try:
         params = cls.Params.model_validate(options or {})
     except ValidationError as e:

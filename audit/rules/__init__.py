@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 
+from ..plugins import Registry
 from .base import Rule, RuleParams
 from .baseline.explanation_change import BaselineExplanationChange
 from .baseline.flips import BaselineFlips
@@ -39,15 +39,12 @@ _BUILTIN: tuple[type[Rule], ...] = (
 )
 
 ENTRY_POINT_GROUP = "model_audit.rules"
+RULES: Registry[Rule] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "kind", "kind", "rule kind")
 
 
 def registry() -> dict[str, type[Rule]]:
     """Built-in rule kinds plus those third parties expose through the entry-point group."""
-    reg = {cls.kind: cls for cls in _BUILTIN}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        reg.setdefault(cls.kind, cls)
-    return reg
+    return RULES.all()
 
 
 __all__ = ["Rule", "RuleParams", "registry"]

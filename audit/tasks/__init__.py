@@ -4,9 +4,8 @@ in the group ``model_audit.tasks``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 
-from ..errors import ConfigError
+from ..plugins import Registry
 from .anomaly import AnomalyTask
 from .base import ReportSection, SampleSummary, Task, TaskMetrics, TaskOptions
 from .binary import BinaryTask
@@ -17,24 +16,18 @@ from .segmentation import SegmentationTask
 _BUILTIN: tuple[type[Task], ...] = (MulticlassTask, BinaryTask, MultilabelTask, SegmentationTask, AnomalyTask)
 
 ENTRY_POINT_GROUP = "model_audit.tasks"
+TASKS: Registry[Task] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "model.task", "task")
 
 
 def registry() -> dict[str, type[Task]]:
     """Built-in tasks plus those third parties expose through the entry-point group."""
-    reg = {cls.name: cls for cls in _BUILTIN}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
-        reg.setdefault(cls.name, cls)
-    return reg
+    return TASKS.all()
 
 
 def build_task(name: str, classes: Sequence[str], extra: dict[str, type[Task]] | None = None,
                options: TaskOptions | None = None) -> Task:
     """The task named in the config, for these classes (``extra``: tasks supplied by the caller, e.g. a test)."""
-    reg = {**registry(), **(extra or {})}
-    if name not in reg:
-        raise ConfigError(f"model.task: unknown task {name!r}; known: {', '.join(sorted(reg))}")
-    return reg[name](classes, options)
+    return TASKS.get(name, extra)(classes, options)
 
 
 __all__ = ["ReportSection", "SampleSummary", "Task", "TaskMetrics", "TaskOptions", "build_task", "registry"]

@@ -15,6 +15,7 @@ from audit.config import ComputeConfig, load_config
 from audit.engine import LocalEngine, engine_class
 from audit.engine.ray_engine import RayEngine, import_ray
 from audit.errors import ConfigError
+from audit.inputs import prepare_inputs
 
 HINT = 'pip install "model-audit[ray]"'
 
@@ -44,12 +45,13 @@ def no_ray(monkeypatch):
 
 
 def test_a_missing_ray_extra_is_exit_2_naming_it(tiny, no_ray):
+    cfg = load_config(tiny.config, ['compute.engine="ray"'])  # the name is the registry's to judge, not the config's
     with pytest.raises(ConfigError, match=r'compute\.engine: .*pip install "model-audit\[ray\]"'):
-        load_config(tiny.config, ['compute.engine="ray"'])
+        prepare_inputs(cfg)
     res = CliRunner().invoke(app, ["run", str(tiny.config), "--out", str(tiny.root.parent / "out"),
                                    "--set", 'compute.engine="ray"'])
     assert res.exit_code == 2, res.output
-    assert HINT in res.output and "--set: compute.engine" in res.output
+    assert HINT in res.output and "compute.engine" in res.output
     assert "Traceback" not in res.output
     with pytest.raises(ConfigError, match=r"model-audit\[ray\]"):
         import_ray()
@@ -59,7 +61,14 @@ def test_ray_settings_are_checked():
     cfg = ComputeConfig(engine="ray", address="auto", num_cpus=2, num_gpus=1, concurrency=8, decode_cpus=0.5,
                         storage="s3://bucket/audit")
     assert (cfg.num_gpus, cfg.concurrency, cfg.storage) == (1, 8, "s3://bucket/audit")
-    for bad in ({"concurrency": 0}, {"num_gpus": -1}, {"num_cpus": 0}, {"decode_cpus": 0}, {"engine": "spark"},
+    for bad in ({"concurrency": 0}, {"num_gpus": -1}, {"num_cpus": 0}, {"decode_cpus": 0}, {"engine": "no spaces"},
                 {"workers": 2}):
         with pytest.raises(ValueError):
             ComputeConfig(**bad)
+
+
+def test_an_unknown_engine_is_exit_2_before_the_model_runs(tiny):
+    res = CliRunner().invoke(app, ["run", str(tiny.config), "--out", str(tiny.root.parent / "out"),
+                                   "--set", 'compute.engine="spark"'])
+    assert res.exit_code == 2, res.output
+    assert "compute.engine: unknown engine 'spark'; known: local, ray" in res.output

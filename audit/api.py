@@ -28,8 +28,9 @@ from .explainers.layers import candidate_layers, last_conv
 from .inputs import with_model_defaults
 from .loading.model import load_model
 from .maps.store import load_maps, maps_beside
-from .report.outdir import Protected, protected_paths
-from .report.output import check_output_dir, write_outputs
+from .report.folder import Protected, check_writable, protected_paths
+from .report.output import write_outputs
+from .report.writers import check_formats
 from .result import AuditResult
 from .runner import run_audit
 from .tasks.base import Task
@@ -145,13 +146,14 @@ def run(config: str | Path | Mapping[str, Any] | AuditConfig, *, model: nn.Modul
     folder or results.json to gate against. ``out``: also write the report folder there (checked before the
     audit runs). Bad input raises ``audit.errors.AuditError`` subclasses with one-line messages."""
     cfg = _config(config, overrides, base_dir, model, data)
+    check_formats(cfg.report.formats)
     base = None
     if baseline is not None:
         maps = maps_beside(baseline)
         base = Baseline(load_results(baseline), load_maps(maps) if maps is not None else None, unpaired)
     protected = protected_paths(cfg, [(Path(baseline), "the baseline report")] if baseline is not None else [])
     if out is not None:
-        check_output_dir(Path(out), protected)
+        check_writable(Path(out), protected)
     audit = Audit(run_audit(cfg, baseline=base, tasks=dict(tasks or {}), model=model, data=data), protected)
     if out is not None:
         audit.written = audit.save(out, cfg.report.formats)

@@ -197,7 +197,7 @@ def compare(
 
     from .compare.results import compare_results, load_results
     from .maps.compare import compare_explanations
-    from .report.results import jsonable
+    from .report.record import jsonable
 
     try:
         from .report.mlflow_log import fetch_baseline, is_run_ref
@@ -281,9 +281,11 @@ def validate(
     """Check a config, its rule pack and its data listing without running the model."""
     from .config import load_config
     from .inputs import prepare_inputs
+    from .report.writers import check_formats
 
     try:
         cfg = load_config(config)
+        check_formats(cfg.report.formats)
         inputs = prepare_inputs(cfg)
         typer.echo(f"ok: {len(inputs.heldout.records)} samples, {len(inputs.classes)} classes, "
                    f"{len(inputs.pack.rules)} rules in pack {inputs.pack.name!r}")

@@ -96,10 +96,11 @@ class MlflowConfig(_Strict):
 
 
 class ReportConfig(_Strict):
-    formats: list[Literal["html", "pdf", "json", "junit", "model_card", "annex_iv"]] = Field(
+    formats: list[str] = Field(
         default_factory=lambda: ["html", "pdf", "json", "junit"],
-        description="model_card: model_card.md (Hugging Face layout) + model_card.json (Model Card Toolkit layout); "
-        "annex_iv: annex_iv.md + annex_iv.json (EU AI Act Annex IV headings the audit can evidence)",
+        description="output formats of the registry (audit.report.writers, checked before the audit runs): html, "
+        "pdf, json, junit, model_card (model_card.md in the Hugging Face layout + model_card.json in the Model Card "
+        "Toolkit layout), annex_iv (annex_iv.md + annex_iv.json: EU AI Act Annex IV headings the audit can evidence)",
     )
     title: str | None = None
     save_maps: bool = Field(default=True, description="keep the report's maps in maps.npz (float16) for comparisons")

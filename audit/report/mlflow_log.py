@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from ..config import MlflowConfig
 from ..errors import DataError, RenderError
-from .attest import metric_rows
+from .writers.attest import metric_rows
 from .criteria import comparison
 
 BASELINE_PREFIX = "mlflow:"

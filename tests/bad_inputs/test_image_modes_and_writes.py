@@ -168,14 +168,13 @@ def test_disk_full_leaves_nothing_and_keeps_an_earlier_report(replay, tmp_path, 
 def test_ctrl_c_while_the_pdf_renders(replay, tmp_path, monkeypatch, earlier):
     """KeyboardInterrupt in the middle of writing: exit 130, no half-written report, no temporary folder."""
     import audit.report.output
-    import audit.report.render
+    import audit.report.writers.render
 
     def render_pdf(html, path, variant=None):
         Path(path).write_bytes(b"%PDF-1.7\n% half a PDF")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(audit.report.render, "render_pdf", render_pdf)
-    monkeypatch.setattr(audit.report.output, "render_pdf", render_pdf)
+    monkeypatch.setattr(audit.report.writers.render, "render_pdf", render_pdf)
     out = tmp_path / "report"
     before = _earlier_report(out) if earlier else None
     res = invoke("run", replay.config, "--out", out, "--set", 'report.formats=["html", "pdf", "json"]')

@@ -7,7 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from audit.report.criteria import headline
-from audit.report.questions import _rules_on
+from audit.report.context.questions import _rules_on
 from audit.products import Finding
 
 CRIT = {"name": "excess score change", "unit": "0–1", "direction": "above"}

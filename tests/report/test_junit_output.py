@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from report_helpers import CONTROL, HOSTILE, check_junit, hostile_text, junit_schema, results, rule
 
-from audit.report.junit import build_junit
-from audit.report.text import visible
+from audit.report.writers.junit import build_junit
+from audit.report.writers.text import visible
 
 STATUSES = ("pass", "warn", "fail", "error")
 

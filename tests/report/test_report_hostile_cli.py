@@ -11,7 +11,7 @@ from report_helpers import IMG_TAG, MD_IMAGE, check_inert, check_junit
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.report.text import md_text, visible
+from audit.report.writers.text import md_text, visible
 
 HOSTILE_CLASS = f"bad\x1b{MD_IMAGE}{IMG_TAG}"
 PACK = """

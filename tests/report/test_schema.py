@@ -6,7 +6,7 @@ import json
 from importlib.resources import files
 
 from audit import SCHEMA_VERSION
-from audit.report.results import SCHEMA_URI
+from audit.report.writers.results_json import SCHEMA_URI
 
 SCHEMA = json.loads(files("audit").joinpath("schema/results.schema.json").read_text())
 CHILDREN = ("properties", "$defs", "patternProperties")

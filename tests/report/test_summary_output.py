@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from report_helpers import HOSTILE, IMG_TAG, MD_IMAGE, check_inert, hostile_text, results, rule
 
-from audit.report.summary import MAX_ROWS, build_summary
+from audit.report.writers.summary import MAX_ROWS, build_summary
 
 HEADLINE = "Accuracy 0.9111 (95 % CI 0.8000–0.9778), balanced accuracy 0.9111, macro F1 0.9100, n = 45."
 

@@ -1,4 +1,4 @@
-"""audit.report.text: visible escapes for XML-illegal characters, inline Markdown escaping that keeps the text."""
+"""audit.report.writers.text: visible escapes for XML-illegal characters, inline Markdown escaping that keeps the text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from report_helpers import HOSTILE, check_inert, hostile_text, inline_text
 
-from audit.report.text import WORD_JOINER, md_code, md_text, truncate, visible, xml_text
+from audit.report.writers.text import WORD_JOINER, md_code, md_text, truncate, visible, xml_text
 
 
 @pytest.mark.parametrize(("raw", "shown"), [

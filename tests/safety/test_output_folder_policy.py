@@ -301,7 +301,7 @@ def test_final_swap_checks_the_folder_it_moved_aside(tmp_path):
 
 @pytest.mark.parametrize("entry", ["symlink-as-listed-file", "DS_Store-folder", "git-folder"])
 def test_entries_that_make_a_report_folder_foreign(tmp_path, entry):
-    from audit.report.outdir import foreign_contents
+    from audit.report.folder import foreign_contents
 
     out = tmp_path / "report"
     earlier_report(out)

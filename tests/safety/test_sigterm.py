@@ -16,7 +16,7 @@ from badinput_helpers import invoke
 from safety_helpers import earlier_report, siblings, snapshot
 
 import audit.report.output
-import audit.report.render
+import audit.report.writers.render
 from audit.signals import Terminated, sigterm_held, sigterm_raises
 
 MESSAGE = "terminated (SIGTERM): no report was written"
@@ -86,8 +86,7 @@ def test_sigterm_while_the_pdf_renders(fast, tmp_path, replay, monkeypatch, guar
         time.sleep(10)  # the handler raises Terminated before this returns
         raise AssertionError("SIGTERM was not turned into Terminated")
 
-    monkeypatch.setattr(audit.report.render, "render_pdf", render_pdf)
-    monkeypatch.setattr(audit.report.output, "render_pdf", render_pdf)
+    monkeypatch.setattr(audit.report.writers.render, "render_pdf", render_pdf)
     out = tmp_path / "report"
     before = earlier_report(out) if earlier else None
     res = invoke("run", fast.config, "--out", out, "--set", 'report.formats=["html", "pdf", "json"]')

@@ -12,10 +12,11 @@ import pytest
 from badinput_helpers import invoke
 from safety_helpers import earlier_report, siblings, snapshot
 
-import audit.report.output
+import audit.report.writers.junit
 from audit.errors import RenderError
-from audit.report.outdir import MANIFEST, REPORT_FILES
-from audit.report.output import PARSES, check_parses
+from audit.report.folder import MANIFEST
+from audit.report.output import check_parses
+from audit.report.writers import parsers, report_files
 
 
 def _npz(**arrays) -> bytes:
@@ -40,8 +41,8 @@ CASES = {  # name -> (parses, does not parse)
 
 
 def test_every_report_file_has_a_check():
-    assert set(PARSES) == set(CASES) == REPORT_FILES
-    assert MANIFEST not in PARSES
+    assert set(parsers()) == set(CASES) == report_files()
+    assert MANIFEST not in parsers()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -63,7 +64,7 @@ def test_npz_that_is_not_an_archive(tmp_path, bad):
 
 @pytest.mark.parametrize("earlier", [False, True], ids=["no-earlier-report", "earlier-report-kept"])
 def test_broken_junit_is_never_listed(fast, tmp_path, replay, monkeypatch, earlier):
-    monkeypatch.setattr(audit.report.output, "build_junit", lambda results: "<testsuites><testsuite name='x'>")
+    monkeypatch.setattr(audit.report.writers.junit, "build_junit", lambda results: "<testsuites><testsuite name='x'>")
     out = tmp_path / "report"
     before = earlier_report(out) if earlier else None
     res = invoke("run", fast.config, "--out", out, "--set", 'report.formats=["json", "junit"]')

@@ -1,7 +1,7 @@
 """summary.md: verdict, blocking rules, model, rule counts, failing then warning rules and key metrics, short
 enough for a pull-request comment or a CI step summary.
 
-Every string that is not this module's own wording goes through :func:`audit.report.text.md_text` (or
+Every string that is not this module's own wording goes through :func:`audit.report.writers.text.md_text` (or
 :func:`md_code` for identifiers): the file renders no link, image, HTML or autolink whatever the class names,
 messages, sample ids or model metadata hold.
 """
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from .criteria import comparison, limit_words, number
+from ..criteria import comparison, limit_words, number
 from .text import md_code, md_text
+from .base import OutputFormat, Report, utf8_text
 
 MAX_ROWS = 25  # rule rows in the table; the rest are counted, they are in report.html and results.json
 MAX_MESSAGE = 300  # characters of a message in a table cell
@@ -117,3 +119,18 @@ def build_summary(results: Mapping[str, Any], headline: str) -> str:
     if comp:
         lines += _comparison(comp)
     return "\n".join(lines) + "\n"
+
+
+class SummaryOutput(OutputFormat):
+    """summary.md, always written (a pull-request comment or CI step summary)."""
+
+    name = "summary"
+    title = "summary.md"
+    files: ClassVar = {"summary": "summary.md"}
+    parsers: ClassVar = {"summary.md": utf8_text}
+    always = True
+    selectable = False
+
+    def write(self, report: Report, folder: Path) -> None:
+        r = report.result
+        (folder / "summary.md").write_text(build_summary(report.results, r.task.headline(r.metrics)), encoding="utf-8")

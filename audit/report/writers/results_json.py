@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
-
-from .. import SCHEMA_VERSION
-from ..result import AuditResult
-from ..products import Finding, Pick
-from .criteria import criterion_of, verdict_sentence
+from ... import SCHEMA_VERSION
+from ...products import Pick
+from ...result import AuditResult
+from ..criteria import verdict_sentence
+from ..record import finding_dict, jsonable, rule_params
+from .base import OutputFormat, Report, json_document
 
 #: the ``$schema`` pointer written into results.json: the ``$id`` of ``audit/schema/results.schema.json``
 SCHEMA_URI = f"https://model-audit.invalid/schema/results-{SCHEMA_VERSION}.json"
-
-
-def jsonable(x: Any) -> Any:
-    """Plain JSON types only; NaN/inf become null; floats rounded to 6 significant digits for stable diffs."""
-    if isinstance(x, Mapping):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        f = float(x)
-        if not math.isfinite(f):
-            return None
-        return float(f"{f:.6g}")
-    if x is None or isinstance(x, str):
-        return x
-    if isinstance(x, Path):
-        return str(x)
-    return str(x)
 
 
 def _pick(p: Pick, classes: tuple[str, ...]) -> dict[str, Any]:
@@ -52,24 +27,6 @@ def _pick(p: Pick, classes: tuple[str, ...]) -> dict[str, Any]:
     if p.target is not None:  # a pick for one label of a multi-label (or the finding of a binary) model
         out["explains"] = classes[p.target]
     return out
-
-
-def rule_params(r: AuditResult) -> dict[str, dict[str, Any]]:
-    """Each pack rule's parameters by rule id (metric names, limits, descriptions)."""
-    return {rule.params.id: rule.params.model_dump(mode="json") for rule in r.pack.rules}
-
-
-def finding_dict(f: Finding, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """One entry of ``rules``; ``params`` (the rule's pack entry) name the metric a metric rule reads."""
-    params = params or {}
-    return {
-        "id": f.rule, "kind": f.kind, "severity": f.severity, "status": f.status, "value": f.value,
-        "threshold": f.threshold,
-        "criterion": criterion_of(f.kind, f.details, params, f.threshold),
-        "description": str(params.get("description") or ""),
-        "message": f.message, "sample_ids": list(f.sample_ids),
-        "details": dict(f.details),
-    }
 
 
 def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any]:
@@ -125,3 +82,16 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
 
 def dumps(results: Mapping[str, Any]) -> str:
     return json.dumps(results, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+class JsonOutput(OutputFormat):
+    """results.json, always written (every other document is built from it)."""
+
+    name = "json"
+    title = "results.json (the machine-readable record)"
+    files: ClassVar = {"json": "results.json"}
+    parsers: ClassVar = {"results.json": json_document}
+    always = True
+
+    def write(self, report: Report, folder: Path) -> None:
+        (folder / "results.json").write_text(report.results_text, encoding="utf-8")

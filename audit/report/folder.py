@@ -23,17 +23,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import AuditConfig
 from ..errors import AuditError, RenderError
+from ..rules.pack import find_pack
+from .writers import report_files
 
 MANIFEST = "manifest.json"
-#: every file name ``write_outputs`` may list in manifest.json (a new output format adds its name here)
-REPORT_FILES = frozenset({"results.json", "summary.md", "report.junit.xml", "report.html", "report.pdf",
-                          "maps.npz", "model_card.md", "model_card.json", "annex_iv.md", "annex_iv.json"})
 #: desktop metadata a file browser drops into any folder it shows; deleted with an earlier report
 OS_JUNK = frozenset({".DS_Store", "Thumbs.db"})
 _MAX_MANIFEST_BYTES = 1 << 20
@@ -59,8 +59,6 @@ def _variants(p: Path) -> list[Path]:
 def protected_paths(cfg: AuditConfig, extra: Iterable[tuple[Path, str]] = ()) -> Protected:
     """The inputs of the audit ``cfg`` describes (plus ``extra``, e.g. a baseline report) and the working
     directory. A rule pack that cannot be found is left out: the audit refuses it before anything is written."""
-    from ..rules.pack import find_pack
-
     named: list[tuple[Path, str]] = []
     if cfg.data.manifest is not None:
         manifest = cfg.resolve(cfg.data.manifest)
@@ -97,7 +95,7 @@ def shown(out_dir: Path) -> str:
     return plain if Path(plain) == real else f"{plain} (-> {real})"
 
 
-def check_out_dir(out_dir: Path, protected: Protected) -> None:
+def check_allowed(out_dir: Path, protected: Protected) -> None:
     """Raise ``RenderError`` unless a report may be written to ``out_dir`` (see the module docstring)."""
     real = out_dir.resolve()
     name = shown(out_dir)
@@ -117,6 +115,28 @@ def check_out_dir(out_dir: Path, protected: Protected) -> None:
             raise RenderError(f"{name}: {problem}; {_CHOOSE} or empty it")
 
 
+def check_writable(out_dir: Path, protected: Protected) -> None:
+    """Fail fast, before the audit runs, when no report may or can be written at ``out_dir``: it is or holds an
+    input in ``protected`` (see ``protected_paths``), holds something other than an earlier report, or cannot be
+    created. Creates nothing."""
+    out_dir = Path(os.path.abspath(out_dir))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RenderError(f"{out_dir}: exists and is not a folder (the report is written as a folder)")
+    check_allowed(out_dir, protected)
+    out_dir = out_dir.resolve()
+    anc = out_dir.parent
+    try:
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        if not anc.is_dir():
+            raise RenderError(f"{out_dir}: cannot create the output folder: {anc} is a file, not a folder")
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out_dir.name}.probe-", dir=anc))
+    except OSError as e:
+        raise RenderError(
+            f"{out_dir}: cannot create the output folder: {anc} is not writable ({e.strerror or e})"
+        ) from None
+
+
 def _listed_files(manifest: Path) -> set[str] | None:
     """The file names a model-audit manifest.json lists, or None when it is not one of ours."""
     try:
@@ -130,7 +150,8 @@ def _listed_files(manifest: Path) -> set[str] | None:
     files = doc.get("files")
     if not isinstance(files, dict) or not files:
         return None
-    if not all(n in REPORT_FILES and isinstance(h, str) and _SHA256.match(h) for n, h in files.items()):
+    known = report_files()  # every file name an output format of the registry writes
+    if not all(n in known and isinstance(h, str) and _SHA256.match(h) for n, h in files.items()):
         return None
     return set(files)
 

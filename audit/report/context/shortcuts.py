@@ -13,10 +13,10 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from ..result import AuditResult
-from ..rules.coverage import SHORTCUT_CLASSES, coverage
-from ..rules.data_confounder import PROPERTY_CLASS
-from ..drawing import figures
+from ...result import AuditResult
+from ...rules.coverage import SHORTCUT_CLASSES, coverage
+from ...rules.data_confounder import PROPERTY_CLASS
+from ...drawing import figures
 
 MAX_ROWS = 25  # property/group rows shown (all are in results.json)
 

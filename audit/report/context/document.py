@@ -16,19 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from ..result import AuditResult
-from ..products import Finding
-from ..views.stage import MAX_EVIDENCE_IMAGES
-from ..drawing import figures
+from ...result import AuditResult
+from ...products import Finding
+from ...views.stage import MAX_EVIDENCE_IMAGES
+from ...drawing import figures
 from .comparison import comparison_context
 from .concepts import concepts_context
-from .criteria import comparison as criterion_comparison
-from .criteria import headline, limit_words, number, verdict_sentence
-from ..drawing.fmt import fmt
+from ..criteria import comparison as criterion_comparison
+from ..criteria import headline, limit_words, number, verdict_sentence
+from ...drawing.fmt import fmt
 from .questions import explainer_questions
-from .results import finding_dict, jsonable, rule_params
+from ..record import finding_dict, jsonable, rule_params
 from .shortcuts import shortcuts_context
-from .views_context import GENERIC_UNIT, UNITS, layer_views_context, views_context
+from .views import GENERIC_UNIT, UNITS, layer_views_context, views_context
 
 STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3}
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ..result import AuditResult
-from ..drawing import charts, figures
-from ..drawing.fmt import fmt
+from ...result import AuditResult
+from ...drawing import charts, figures
+from ...drawing.fmt import fmt
 
 #: what one unit of each explainer's map means (colour-bar captions); an unknown method gets the generic line
 UNITS: dict[str, str] = {

@@ -7,13 +7,14 @@ import hashlib
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from markupsafe import Markup
 
-from ..errors import RenderError
-from ..resources import templates_dir
+from ...errors import RenderError
+from ...resources import templates_dir
+from .base import OutputFormat, Report, utf8_text
 
 
 def environment() -> Environment:
@@ -105,3 +106,38 @@ def render_pdf(html: str, path: Path, variant: str | None = None) -> None:
             str(path), pdf_variant=variant, **({"pdf_tags": True} if "pdf_tags" in DEFAULT_OPTIONS else {}))
     except Exception as e:  # noqa: BLE001 - WeasyPrint raises many kinds
         raise RenderError(f"{path}: cannot write PDF: {e}") from None
+
+
+def check_html(p: Path) -> None:
+    if "</html>" not in utf8_text(p):
+        raise ValueError("no closing </html>")
+
+
+def check_pdf(p: Path) -> None:
+    with p.open("rb") as fh:
+        head = fh.read(5)
+        fh.seek(max(0, p.stat().st_size - 1024))
+        tail = fh.read()
+    if head != b"%PDF-" or not tail.rstrip().endswith(b"%%EOF"):
+        raise ValueError("does not start with %PDF- and end with %%EOF")
+
+
+class HtmlOutput(OutputFormat):
+    name = "html"
+    title = "interactive HTML report"
+    files: ClassVar = {"html": "report.html"}
+    parsers: ClassVar = {"report.html": check_html}
+
+    def write(self, report: Report, folder: Path) -> None:
+        (folder / "report.html").write_text(render_html(report.context, mode="html"), encoding="utf-8")
+
+
+class PdfOutput(OutputFormat):
+    name = "pdf"
+    title = "PDF report"
+    files: ClassVar = {"pdf": "report.pdf"}
+    parsers: ClassVar = {"report.pdf": check_pdf}
+
+    def write(self, report: Report, folder: Path) -> None:
+        render_pdf(render_html(report.context, mode="pdf"), folder / "report.pdf",
+                   report.result.config.report.pdf_variant)

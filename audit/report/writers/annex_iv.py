@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from ..config import ModelCardConfig
+from ...config import ModelCardConfig
 from .attest import CANNOT_ATTEST, cannot_attest_md, evidence, evidence_md, metric_rows
-from .criteria import comparison, metric_label
+from ..criteria import comparison, metric_label
 from .text import md_text
+from .base import OutputFormat, Report, json_document, utf8_text
 
 FILES = ("annex_iv.md", "annex_iv.json")
 REGULATION = "Regulation (EU) 2024/1689 (Artificial Intelligence Act), Annex IV"
@@ -173,3 +175,20 @@ def build_annex_iv(results: Mapping[str, Any], card: ModelCardConfig, results_sh
     out += ["## Evidence", ""] + evidence_md(doc["evidence"])
     out += ["", "## What the tool cannot attest", ""] + cannot_attest_md()
     return "\n".join(out) + "\n", json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def check_heading_md(p: Path) -> None:
+    if not utf8_text(p).startswith("# "):
+        raise ValueError("does not start with a '# ' title")
+
+
+class AnnexIvOutput(OutputFormat):
+    name = "annex_iv"
+    title = "EU AI Act Annex IV headings the audit can evidence (.md, .json)"
+    files: ClassVar = {"annex_iv": "annex_iv.md", "annex_iv_json": "annex_iv.json"}
+    parsers: ClassVar = {"annex_iv.md": check_heading_md, "annex_iv.json": json_document}
+
+    def write(self, report: Report, folder: Path) -> None:
+        md, js = build_annex_iv(report.results, report.result.config.model_card, report.results_sha256)
+        (folder / "annex_iv.md").write_text(md, encoding="utf-8")
+        (folder / "annex_iv.json").write_text(js, encoding="utf-8")

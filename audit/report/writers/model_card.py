@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from ..config import ModelCardConfig
+from ...config import ModelCardConfig
 from .attest import CANNOT_ATTEST, cannot_attest_md, evidence, evidence_md, md_paragraphs, md_table, metric_rows
-from .criteria import comparison, metric_label
+from ..criteria import comparison, metric_label
 from .text import md_code, md_text
+from .base import OutputFormat, Report, json_document, utf8_text
 
 MCT_SCHEMA_VERSION = "0.0.2"
 FILES = ("model_card.md", "model_card.json")
@@ -214,3 +216,21 @@ def build_model_card(results: Mapping[str, Any], card: ModelCardConfig, results_
     """(model_card.md, model_card.json) texts."""
     doc = build_model_card_json(results, card, results_sha256)
     return build_model_card_md(doc, results, card, results_sha256), json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def check_front_matter_md(p: Path) -> None:
+    text = utf8_text(p)
+    if not text.startswith("---\n") or "\n---\n" not in text[4:] or "\n# " not in text:
+        raise ValueError("no YAML front matter or no title")
+
+
+class ModelCardOutput(OutputFormat):
+    name = "model_card"
+    title = "model card (Hugging Face layout .md, Model Card Toolkit layout .json)"
+    files: ClassVar = {"model_card": "model_card.md", "model_card_json": "model_card.json"}
+    parsers: ClassVar = {"model_card.md": check_front_matter_md, "model_card.json": json_document}
+
+    def write(self, report: Report, folder: Path) -> None:
+        md, js = build_model_card(report.results, report.result.config.model_card, report.results_sha256)
+        (folder / "model_card.md").write_text(md, encoding="utf-8")
+        (folder / "model_card.json").write_text(js, encoding="utf-8")

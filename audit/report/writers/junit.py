@@ -12,7 +12,7 @@ Outcomes (one per rule result):
 - ``pass`` → a bare test case with the details in ``<system-out>``.
 
 Every string from the results (class names in messages, sample ids, rule ids, model metadata) goes through
-:func:`audit.report.text.xml_text`: the document is well-formed XML 1.0 for any input. Times: the suite's is
+:func:`audit.report.writers.text.xml_text`: the document is well-formed XML 1.0 for any input. Times: the suite's is
 ``provenance.finished - started`` (its ``timestamp`` the start, UTC, ISO 8601 without zone as Ant writes it);
 a test case's is ``details.seconds`` when the rule recorded it, else 0.
 """
@@ -23,10 +23,12 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from .criteria import comparison
+from ..criteria import comparison
 from .text import xml_text
+from .base import OutputFormat, Report
 
 MAX_SAMPLE_IDS = 20
 
@@ -127,3 +129,13 @@ def build_junit(results: Mapping[str, Any]) -> str:
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+class JunitOutput(OutputFormat):
+    name = "junit"
+    title = "JUnit XML (one test case per rule result)"
+    files: ClassVar = {"junit": "report.junit.xml"}
+    parsers: ClassVar = {"report.junit.xml": ET.parse}
+
+    def write(self, report: Report, folder: Path) -> None:
+        (folder / "report.junit.xml").write_text(build_junit(report.results), encoding="utf-8")

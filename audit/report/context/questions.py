@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from ..maps.explain import ExplainerOutcome
-from ..result import AuditResult
+from ...maps.explain import ExplainerOutcome
+from ...result import AuditResult
 
 
 def _norm(m: np.ndarray) -> np.ndarray:

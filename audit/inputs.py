@@ -18,8 +18,10 @@ from .loading.listing import load_heldout
 from .loading.preprocess import Preprocess, make_preprocess
 from .loading.records import HeldOutSet
 from .loading.sources import data_defaults
+from .rules.base import Rule
 from .rules.pack import RulePack, find_pack, load_pack
 from .tasks import Task, TaskOptions, build_task
+from .tasks.base import CAPABILITIES
 
 
 def with_model_defaults(cfg: AuditConfig) -> tuple[AuditConfig, tuple[str, ...]]:
@@ -81,6 +83,16 @@ def task_name(declared: str, heldout: HeldOutSet) -> str:
     return "binary" if len(heldout.classes) == 2 else "multiclass"
 
 
+def check_applies(rule: Rule, task: Task) -> None:
+    """ConfigError when the task lacks a capability the rule's kind reads (``Rule.needs`` against
+    ``Task.provides``)."""
+    missing = sorted(rule.needs - task.provides)
+    if missing:
+        what = "; ".join(CAPABILITIES.get(m, m) for m in missing)
+        raise ConfigError(f"rule {rule.params.id!r}: kind {rule.kind!r} does not apply to task {task.name!r} (it needs "
+                          f"{what})" + (f"; {task.rule_hint}" if task.rule_hint else ""))
+
+
 def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
                    notes: tuple[str, ...] = (), frame: pd.DataFrame | None = None) -> Inputs:
     """Validate the listing, the rule pack (every kind applicable to the task), the explainers and their options.
@@ -90,7 +102,7 @@ def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
     pack = load_pack(find_pack(cfg.rules.pack, cfg.base_dir))
     task = build_task(task_name(cfg.model.task, heldout), heldout.classes, tasks, task_options(cfg))
     for rule in pack.rules:
-        task.check_rule_kind(rule.kind, rule.params.id)
+        check_applies(rule, task)
     for name in cfg.explainers.methods:
         build_explainer(name, cfg.explainers.options.get(name))  # ConfigError names unknown ones
     unknown_opts = set(cfg.explainers.options) - set(explainer_registry())

@@ -16,8 +16,8 @@ from . import __version__
 from .config import AuditConfig
 from .engine.base import Engine
 from .inputs import Inputs
-from .loading.records import SampleRecord
 from .loading.model import LoadedModel, sha256_file
+from .loading.records import SampleRecord
 
 PACKAGES = ("model-audit", "torch", "torchvision", "captum", "numpy", "scikit-learn", "pandas", "weasyprint",
             "jinja2", "pydantic")

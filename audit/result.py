@@ -12,10 +12,10 @@ from .engine.predict import Scored
 from .inputs import Inputs
 from .loading.model import LoadedModel
 from .maps.explain import Explanations
+from .products import Finding, Picks, Predictions, SkippedSample
 from .provenance import Provenance
 from .rules.pack import RulePack
 from .tasks.base import Task, TaskMetrics
-from .products import Finding, Picks, Predictions, SkippedSample
 from .views.stage import Views
 
 

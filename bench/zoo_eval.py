@@ -28,11 +28,11 @@ from audit.engine.probe import ModelProbe
 from audit.loading.decode import DecodeOptions
 from audit.loading.preprocess import Preprocess
 from audit.loading.records import SampleRecord
+from audit.products import Picks, Predictions
 from audit.rules.evaluate import evaluate
 from audit.rules.evidence import Evidence
 from audit.rules.pack import RulePack
 from audit.scoring.classification import score
-from audit.products import Picks, Predictions
 
 PREPROCESS = Preprocess(size=(32, 32), channels=3, mean=(MEAN,) * 3, std=(STD,) * 3)
 RELIANCE_DROP = 0.15  # a confounded model "relies" on its cue when swapped accuracy is this far below i.i.d.

@@ -14,8 +14,8 @@ from ..errors import AuditError
 from ..maps.compare import compare_explanations
 from ..maps.explain import map_groups
 from ..maps.store import StoredMaps, from_attributions
-from ..tasks.base import Task, TaskMetrics
 from ..products import Finding, Predictions
+from ..tasks.base import Task, TaskMetrics
 from .results import candidate_view, compare_results
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ line here (or an entry point in the group ``model_audit.engines``)."""
 from __future__ import annotations
 
 from ..config import AuditConfig
-from ..plugins import Registry
 from ..loading.model import LoadedModel
+from ..plugins import Registry
 from ..tasks.base import Task
 from .base import Engine, PredictOutput, ScoringOptions, ScoringProgress
 from .local import LocalEngine

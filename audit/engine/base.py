@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from ..explainers import Explainer
-from ..loading.records import HeldOutSet
 from ..loading.preprocess import Preprocess
-from ..tasks.base import Task
+from ..loading.records import HeldOutSet
 from ..products import Predictions, SkippedSample
+from ..tasks.base import Task
 from .compute import Compute
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..loading.records import HeldOutSet
 from ..loading.model import sha256_file
+from ..loading.records import HeldOutSet
 from ..products import Predictions, SkippedSample
 from .base import PredictOutput, ScoringProgress
 

@@ -15,9 +15,8 @@ from tqdm.auto import tqdm
 from ..errors import DataError, ExplainerError, ModelError
 from ..explainers import Explainer
 from ..loading.dataset import ImageDataset, collate
-from ..loading.records import HeldOutSet
 from ..loading.preprocess import Preprocess
-from ..loading.records import label_array
+from ..loading.records import HeldOutSet, label_array
 from ..products import Predictions, SkippedSample
 from .base import Engine, PredictOutput, ScoringOptions, ScoringProgress
 

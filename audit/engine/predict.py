@@ -15,9 +15,9 @@ from ..config import AuditConfig
 from ..errors import DataError
 from ..loading.dataset import ImageDataset
 from ..loading.identity import model_identity
+from ..loading.model import LoadedModel
 from ..loading.preprocess import Preprocess
 from ..loading.records import HeldOutSet, SampleRecord
-from ..loading.model import LoadedModel
 from ..products import Predictions, SkippedSample
 from . import cache
 from .base import Engine, PredictOutput, ScoringOptions

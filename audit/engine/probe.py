@@ -16,12 +16,12 @@ from torch import nn
 from ..config import AuditConfig
 from ..explainers import ExplainContext, Explainer, build_explainer
 from ..loading.dataset import ImageDataset
-from ..loading.records import SampleRecord
 from ..loading.preprocess import Preprocess
+from ..loading.records import SampleRecord
 from ..loading.roi import roi_mask
+from ..products import AttributionSet, Predictions
 from ..tasks.base import Task
 from ..tasks.multiclass import MulticlassTask
-from ..products import AttributionSet, Predictions
 from .attribution_store import AttributionStore, attribution_key
 from .base import Engine
 from .compute import Compute

@@ -43,7 +43,7 @@ from ..errors import ConfigError
 from ..explainers import Explainer
 from .base import Engine
 from .compute import Compute
-from .ray_cluster import INSTALL_HINT, check_resources, connect, import_ray, release_actors  # noqa: F401 - import_ray, INSTALL_HINT re-exported
+from .ray_cluster import INSTALL_HINT, check_resources, connect, import_ray, release_actors
 from .ray_scoring import RayScoring
 from .ray_workers import ModelSpec, ModelWorker, worker_compute
 

@@ -19,8 +19,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from ..loading.records import HeldOutSet
 from ..loading.preprocess import Preprocess
+from ..loading.records import HeldOutSet
 from ..products import SkippedSample
 from .base import PredictOutput, ScoringOptions, ScoringProgress
 from .compute import Compute

@@ -91,6 +91,7 @@ class AttentionRollout(Explainer):
     """
 
     name = "attention_rollout"
+    unit = "attention flow to the patch, share 0–1"
     title = "Attention rollout"
     signed = False
     legend = (

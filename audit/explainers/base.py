@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
+
+GENERIC_UNIT = "attribution, the method's own units"
 
 
 class ExplainerParams(BaseModel):
@@ -39,6 +41,10 @@ class Explainer(ABC):
     title: ClassVar[str]  # human name for the report
     signed: ClassVar[bool]
     legend: ClassVar[str]  # what the map shows and its known limits (report text)
+    unit: ClassVar[str] = GENERIC_UNIT  # what one unit of the map means (the colour bar's caption)
+    attribution: ClassVar[bool] = True  # evidence for the target; False: shows the input's content (no ROI share)
+    # drawn per layer in the report's layer views: "activations" (``maps``) or "inversions" (``reconstructions``)
+    layer_view: ClassVar[Literal["", "activations", "inversions"]] = ""
     Params: ClassVar[type[ExplainerParams]] = ExplainerParams
 
     def __init__(self, params: ExplainerParams | None = None, context: ExplainContext | None = None) -> None:

@@ -24,6 +24,7 @@ class CAM(Explainer):
     """
 
     name = "cam"
+    unit = "classifier-weighted feature map, logit units (the map's mean is the logit minus the bias)"
     title = "CAM"
     signed = True
     legend = (

@@ -18,6 +18,7 @@ class Deconvnet(Explainer):
     """Signed: the deconvnet signal summed over channels. Only nn.ReLU modules get the deconvnet rule."""
 
     name = "deconvnet"
+    unit = "deconvnet signal, arbitrary units"
     title = "Deconvnet"
     signed = True
     legend = (

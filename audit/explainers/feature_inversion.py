@@ -39,6 +39,9 @@ class FeatureInversion(Explainer):
     """
 
     name = "feature_inversion"
+    unit = "reconstructed intensity"
+    attribution = False  # shows the input's content, not class evidence
+    layer_view = "inversions"
     title = "Feature inversion"
     signed = True
     legend = (

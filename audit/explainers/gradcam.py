@@ -27,6 +27,7 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 class GradCAM(Explainer):
     name = "gradcam"
+    unit = "ReLU of gradient-weighted activations, arbitrary units"
     title = "Grad-CAM"
     signed = False
     legend = (

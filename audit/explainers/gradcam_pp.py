@@ -19,6 +19,7 @@ class GradCAMPlusPlus(Explainer):
     """
 
     name = "gradcam_pp"
+    unit = "ReLU of Grad-CAM++-weighted activations, arbitrary units"
     title = "Grad-CAM++"
     signed = False
     legend = (

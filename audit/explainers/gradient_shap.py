@@ -27,6 +27,7 @@ class GradientShap(Explainer):
     """
 
     name = "gradient_shap"
+    unit = "expected logit contribution per pixel (SHAP values)"
     title = "GradientSHAP"
     signed = True
     legend = (

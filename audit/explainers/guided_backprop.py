@@ -18,6 +18,7 @@ class GuidedBackprop(Explainer):
     """Signed: the guided gradient summed over channels. Only nn.ReLU modules get the guided rule."""
 
     name = "guided_backprop"
+    unit = "guided gradient, arbitrary units"
     title = "Guided backpropagation"
     signed = True
     legend = (

@@ -20,6 +20,7 @@ class GuidedGradCAM(Explainer):
     """
 
     name = "guided_gradcam"
+    unit = "guided gradient × Grad-CAM, arbitrary units"
     title = "Guided Grad-CAM"
     signed = True
     legend = (

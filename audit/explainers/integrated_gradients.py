@@ -30,6 +30,7 @@ class IntegratedGradients(Explainer):
     """
 
     name = "integrated_gradients"
+    unit = "logit contribution per pixel (the map sums to logit(input) − logit(baseline))"
     title = "Integrated Gradients"
     signed = True
     legend = (

@@ -29,6 +29,7 @@ class KernelShap(Explainer):
     """
 
     name = "kernel_shap"
+    unit = "Shapley value of the pixel's segment, score units"
     title = "Kernel SHAP"
     signed = True
     legend = (

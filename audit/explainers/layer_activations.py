@@ -25,6 +25,9 @@ class LayerActivations(Explainer):
     """
 
     name = "layer_activations"
+    unit = "channel-summed activation, arbitrary units (not class evidence)"
+    attribution = False  # shows the input's content, not class evidence
+    layer_view = "activations"
     title = "Layer activations"
     signed = True
     legend = (

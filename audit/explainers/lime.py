@@ -31,6 +31,7 @@ class Lime(Explainer):
     """
 
     name = "lime"
+    unit = "weight of the pixel's segment in a local linear model of the score"
     title = "LIME"
     signed = True
     legend = (

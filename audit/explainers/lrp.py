@@ -90,6 +90,7 @@ class LRP(Explainer):
     """
 
     name = "lrp"
+    unit = "relevance, logit units (sums to the logit)"
     title = "LRP"
     signed = True
     legend = (

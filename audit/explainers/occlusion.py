@@ -26,6 +26,7 @@ class Occlusion(Explainer):
     """
 
     name = "occlusion"
+    unit = "logit drop when a patch covering the pixel is occluded"
     title = "Occlusion sensitivity"
     signed = True
     legend = (

@@ -17,6 +17,7 @@ class Saliency(Explainer):
     """Unsigned: |d score / d input|, reduced over channels by max (Simonyan et al.)."""
 
     name = "saliency"
+    unit = "|∂ logit / ∂ input|, logit per unit of normalised input"
     title = "Saliency (gradient)"
     signed = False
     legend = (

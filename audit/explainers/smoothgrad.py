@@ -21,6 +21,7 @@ class SmoothGrad(Explainer):
     """Unsigned: mean over noisy copies of |gradient|, reduced over channels by max; noise seeded by context.seed."""
 
     name = "smoothgrad"
+    unit = "mean |∂ logit / ∂ input| over noisy copies, logit per unit of normalised input"
     title = "SmoothGrad"
     signed = False
     legend = (

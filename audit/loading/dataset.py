@@ -8,8 +8,8 @@ import torch
 
 from ..errors import DataError
 from .decode import decode_image
-from .records import SampleRecord
 from .preprocess import Preprocess
+from .records import SampleRecord
 
 
 class ImageDataset(torch.utils.data.Dataset):

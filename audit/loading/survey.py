@@ -8,11 +8,11 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+
 from ..errors import DataError
 from . import dicom
 from .decode import image_size_of
 from .records import SampleRecord
-
 
 log = logging.getLogger("audit.loading")
 ASPECT_TOLERANCE = 0.10  # relative difference of width/height ratios that counts as a different aspect

@@ -2,11 +2,10 @@
 one-line comparison a reader checks ("probability drop 0.276 > 0.200"), and the sentence that says why the
 verdict is what it is.
 
-A rule may state its criterion itself as ``details.criterion = {"name", "unit", "direction"[, "condition"]}``
-(``audit.rules.base.Criterion``: direction "above" fails above the threshold, "below" below it; read here as "max"
-— the threshold is a ceiling: the value must stay at or below it — and "min", a floor). Rules that do not (or that record only a key
-such as ``"prob_drop"``) get one from the table below, by rule kind and parameters; an unknown kind falls back to
-its ``_min`` / ``_max`` suffix, else to "measured value" with no direction.
+Every rule result that measured a value states its criterion as ``details.criterion = {"name", "unit",
+"direction"[, "condition"]}`` (``audit.rules.base.Criterion``, declared on every rule kind: direction "above" fails
+above the threshold, "below" below it; read here as "max" — the threshold is a ceiling: the value must stay at or
+below it — and "min", a floor). A result that measured nothing reads "measured value" with no direction.
 """
 
 from __future__ import annotations
@@ -30,36 +29,6 @@ METRICS: dict[str, tuple[str, str]] = {
     "sensitivity": ("sensitivity", PROPORTION),
     "specificity": ("specificity", PROPORTION),
 }
-# keys rules record in details.criterion (a string) -> (name, unit, direction)
-CRITERION_KEYS: dict[str, tuple[str, str, str]] = {
-    "flip_rate": ("flip rate", "proportion of images, 0–1", "max"),
-    "prob_drop": ("probability drop", "probability, 0–1", "max"),
-    "share": ("attribution share in the region", "proportion of positive attribution, 0–1", "max"),
-    "accuracy_gap": ("accuracy gap between values", PROPORTION, "max"),
-    "probe_auc": ("within-class probe AUC", "area, 0–1", "max"),
-    "p_value": ("permutation p-value", "probability, 0–1", "min"),
-    "deletion_gain": ("deletion AUC gain over random", "AUC difference", "min"),
-    "insertion_gain": ("insertion AUC gain over random", "AUC difference", "min"),
-    "mean_gain": ("mean deletion/insertion AUC gain over random", "AUC difference", "min"),
-}
-KINDS: dict[str, tuple[str, str, str]] = {
-    "class_recall_min": ("lowest class recall", PROPORTION, "min"),
-    "confusion_max": ("confusion rate", "proportion of the true class, 0–1", "max"),
-    "skipped_max": ("share of listed images skipped", PROPORTION, "max"),
-    "roi_attribution": ("share of images with too little attribution inside the ROI (worst class)", PROPORTION,
-                        "max"),
-    "shortcut_discovery": ("share of samples in off-object explanation clusters (worst class)", PROPORTION, "max"),
-    "explanation_sanity": ("similarity of maps before and after weight randomisation", "Spearman ρ or SSIM, −1–1",
-                           "max"),
-    "faithfulness": ("AUC gain over random order", "AUC difference", "min"),
-    "baseline_metric_drop": ("drop since the baseline", "metric units", "max"),
-    "baseline_recall_drop": ("largest recall drop of a class since the baseline", PROPORTION, "max"),
-    "baseline_flips": ("samples newly wrong (right → wrong)", "count", "max"),
-    "baseline_new_failures": ("rules newly failing", "count", "max"),
-    "baseline_explanation_change": ("median Spearman ρ of maps against the baseline's", "correlation, −1–1", "min"),
-}
-
-
 #: a rule's stated direction (audit.rules.base.Criterion: "above" fails above the threshold, "below" below it)
 #: -> the report's: "max" (the threshold is a ceiling), "min" (a floor)
 DIRECTIONS = {"above": "max", "below": "min", "max": "max", "min": "min"}
@@ -73,13 +42,12 @@ def metric_label(name: str) -> tuple[str, str]:
     return (name.replace("_", " "), "")
 
 
-def criterion_of(kind: str, details: Mapping[str, Any] | None, params: Mapping[str, Any] | None = None,
-                 threshold: float | None = None) -> dict[str, str]:
-    """``{"name", "unit", "direction", "source"}`` of a rule result; ``source`` is "rule" when the rule stated
-    it, "inferred" otherwise. ``params`` are the rule's pack parameters (metric names, limits)."""
-    details = details or {}
-    params = params or {}
-    stated = details.get("criterion")
+def criterion_of(details: Mapping[str, Any] | None) -> dict[str, str]:
+    """``{"name", "unit", "direction", "source"}`` of a rule result: the criterion the rule stated
+    (``details.criterion``; every result that measured a value states one, ``Rule.criterion``) with ``source``
+    "rule"; a result that measured nothing (it could not be evaluated, or does not apply) gets "measured value" with
+    no direction and ``source`` "inferred"."""
+    stated = (details or {}).get("criterion")
     if isinstance(stated, Mapping) and stated.get("name"):
         direction = DIRECTIONS.get(str(stated.get("direction") or ""), "")
         out = {"name": str(stated["name"]), "unit": str(stated.get("unit") or ""), "direction": direction,
@@ -87,27 +55,7 @@ def criterion_of(kind: str, details: Mapping[str, Any] | None, params: Mapping[s
         if stated.get("condition"):
             out["condition"] = str(stated["condition"])
         return out
-    if isinstance(stated, str) and stated in CRITERION_KEYS:
-        name, unit, direction = CRITERION_KEYS[stated]
-        return {"name": name, "unit": unit, "direction": direction, "source": "inferred"}
-    if kind in ("metric_min", "metric_max") and params.get("metric"):
-        name, unit = metric_label(str(params["metric"]))
-        return {"name": name, "unit": unit, "direction": kind[-3:], "source": "inferred"}
-    if kind == "explanation_sanity" and threshold is not None:
-        if params.get("max_spearman") is not None and math.isclose(threshold, float(params["max_spearman"])):
-            return {"name": "Spearman ρ of maps before and after weight randomisation", "unit": "correlation, −1–1",
-                    "direction": "max", "source": "inferred"}
-        if params.get("max_ssim") is not None and math.isclose(threshold, float(params["max_ssim"])):
-            return {"name": "SSIM of maps before and after weight randomisation", "unit": "similarity, −1–1",
-                    "direction": "max", "source": "inferred"}
-    if kind == "baseline_metric_drop" and params.get("metric"):
-        name, unit = metric_label(str(params["metric"]))
-        return {"name": f"{name} drop since the baseline", "unit": unit, "direction": "max", "source": "inferred"}
-    if kind in KINDS:
-        name, unit, direction = KINDS[kind]
-        return {"name": name, "unit": unit, "direction": direction, "source": "inferred"}
-    direction = kind[-3:] if kind.endswith(("_min", "_max")) else ""
-    return {"name": "measured value", "unit": "", "direction": direction, "source": "inferred"}
+    return {"name": "measured value", "unit": "", "direction": "", "source": "inferred"}
 
 
 def number(v: float | None, unit: str = "") -> str:

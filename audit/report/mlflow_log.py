@@ -27,8 +27,8 @@ from urllib.parse import urlparse
 
 from ..config import MlflowConfig
 from ..errors import DataError, RenderError
-from .writers.attest import metric_rows
 from .criteria import comparison
+from .writers.attest import metric_rows
 
 BASELINE_PREFIX = "mlflow:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-./ ]")

@@ -15,11 +15,11 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..errors import RenderError
 from ..result import AuditResult
 from ..signals import sigterm_held
-from ..errors import RenderError
-from .mlflow_log import log_run
 from .folder import MANIFEST, Protected, check_allowed, foreign_contents, protected_paths
+from .mlflow_log import log_run
 from .writers import Report, check_formats, parsers, registry
 from .writers.results_json import build_results, dumps
 

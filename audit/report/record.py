@@ -50,7 +50,7 @@ def finding_dict(f: Finding, params: Mapping[str, Any] | None = None) -> dict[st
     return {
         "id": f.rule, "kind": f.kind, "severity": f.severity, "status": f.status, "value": f.value,
         "threshold": f.threshold,
-        "criterion": criterion_of(f.kind, f.details, params, f.threshold),
+        "criterion": criterion_of(f.details),
         "description": str(params.get("description") or ""),
         "message": f.message, "sample_ids": list(f.sample_ids),
         "details": dict(f.details),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ..plugins import Registry
 from .base import Rule, RuleParams
 from .baseline.explanation_change import BaselineExplanationChange

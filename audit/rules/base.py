@@ -1,4 +1,7 @@
-"""The rule interface every rule kind implements."""
+"""The rule interface every rule kind implements. Everything about a kind lives on its class: its name (``kind``),
+its parameters (``Rule[XParams]``), what a result measures (``criterion``, required), what it needs of the task
+(``needs``: capabilities of ``audit.tasks.base.CAPABILITIES``), the kinds of shortcut it can catch
+(``shortcuts``) and its phase."""
 
 from __future__ import annotations
 
@@ -6,14 +9,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..products import Finding, Severity, Status
-
-if TYPE_CHECKING:
-    from .evidence import Evidence
+from .evidence import Evidence
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ class Criterion:
         return d
 
 
+@dataclass(frozen=True)
+class ShortcutClass:
+    """A kind of shortcut rules look for (``fixed_position``, ``background``, …); the report lists every class the
+    registered rule kinds declare, and which of them the pack left unchecked."""
+
+    key: str
+    description: str
+
+
 class RuleParams(BaseModel):
     """Fields every rule entry in a pack has; each kind adds its own (unknown keys are errors)."""
 
@@ -56,20 +66,41 @@ class RuleParams(BaseModel):
     description: str = ""
 
 
-class Rule(ABC):
-    """One rule kind. ``check`` reads the evidence and returns findings; it must not mutate anything."""
+P = TypeVar("P", bound=RuleParams)
+
+
+class Rule(ABC, Generic[P]):
+    """One rule kind: ``class X(Rule[XParams])``. ``check`` reads the evidence and returns findings; it must not
+    mutate anything."""
 
     kind: ClassVar[str]
     title: ClassVar[str]
-    Params: ClassVar[type[RuleParams]] = RuleParams
+    Params: ClassVar[type[RuleParams]] = RuleParams  # set from the class's ``Rule[XParams]``
     # "main" rules read the audit's evidence; "comparison" rules run afterwards and read
     # evidence.comparison (the diff against a baseline results.json)
     phase: ClassVar[str] = "main"
-    # what a result of this kind measures (a rule may pass its own per result instead)
-    criterion: ClassVar[Criterion | None] = None
+    # what a result of this kind measures and which way it fails (required; a rule may state a more specific one
+    # per result, e.g. the metric it read)
+    criterion: ClassVar[Criterion]
+    # task capabilities the kind reads (audit.tasks.base.CAPABILITIES); a pack asking for it on a task that lacks
+    # one is refused before the model runs
+    needs: ClassVar[frozenset[str]] = frozenset()
+    # the kinds of shortcut this kind can catch in some configuration (``shortcut_classes``: as configured)
+    shortcuts: ClassVar[tuple[ShortcutClass, ...]] = ()
 
-    def __init__(self, params: RuleParams) -> None:
-        self.params = params
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Params" not in cls.__dict__:
+            for base in getattr(cls, "__orig_bases__", ()):
+                args = [a for a in get_args(base) if isinstance(a, type) and issubclass(a, RuleParams)]
+                if args:
+                    cls.Params = args[0]
+                    break
+
+    def __init__(self, params: P) -> None:
+        if not isinstance(getattr(type(self), "criterion", None), Criterion):
+            raise TypeError(f"rule kind {self.kind!r}: {type(self).__name__} declares no criterion")
+        self.params: P = params
 
     @abstractmethod
     def check(self, evidence: Evidence) -> list[Finding]:
@@ -90,9 +121,7 @@ class Rule(ABC):
 
         A NaN or infinite measured value is never a pass: it becomes an ``error`` finding.
         """
-        crit = criterion or self.criterion
-        if crit is not None:
-            details = {**(details or {}), "criterion": crit.as_dict()}
+        details = {**(details or {}), "criterion": (criterion or self.criterion).as_dict()}
         status: Status
         if value is not None and not math.isfinite(float(value)):
             status = "error"
@@ -132,7 +161,7 @@ class Rule(ABC):
         )
 
     def shortcut_classes(self) -> tuple[str, ...]:
-        """The kinds of shortcut this rule, as configured, can catch (keys of ``audit.rules.coverage.SHORTCUT_CLASSES``);
-        empty for rules that look for none."""
-        return ()
+        """The kinds of shortcut this rule, as configured, can catch (keys of its kind's ``shortcuts``); empty for
+        rules that look for none."""
+        return tuple(c.key for c in self.shortcuts)
 

@@ -15,14 +15,14 @@ class ClassRecallParams(RuleParams):
     per_class: dict[str, float] = Field(default_factory=dict, description="class name -> its own floor")
 
 
-class ClassRecallMin(Rule):
+class ClassRecallMin(Rule[ClassRecallParams]):
     kind = "class_recall_min"
     title = "Per-class recall floor"
-    Params = ClassRecallParams
+    needs = frozenset({"single_label"})
     criterion = Criterion("recall of the worst class against its floor", "recall (0–1)", "below")
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: ClassRecallParams = self.params  # type: ignore[assignment]
+        p = self.params
         names = p.classes or list(evidence.classes)
         for n in [*names, *p.per_class]:
             evidence.class_index(n)  # KeyError names an unknown class

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ..concepts.result import ConceptRun, ConceptTest
 from ..products import Finding
-from .base import Rule, RuleParams
+from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
 MAX_EVIDENCE_IDS = 6
@@ -39,18 +39,20 @@ def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
-class ConceptReliance(Rule):
+class ConceptReliance(Rule[ConceptRelianceParams]):
     kind = "concept_reliance"
     title = "Concept reliance (TCAV)"
-    Params = ConceptRelianceParams
+    # the forbidden-concept reading; a finding on a required concept states its own
+    criterion = Criterion("TCAV score of a forbidden concept", "share of class inputs, 0–1", "above")
+    needs = frozenset({"maps"})
 
     def _score(self, t: ConceptTest) -> float:
         """The score compared with min_score: TCAV, or with direction 'either' its distance above or below 0.5."""
-        p: ConceptRelianceParams = self.params  # type: ignore[assignment]
+        p = self.params
         return max(t.mean, 1.0 - t.mean) if p.direction == "either" else t.mean
 
     def _uses(self, t: ConceptTest) -> bool:
-        p: ConceptRelianceParams = self.params  # type: ignore[assignment]
+        p = self.params
         return t.separable and t.significant(p.alpha) and self._score(t) >= p.min_score
 
     def _describe(self, t: ConceptTest, run: ConceptRun) -> str:
@@ -59,7 +61,7 @@ class ConceptReliance(Rule):
                 f"{t.cav_accuracy:.2f}; {t.n_inputs} inputs)")
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: ConceptRelianceParams = self.params  # type: ignore[assignment]
+        p = self.params
         run = evidence.concepts
         if run is None:
             return [self.error("no concept tests ran: the config has no [concepts] section (name the concept folders "
@@ -136,33 +138,31 @@ class ConceptReliance(Rule):
         condition = (f"counted where p × {run.m} < {p.alpha:g} (Bonferroni) and the layer separates the concept "
                      f"(CAV accuracy ≥ {run.min_cav_accuracy:g})")
         score_name = "TCAV score" if p.direction == "increase" else "TCAV score's distance from 0.5, as max(s, 1 − s)"
+        crit = Criterion(f"{score_name} of a forbidden concept", "share of class inputs, 0–1", "above", condition)
         details = {"alpha": p.alpha, "min_score": p.min_score, "direction": p.direction, "n_tests": run.m,
-                   "layers": list(run.layers), "runs": run.runs, "concepts": table,
-                   "criterion": {"name": f"{score_name} of a forbidden concept", "unit": "share of class inputs, 0–1",
-                                 "direction": "above", "condition": condition}}
+                   "layers": list(run.layers), "runs": run.runs, "concepts": table}
         roles = ", ".join(f"'{c.name}' ({'forbidden' if c.forbidden else 'required'})" for c in infos)
         if violations:
             forbidden = [t for _, t in violations if run.concept(t.concept).forbidden]
             worst = min(forbidden, key=lambda t: t.p_corrected) if forbidden else violations[0][1]
             if not forbidden:  # a required concept unused: its best score is below the threshold
-                details["criterion"] = {"name": f"best {score_name} of a required concept",
-                                        "unit": "share of class inputs, 0–1", "direction": "below",
-                                        "condition": condition}
+                crit = Criterion(f"best {score_name} of a required concept", "share of class inputs, 0–1", "below",
+                                 condition)
             msg = "; ".join(w for w, _ in violations)
             if undecided:
                 msg += ". Could not judge: " + "; ".join(undecided)
             return [self.finding(True, msg + ".", self._score(worst), p.min_score, worst.top_ids[:MAX_EVIDENCE_IDS],
-                                 details)]
+                                 details, criterion=crit)]
         if undecided:
             return [Finding(rule=p.id, kind=self.kind, severity=p.severity, status="error",
                             message="could not evaluate: " + "; ".join(undecided) + ". A concept the layers cannot "
                             "separate is not shown to be unused; name other layers or add concept images.",
-                            details=details)]
+                            details={**details, "criterion": crit.as_dict()})]
         judged = sum(1 for t in table.values() for r in t["classes"].values() if r["status"] != "not tested")
         if judged == 0:
             return [Finding(rule=p.id, kind=self.kind, severity=p.severity, status="error",
                             message="could not evaluate: no class of " + roles + " had enough inputs to test "
-                            "(concepts.min_inputs)", details=details)]
+                            "(concepts.min_inputs)", details={**details, "criterion": crit.as_dict()})]
         untested = [f"'{g}'" for t in table.values() for g, r in t["classes"].items() if r["status"] == "not tested"]
         msg = f"{roles}: no forbidden concept significantly used and every required one used, over {judged} " \
               f"class test(s) at {len(run.layers)} layer(s)"
@@ -178,4 +178,4 @@ class ConceptReliance(Rule):
         shown = strongest or loudest
         value = self._score(strongest) if strongest is not None else None
         ids = shown.top_ids[:4] if shown is not None else ()
-        return [self.finding(False, msg + ".", value, p.min_score, ids, details)]
+        return [self.finding(False, msg + ".", value, p.min_score, ids, details, criterion=crit)]

@@ -41,6 +41,7 @@ from ._shortcuts import MAX_EVIDENCE_IDS, rnd
 from ._use import consistent_shift
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
+from .shortcut_classes import METADATA
 
 
 class ConfounderMetadataParams(RuleParams):
@@ -193,17 +194,15 @@ CRITERION = Criterion("consistent within-class score shift", "difference of mean
                       "and permutation p < alpha / columns")
 
 
-class ConfounderMetadata(Rule):
+class ConfounderMetadata(Rule[ConfounderMetadataParams]):
     kind = "confounder_metadata"
     title = "Use of a metadata attribute"
-    Params = ConfounderMetadataParams
     criterion = CRITERION
-
-    def shortcut_classes(self) -> tuple[str, ...]:
-        return ("metadata",)
+    needs = frozenset({"whole_image"})
+    shortcuts = (METADATA,)
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: ConfounderMetadataParams = self.params  # type: ignore[assignment]
+        p = self.params
         pr = evidence.predictions
         meta = pr.metadata
         if p.columns:

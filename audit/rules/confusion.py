@@ -15,14 +15,14 @@ class ConfusionParams(RuleParams):
     threshold: float = Field(ge=0.0, le=1.0, description="max share of true_class samples predicted as predicted_class")
 
 
-class ConfusionMax(Rule):
+class ConfusionMax(Rule[ConfusionParams]):
     kind = "confusion_max"
     title = "Confusion between two classes"
-    Params = ConfusionParams
+    needs = frozenset({"single_label"})
     criterion = Criterion("confusion rate", "share of the true class's samples", "above")
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: ConfusionParams = self.params  # type: ignore[assignment]
+        p = self.params
         a, b = evidence.class_index(p.true_class), evidence.class_index(p.predicted_class)
         row = evidence.metrics.confusion[a]
         if row.sum() == 0:

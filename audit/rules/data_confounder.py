@@ -21,6 +21,7 @@ from pydantic import Field
 from ..products import Finding, Severity
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
+from .shortcut_classes import DATA_PROPERTY
 
 CRITERION = Criterion("property AUC (lower end of the 95 % interval)", "ROC AUC of the property alone, "
                       "cross-validated", "above")
@@ -39,17 +40,14 @@ class DataConfounderParams(RuleParams):
                                "is meant to predict the label)")
 
 
-class DataConfounder(Rule):
+class DataConfounder(Rule[DataConfounderParams]):
     kind = "data_confounder"
     title = "An image property or metadata column alone predicts the label"
-    Params = DataConfounderParams
     criterion = CRITERION
-
-    def shortcut_classes(self) -> tuple[str, ...]:
-        return ("data_property",)
+    shortcuts = (DATA_PROPERTY,)
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: DataConfounderParams = self.params  # type: ignore[assignment]
+        p = self.params
         dc = evidence.data
         if dc is None:
             return [self.not_applicable("the data checks did not run (no data-checks product in the evidence)")]

@@ -28,13 +28,13 @@ class DataDuplicatesParams(RuleParams):
     max_fraction: float = Field(default=0.0, ge=0.0, le=1.0, description="train_overlap: largest share allowed")
 
 
-class DataDuplicates(Rule):
+class DataDuplicates(Rule[DataDuplicatesParams]):
     kind = "data_duplicates"
     title = "Duplicate images across classes or between training and held-out sets"
-    Params = DataDuplicatesParams
+    criterion = CRITERIA["cross_class"]  # or "train_overlap", as configured (each finding states its own)
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: DataDuplicatesParams = self.params  # type: ignore[assignment]
+        p = self.params
         dc = evidence.data
         crit = CRITERIA[p.check]
         if dc is None:

@@ -12,8 +12,8 @@ import numpy as np
 from ..concepts.result import ConceptRun
 from ..datachecks import DataChecks
 from ..engine.probe import ModelProbe
-from ..tasks.base import TaskMetrics
 from ..products import Picks, Predictions, SkippedSample
+from ..tasks.base import TaskMetrics
 
 Scope = Literal["all", "correct", "incorrect", "picks"]
 

@@ -80,13 +80,14 @@ CRITERION = Criterion("Spearman similarity of maps after randomising the top lay
                       "(−1–1)", "above")
 
 
-class ExplanationSanity(Rule):
+class ExplanationSanity(Rule[ExplanationSanityParams]):
     kind = "explanation_sanity"
     title = "Explanations depend on the model (parameter randomisation)"
-    Params = ExplanationSanityParams
+    criterion = CRITERION
+    needs = frozenset({"maps"})
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: ExplanationSanityParams = self.params  # type: ignore[assignment]
+        p = self.params
         probe = require_probe(evidence)
         names = list(dict.fromkeys([*evidence.explainers, *p.explainers])) or ["gradcam"]
         ids = evidence.sample_ids(p.scope, p.n, salt=p.id)

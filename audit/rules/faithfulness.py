@@ -104,15 +104,15 @@ def auc(curve: np.ndarray) -> np.ndarray:
     return (curve[..., 1:] + curve[..., :-1]).sum(-1) / (2.0 * steps)
 
 
-class Faithfulness(Rule):
+class Faithfulness(Rule[FaithfulnessParams]):
     kind = "faithfulness"
     title = "Faithfulness of explanations (deletion / insertion)"
-    Params = FaithfulnessParams
+    needs = frozenset({"maps"})
     criterion = Criterion("gain over random pixel orders (deletion / insertion AUC)", "probability × pixel fraction",
                           "below")
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: FaithfulnessParams = self.params  # type: ignore[assignment]
+        p = self.params
         probe = require_probe(evidence)
         names = list(p.explainers) or list(evidence.explainers) or ["gradcam"]
         ids = evidence.sample_ids(p.scope, p.n, salt=p.id)
@@ -204,8 +204,8 @@ class Faithfulness(Rule):
         if errors and p.explainers:
             return [self.error("explainer(s) could not be tested: " + "; ".join(errors))]
         verdicts.sort(key=lambda c: (not c[0], -c[1]))
-        failed, _, name, crit, value, lim = verdicts[0]
-        details.update(explainer=name, criterion=crit)
+        failed, _, name, _, value, lim = verdicts[0]
+        details.update(explainer=name)
         inf_ids = [s for s, k in zip(ids, informative, strict=True) if k]
         order = np.argsort(sample_gain[name], kind="stable")
         ev_ids = [inf_ids[i] for i in order[:MAX_EVIDENCE_IDS]] if failed else []

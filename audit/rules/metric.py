@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..scoring.classification import SCALAR_METRICS
 from ..products import Finding
+from ..scoring.classification import SCALAR_METRICS
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
@@ -18,12 +18,11 @@ class MetricParams(RuleParams):
     bound: Literal["lower", "upper"] = "lower"
 
 
-class _MetricRule(Rule):
-    Params = MetricParams
+class _MetricRule(Rule[MetricParams]):
     _bound: str
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: MetricParams = self.params  # type: ignore[assignment]
+        p = self.params
         value = evidence.metrics.scalar(p.metric)
         if self._bound == "lower":
             failed = value < p.threshold
@@ -44,10 +43,12 @@ class _MetricRule(Rule):
 class MetricMin(_MetricRule):
     kind = "metric_min"
     title = "Metric floor"
+    criterion = Criterion("the named metric", "metric value", "below")
     _bound = "lower"
 
 
 class MetricMax(_MetricRule):
     kind = "metric_max"
     title = "Metric ceiling"
+    criterion = Criterion("the named metric", "metric value", "above")
     _bound = "upper"

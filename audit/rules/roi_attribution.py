@@ -32,6 +32,7 @@ from ._shortcuts import (
 )
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
+from .shortcut_classes import BACKGROUND, FIXED_POSITION
 
 
 class ClassOverride(BaseModel):
@@ -59,18 +60,16 @@ class RoiAttributionParams(RuleParams):
     min_samples: int = Field(default=5, ge=1, description="classes with fewer evaluated samples are reported only")
 
 
-class RoiAttribution(Rule):
+class RoiAttribution(Rule[RoiAttributionParams]):
     kind = "roi_attribution"
     title = "Attribution inside the region of interest"
-    Params = RoiAttributionParams
+    needs = frozenset({"maps"})
+    shortcuts = (FIXED_POSITION, BACKGROUND)
     criterion = Criterion("share of samples with too little attribution inside the ROI", "fraction of a class's "
                           "samples", "above")
 
-    def shortcut_classes(self) -> tuple[str, ...]:
-        return ("fixed_position", "background")
-
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: RoiAttributionParams = self.params  # type: ignore[assignment]
+        p = self.params
         probe = require_probe(evidence)
         for name in p.per_class:
             evidence.class_index(name)  # KeyError names an unknown class

@@ -40,6 +40,7 @@ from ._shortcuts import (
 )
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
+from .shortcut_classes import BACKGROUND, FIXED_POSITION
 
 
 class ShortcutDiscoveryParams(RuleParams):
@@ -99,18 +100,16 @@ def best_window(m: np.ndarray, side: int) -> tuple[float, tuple[int, int]]:
     return float(s[r, q]), (int(r), int(q))
 
 
-class ShortcutDiscovery(Rule):
+class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
     kind = "shortcut_discovery"
     title = "Clusters of explanations that focus off the object"
-    Params = ShortcutDiscoveryParams
+    needs = frozenset({"maps", "whole_image"})
+    shortcuts = (FIXED_POSITION, BACKGROUND)
     criterion = Criterion("share of a class's samples in flagged explanation clusters", "fraction of samples",
                           "above")
 
-    def shortcut_classes(self) -> tuple[str, ...]:
-        return ("fixed_position", "background")
-
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: ShortcutDiscoveryParams = self.params  # type: ignore[assignment]
+        p = self.params
         probe = require_probe(evidence)
         H, W = probe.input_size
         g = p.grid

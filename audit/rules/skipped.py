@@ -13,14 +13,13 @@ class SkippedParams(RuleParams):
     threshold: float = Field(default=0.0, ge=0.0, le=1.0, description="max share of listed images skipped")
 
 
-class SkippedMax(Rule):
+class SkippedMax(Rule[SkippedParams]):
     kind = "skipped_max"
     title = "Unreadable images"
-    Params = SkippedParams
     criterion = Criterion("share of listed images skipped", "fraction of listed images", "above")
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: SkippedParams = self.params  # type: ignore[assignment]
+        p = self.params
         listed = max(evidence.n_listed, 1)
         share = len(evidence.skipped) / listed
         msg = f"{len(evidence.skipped)} of {evidence.n_listed} listed images skipped as unreadable ({share:.1%})"

@@ -24,16 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..drawing import curves, segmaps
+from ..drawing.fmt import fmt
 from ..errors import ModelError
 from ..explainers.anomaly_map import MAP_ATTR
 from ..loading.labelmask import fitted_label_mask, read_defect_mask
-from ..drawing import curves, segmaps
-from ..drawing.fmt import fmt
+from ..products import Predictions
 from ..scoring.anomaly import PixelMetrics, pixel_metrics
 from ..scoring.classification import Metrics, score
 from ..scoring.labels import LabelMetrics, label_metrics
 from ..selection.threshold import LabelView
-from ..products import Predictions
 from .base import ReportSection, SampleSummary, TaskMetrics, TaskOptions
 from .binary import BinaryTask, ThresholdedViews, choose, label_section
 

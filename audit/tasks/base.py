@@ -9,7 +9,8 @@ under ``audit/tasks/``. The stages never branch on the task: they ask it
 - how samples are picked (``select``) and described (``describe``, ``outcome``),
 - what an explanation target is (``targets`` + ``explaining``: the module whose output column the target
   indexes),
-- which rule kinds apply (``rule_kinds``; a pack asking for another kind is refused before the model runs).
+- what it offers the rules (``provides``: capabilities of ``CAPABILITIES``; a pack asking for a rule kind whose
+  ``needs`` the task does not meet is refused before the model runs).
 """
 
 from __future__ import annotations
@@ -24,8 +25,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError
 from ..products import Picks, Predictions
+
+#: What a task can offer the rules. A rule kind names those it reads (``Rule.needs``); a task names those it offers
+#: (``Task.provides``).
+CAPABILITIES: dict[str, str] = {
+    "single_label": "one class per sample: per-class recall, a confusion matrix, per-sample comparisons with a "
+                    "baseline",
+    "whole_image": "answers and truth per image, not per pixel: samples grouped by their own labels",
+    "maps": "explanation maps judged group by group (targets, groups, members, decide, target_scores)",
+}
 
 TargetMode = Literal["predicted", "label"]
 OutputKind = Literal["auto", "logits", "probabilities"]
@@ -76,8 +85,9 @@ class Task(ABC):
 
     name: ClassVar[str]
     title: ClassVar[str]
-    # rule kinds that apply to this task; None = every registered kind
-    rule_kinds: ClassVar[frozenset[str] | None] = None
+    # what the task offers the rules (keys of CAPABILITIES), and what to suggest when a rule kind does not apply
+    provides: ClassVar[frozenset[str]] = frozenset()
+    rule_hint: ClassVar[str] = ""
     # embeddings of penultimate features coloured by class, per-layer linear probes on the labels
     model_views: ClassVar[bool] = True
 
@@ -183,11 +193,3 @@ class Task(ABC):
         (default), or for a per-pixel task the true region of the target class or the defect (``truth``: the
         sample's per-pixel truth)."""
         return roi
-
-    # ---- rules ----------------------------------------------------------------------------------------
-    def check_rule_kind(self, kind: str, rule_id: str) -> None:
-        """ConfigError when a pack asks for a rule kind that cannot apply to this task."""
-        if self.rule_kinds is not None and kind not in self.rule_kinds:
-            raise ConfigError(
-                f"rule {rule_id!r}: kind {kind!r} does not apply to task {self.name!r} (applicable kinds: "
-                f"{', '.join(sorted(self.rule_kinds))})")

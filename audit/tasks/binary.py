@@ -14,14 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError, DataError, ModelError
 from ..drawing import charts, curves
 from ..drawing.fmt import fmt
+from ..errors import ConfigError, DataError, ModelError
+from ..products import Picks, Predictions
 from ..scoring.classification import Metrics, score
 from ..scoring.labels import LabelMetrics, label_metrics
 from ..scoring.ranking import choose_threshold
 from ..selection.threshold import CATEGORIES, LabelView, take
-from ..products import Picks, Predictions
 from .base import ReportSection, TaskMetrics, TaskOptions
 from .multiclass import MulticlassTask
 

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ModelError
 from ..drawing import charts
 from ..drawing.fmt import fmt
+from ..errors import ModelError
+from ..products import Picks, Predictions
 from ..scoring.classification import Metrics, score
 from ..selection.classification import select_samples
-from ..products import Picks, Predictions
 from .base import ReportSection, SampleSummary, TargetMode, Task, TaskMetrics
 
 PROB_TOL = 1e-3  # rows of a softmax output sum to 1 within float rounding
@@ -22,6 +22,7 @@ PROB_TOL = 1e-3  # rows of a softmax output sum to 1 within float rounding
 class MulticlassTask(Task):
     name = "multiclass"
     title = "multiclass classification (softmax)"
+    provides = frozenset({"single_label", "whole_image", "maps"})
 
     # ---- outputs -> scores ----------------------------------------------------------------------------
     def check_outputs(self, outputs: object, batch: int) -> torch.Tensor:

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, ModelError
 from ..drawing import curves
 from ..drawing.fmt import fmt
+from ..errors import ModelError
+from ..products import Pick, PickCategory, Picks, Predictions
 from ..scoring.multilabel import MultilabelMetrics, multilabel_metrics
 from ..selection.threshold import CATEGORIES, LabelView, make_pick, ranked, take
-from ..products import Pick, PickCategory, Picks, Predictions
 from .base import ReportSection, SampleSummary, TargetMode, Task, TaskMetrics, TaskOptions
 from .binary import calibration_section, choose, label_section, threshold_of
 
@@ -28,15 +28,8 @@ class MultilabelTask(Task):
     title = "multi-label classification (independent sigmoids)"
     model_views = False  # embeddings coloured by one class do not fit samples with several labels
     # class-level and paired-comparison rules read one class per sample: not for label sets
-    rule_kinds = None
-    excluded_kinds = frozenset({"class_recall_min", "confusion_max", "baseline_metric_drop", "baseline_recall_drop",
-                                "baseline_flips"})
-
-    def check_rule_kind(self, kind: str, rule_id: str) -> None:
-        if kind in self.excluded_kinds:
-            raise ConfigError(f"rule {rule_id!r}: kind {kind!r} does not apply to task 'multilabel' (it reads one class "
-                              "per sample); use metric_min with a per-label metric such as 'sensitivity:<label>' or "
-                              "'min_sensitivity'")
+    provides = frozenset({"whole_image", "maps"})
+    rule_hint = "use metric_min with a per-label metric such as 'sensitivity:<label>' or 'min_sensitivity'"
 
     def __init__(self, classes: Sequence[str], options: TaskOptions | None = None) -> None:
         super().__init__(classes, options)

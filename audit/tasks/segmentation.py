@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, ModelError
-from ..loading.labelmask import fitted_label_mask, read_label_mask
 from ..drawing import charts, segmaps
 from ..drawing.fmt import fmt
-from ..scoring.segmentation import SegmentationMetrics, class_ratios, image_confusions, segmentation_metrics
+from ..errors import ModelError
+from ..loading.labelmask import fitted_label_mask, read_label_mask
 from ..products import Pick, PickCategory, Picks, Predictions
+from ..scoring.segmentation import SegmentationMetrics, class_ratios, image_confusions, segmentation_metrics
 from .base import ReportSection, SampleSummary, TargetMode, Task, TaskMetrics
 
 PRESENT = 0.01  # a class counts as predicted in an image when it covers at least this share of its pixels
@@ -30,13 +30,8 @@ class SegmentationTask(Task):
     name = "segmentation"
     title = "semantic segmentation (per-pixel class logits)"
     model_views = False
-    excluded_kinds = frozenset({"class_recall_min", "confusion_max", "baseline_metric_drop", "baseline_recall_drop",
-                                "baseline_flips", "confounder_metadata", "shortcut_discovery"})
-
-    def check_rule_kind(self, kind: str, rule_id: str) -> None:
-        if kind in self.excluded_kinds:
-            raise ConfigError(f"rule {rule_id!r}: kind {kind!r} does not apply to task 'segmentation'; use metric_min "
-                              "with mean_iou, iou:<class>, dice:<class>, boundary_f1:<class> or min_iou")
+    provides = frozenset({"maps"})
+    rule_hint = "use metric_min with mean_iou, iou:<class>, dice:<class>, boundary_f1:<class> or min_iou"
 
     # ---- outputs: scores (B, C + 1) = each class's soft area, then the mean top-1 − top-2 margin ---------------
     def check_outputs(self, outputs: object, batch: int) -> torch.Tensor:

@@ -9,8 +9,7 @@ import numpy as np
 
 from ..engine.probe import ModelProbe
 from ..explainers import build_explainer
-from ..explainers.feature_inversion import FeatureInversion
-from ..explainers.layer_activations import LayerActivations
+from ..explainers import registry as explainer_registry
 from ..loading.preprocess import Preprocess
 from .model_views import probe_layers
 
@@ -27,7 +26,8 @@ class LayerViews:
 
 def compute_layer_views(probe: ModelProbe, preprocess: Preprocess, methods: list[str], options: dict[str, dict],
                         ids: list[str], max_samples: int = 3) -> LayerViews | None:
-    wanted = [m for m in ("layer_activations", "feature_inversion") if m in methods]
+    reg = explainer_registry()
+    wanted = [name for name, cls in reg.items() if cls.layer_view and name in methods]  # registry order
     if not wanted or not ids:
         return None
     ids = ids[:max_samples]
@@ -43,10 +43,10 @@ def compute_layer_views(probe: ModelProbe, preprocess: Preprocess, methods: list
         try:
             ex = build_explainer(name, opts)
             layers = list(opts["layers"])
-            if isinstance(ex, LayerActivations):
-                acts = {k: v.numpy() for k, v in ex.maps(probe.model, x).items()}
-            elif isinstance(ex, FeatureInversion):
-                for layer, (recon, d0, d1) in ex.reconstructions(probe.model, x).items():
+            if ex.layer_view == "activations":
+                acts = {k: v.numpy() for k, v in ex.maps(probe.model, x).items()}  # type: ignore[attr-defined]
+            elif ex.layer_view == "inversions":
+                for layer, (recon, d0, d1) in ex.reconstructions(probe.model, x).items():  # type: ignore[attr-defined]
                     invs[layer] = np.stack([preprocess.unnormalize(r) for r in recon])
                     gains[layer] = float((1 - (d1 / d0.clamp_min(1e-12))).mean())
         except Exception as e:  # noqa: BLE001 - a view that cannot be drawn on this model is noted with the reason

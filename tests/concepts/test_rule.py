@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from audit.concepts.result import ConceptInfo, ConceptRun, ConceptTest, LayerCAVs
+from audit.products import Picks, Predictions
 from audit.rules.concept_reliance import ConceptReliance, ConceptRelianceParams
 from audit.rules.evidence import Evidence
-from audit.products import Picks, Predictions
 
 GROUPS = ("cat", "dog", "ruler-free")  # classes, or labels of a multi-label task: the rule reads names only
 

@@ -14,10 +14,10 @@ from audit.config import config_from_dict
 from audit.engine.probe import ModelProbe
 from audit.loading.preprocess import Preprocess
 from audit.loading.records import SampleRecord
+from audit.products import Picks, Predictions
 from audit.rules.concept_reliance import ConceptReliance, ConceptRelianceParams
 from audit.rules.evidence import Evidence
 from audit.tasks.multilabel import MultilabelTask
-from audit.products import Picks, Predictions
 
 LABELS = ("tl", "br")
 

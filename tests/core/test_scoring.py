@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support
 
-from audit.scoring.classification import bootstrap_accuracy_ci, calibration, score
 from audit.products import Predictions
+from audit.scoring.classification import bootstrap_accuracy_ci, calibration, score
 
 
 def _preds(seed=0, n=300, C=4):

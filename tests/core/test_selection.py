@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from audit.selection.classification import select_samples
 from audit.products import Predictions
+from audit.selection.classification import select_samples
 
 PROBS = np.array([
     [0.90, 0.05, 0.05],  # s0 true 0 correct, conf .90

@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.demo.model import DemoCNN
 from audit.explainers import build_explainer
+from audit.products import Predictions
 from audit.scoring.multilabel import multilabel_metrics
 from audit.scoring.ranking import choose_threshold, weighted_auroc, weighted_average_precision, wilson
 from audit.tasks.base import TaskOptions
 from audit.tasks.binary import BinaryTask
 from audit.tasks.multilabel import MultilabelTask
-from audit.products import Predictions
 
 runner = CliRunner()
 RNG = np.random.default_rng(0)
@@ -262,4 +262,4 @@ def test_label_plus_per_class_columns_needs_the_task_named(tmp_path):
     res = runner.invoke(app, ["run", str(tmp_path / "audit.toml"), "--out", str(tmp_path / "out"),
                               "--set", 'model.task="multilabel"', "--set", 'rules.pack="default"'])
     assert res.exit_code == 2 and "does not apply to task 'multilabel'" in res.output  # class_recall_min
-    assert MultilabelTask(("top", "bottom")).excluded_kinds
+    assert "single_label" not in MultilabelTask.provides

@@ -15,10 +15,10 @@ from safetensors.torch import save_file
 from audit.config import load_config
 from audit.demo.model import DemoCNN
 from audit.errors import ConfigError, ModelError
+from audit.products import Pick, Picks, Predictions
 from audit.report.output import write_outputs
 from audit.runner import run_audit
 from audit.tasks import ReportSection, SampleSummary, Task
-from audit.products import Pick, Picks, Predictions
 
 # ---- the toy task: this block is all a new task type needs -------------------------------------------------
 
@@ -39,7 +39,7 @@ class ThresholdTask(Task):
 
     name = "toy-threshold"
     title = "toy: one sigmoid output"
-    rule_kinds = frozenset({"metric_min", "metric_max", "skipped_max"})
+    provides = frozenset()  # no capability the rules read beyond named metrics: metric and data rules only
     model_views = False
 
     def check_outputs(self, outputs: object, batch: int) -> torch.Tensor:

@@ -22,10 +22,10 @@ from audit.datachecks.predictive import delong, property_aucs
 from audit.datachecks.properties import image_properties, jpeg_table_quality, pixel_properties
 from audit.loading.decode import DecodeOptions
 from audit.loading.records import SampleRecord
+from audit.products import Picks, Predictions
 from audit.rules.data_confounder import DataConfounder
 from audit.rules.data_duplicates import DataDuplicates
 from audit.rules.evidence import Evidence
-from audit.products import Picks, Predictions
 
 RNG = np.random.default_rng(0)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from audit.report.criteria import headline
-from audit.report.context.questions import _rules_on
 from audit.products import Finding
+from audit.report.context.questions import _rules_on
+from audit.report.criteria import headline
 
 CRIT = {"name": "excess score change", "unit": "0–1", "direction": "above"}
 

@@ -35,9 +35,9 @@ from audit.explainers import Explainer
 from audit.loading.decode import DecodeOptions
 from audit.loading.listing import SampleRecord
 from audit.loading.preprocess import Preprocess
+from audit.products import Picks, Predictions
 from audit.rules.evidence import Evidence
 from audit.scoring.classification import score
-from audit.products import Picks, Predictions
 
 try:
     from audit.selection.classification import select_samples

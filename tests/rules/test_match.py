@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from audit.rules.region.match import Matcher, acquisition, colour, layout, matcher_for, tolerance
-from audit.rules.region.effects import judged_direction
-from audit.rules.region.regions import Region
 from audit.rules._shortcuts import gaussian_blur
+from audit.rules.region.effects import judged_direction
+from audit.rules.region.match import Matcher, acquisition, colour, layout, matcher_for, tolerance
+from audit.rules.region.regions import Region
 
 NORM = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 

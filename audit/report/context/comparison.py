@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ...result import AuditResult
 from ...drawing import figures
 from ...drawing.fmt import fmt
+from ...result import AuditResult
 
 
 def _explanation_changes_ctx(comp: Mapping[str, Any], r: AuditResult) -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from ...concepts.result import ConceptInfo, ConceptRun, ConceptTest
-from ...result import AuditResult
 from ...drawing.figures import fig_uri, png_uri  # the figures module selects matplotlib's Agg backend
+from ...result import AuditResult
 
 MAX_PANELS = 6  # classes drawn per concept (flagged ones first)
 N_TOP_SHOWN = 4

@@ -16,19 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from ...result import AuditResult
-from ...products import Finding
-from ...views.stage import MAX_EVIDENCE_IMAGES
 from ...drawing import figures
-from .comparison import comparison_context
-from .concepts import concepts_context
+from ...drawing.fmt import fmt
+from ...products import Finding
+from ...result import AuditResult
+from ...views.stage import MAX_EVIDENCE_IMAGES
 from ..criteria import comparison as criterion_comparison
 from ..criteria import headline, limit_words, number, verdict_sentence
-from ...drawing.fmt import fmt
-from .questions import explainer_questions
 from ..record import finding_dict, jsonable, rule_params
+from .comparison import comparison_context
+from .concepts import concepts_context
+from .questions import explainer_questions
 from .shortcuts import shortcuts_context
-from .views import GENERIC_UNIT, UNITS, layer_views_context, views_context
+from .views import layer_views_context, unit_of, views_context
 
 STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3}
 
@@ -103,7 +103,7 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str], draw
     target = r.config.explainers.target
     columns = [
         {"name": e.name, "title": e.title, "signed": e.signed,
-         "colorbar": figures.colorbar(scales[e.name], e.title, UNITS.get(e.name, GENERIC_UNIT)),
+         "colorbar": figures.colorbar(scales[e.name], e.title, unit_of(e.name)),
          "warning": "not model-sensitive" if e.name in warn else ""}
         for e in ok
     ]
@@ -179,7 +179,7 @@ def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale],
             sc = scales.get(str(name)) or figures.shared_scale(amap[None], bool(np.any(amap < 0)))
             if colorbar is None:
                 title = next((e.title for e in r.explanations.outcomes if e.name == name), str(name))
-                colorbar = figures.colorbar(sc, title, UNITS.get(str(name), GENERIC_UNIT))
+                colorbar = figures.colorbar(sc, title, unit_of(str(name)))
             images.append({"uri": figures.overlay_cell(view.image, amap, sc, view.roi), "caption": caption,
                            "alt": f"{name} map of {caption}"})
         else:
@@ -282,7 +282,7 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
         "explainers": [
             {"name": e.name, "title": e.title, "legend": e.legend, "status": e.status, "reason": e.reason,
              "signed": e.signed, "warning": "not model-sensitive" if e.name in warn else "",
-             "params": params_text(e.name, e.params), "unit": UNITS.get(e.name, GENERIC_UNIT)}
+             "params": params_text(e.name, e.params), "unit": unit_of(e.name)}
             for e in r.explanations.outcomes
         ],
         "questions": explainer_questions(r),

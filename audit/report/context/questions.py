@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from ...explainers import registry as explainer_registry
 from ...maps.explain import ExplainerOutcome
 from ...result import AuditResult
 
@@ -82,9 +83,6 @@ def _rules_on(r: AuditResult, name: str) -> list[tuple[str, str]]:
     return out
 
 
-NOT_ATTRIBUTIONS = {"layer_activations", "feature_inversion"}  # show the input's content, not class evidence
-
-
 def explainer_questions(r: AuditResult) -> list[dict[str, Any]]:
     flagged, tested, sanity_rules, sanity_errors = _sanity(r)
     pr = r.predictions
@@ -120,8 +118,10 @@ def explainer_questions(r: AuditResult) -> list[dict[str, Any]]:
                           f"this method; add '{e.name}' to its explainers")
         else:
             meaningful = "not tested: the pack has no explanation_sanity (randomisation test) rule"
-        share = None if e.name in NOT_ATTRIBUTIONS else _roi_share(e, r)
-        if e.name in NOT_ATTRIBUTIONS:
+        cls = explainer_registry().get(e.name)
+        attribution = cls.attribution if cls is not None else True  # False: shows the input's content
+        share = _roi_share(e, r) if attribution else None
+        if not attribution:
             expected = "not applicable: not an attribution of the class score"
         elif share is None:
             expected = "not assessed: no region of interest given"

@@ -13,10 +13,11 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from ...result import AuditResult
-from ...rules.coverage import SHORTCUT_CLASSES, coverage
-from ...rules.data_confounder import PROPERTY_CLASS
 from ...drawing import figures
+from ...result import AuditResult
+from ...rules import registry as rule_registry
+from ...rules.coverage import coverage, shortcut_classes
+from ...rules.data_confounder import PROPERTY_CLASS
 
 MAX_ROWS = 25  # property/group rows shown (all are in results.json)
 
@@ -104,13 +105,14 @@ def sanity_context(r: AuditResult) -> list[dict[str, Any]]:
 
 
 def shortcuts_context(r: AuditResult) -> dict[str, Any]:
-    cover = coverage([x for x in r.pack.rules if x.phase == "main"], r.findings)
+    kinds = list(rule_registry().values())
+    cover = coverage([x for x in r.pack.rules if x.phase == "main"], r.findings, kinds)
     unchecked = [c for c in cover if not c["checked"]]
     return {
         "coverage": cover,
         "unchecked": [{"class": c["class"], "description": c["description"], "why": c["why_unchecked"]}
                       for c in unchecked],
-        "classes": SHORTCUT_CLASSES,
+        "classes": shortcut_classes(kinds),
         "data": datachecks_context(r, cover),
         "sanity": sanity_context(r),
         "not_applicable": [{"rule": f.rule, "message": f.message} for f in r.findings if f.status == "not_applicable"],

@@ -1,5 +1,5 @@
 """Report sections drawn from the model views: embeddings, linear probes, layer activations and inversions; and
-what one unit of each explainer's map means (the colour bars' captions)."""
+what one unit of each explainer's map means (the colour bars' captions, from the explainer classes)."""
 
 from __future__ import annotations
 
@@ -7,31 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from ...result import AuditResult
 from ...drawing import charts, figures
 from ...drawing.fmt import fmt
+from ...explainers import registry as explainer_registry
+from ...explainers.base import GENERIC_UNIT
+from ...result import AuditResult
 
-#: what one unit of each explainer's map means (colour-bar captions); an unknown method gets the generic line
-UNITS: dict[str, str] = {
-    "gradcam": "ReLU of gradient-weighted activations, arbitrary units",
-    "gradcam_pp": "ReLU of Grad-CAM++-weighted activations, arbitrary units",
-    "guided_gradcam": "guided gradient × Grad-CAM, arbitrary units",
-    "cam": "classifier-weighted feature map, logit units (the map's mean is the logit minus the bias)",
-    "saliency": "|∂ logit / ∂ input|, logit per unit of normalised input",
-    "smoothgrad": "mean |∂ logit / ∂ input| over noisy copies, logit per unit of normalised input",
-    "guided_backprop": "guided gradient, arbitrary units",
-    "deconvnet": "deconvnet signal, arbitrary units",
-    "integrated_gradients": "logit contribution per pixel (the map sums to logit(input) − logit(baseline))",
-    "gradient_shap": "expected logit contribution per pixel (SHAP values)",
-    "occlusion": "logit drop when a patch covering the pixel is occluded",
-    "lime": "weight of the pixel's segment in a local linear model of the score",
-    "kernel_shap": "Shapley value of the pixel's segment, score units",
-    "lrp": "relevance, logit units (sums to the logit)",
-    "layer_activations": "channel-summed activation, arbitrary units (not class evidence)",
-    "feature_inversion": "reconstructed intensity",
-    "attention_rollout": "attention flow to the patch, share 0–1",
-}
-GENERIC_UNIT = "attribution, the method's own units"
+
+def unit_of(name: str) -> str:
+    """What one unit of an explainer's map means (its colour bar's caption), as the explainer's class states it."""
+    cls = explainer_registry().get(name)
+    return cls.unit if cls is not None else GENERIC_UNIT
 
 
 def views_context(r: AuditResult) -> dict[str, Any] | None:

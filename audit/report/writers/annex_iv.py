@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...config import ModelCardConfig
-from .attest import CANNOT_ATTEST, cannot_attest_md, evidence, evidence_md, metric_rows
 from ..criteria import comparison, metric_label
-from .text import md_text
+from .attest import CANNOT_ATTEST, cannot_attest_md, evidence, evidence_md, metric_rows
 from .base import OutputFormat, Report, json_document, utf8_text
+from .text import md_text
 
 FILES = ("annex_iv.md", "annex_iv.json")
 REGULATION = "Regulation (EU) 2024/1689 (Artificial Intelligence Act), Annex IV"

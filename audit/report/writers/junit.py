@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..criteria import comparison
-from .text import xml_text
 from .base import OutputFormat, Report
+from .text import xml_text
 
 MAX_SAMPLE_IDS = 20
 

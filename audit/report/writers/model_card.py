@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...config import ModelCardConfig
-from .attest import CANNOT_ATTEST, cannot_attest_md, evidence, evidence_md, md_paragraphs, md_table, metric_rows
 from ..criteria import comparison, metric_label
-from .text import md_code, md_text
+from .attest import CANNOT_ATTEST, cannot_attest_md, evidence, evidence_md, md_paragraphs, md_table, metric_rows
 from .base import OutputFormat, Report, json_document, utf8_text
+from .text import md_code, md_text
 
 MCT_SCHEMA_VERSION = "0.0.2"
 FILES = ("model_card.md", "model_card.json")

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..criteria import comparison, limit_words, number
-from .text import md_code, md_text
 from .base import OutputFormat, Report, utf8_text
+from .text import md_code, md_text
 
 MAX_ROWS = 25  # rule rows in the table; the rest are counted, they are in report.html and results.json
 MAX_MESSAGE = 300  # characters of a message in a table cell

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...products import Finding
-from ..base import Rule
+from ..base import P, Rule
 from ..evidence import Evidence
 
 NO_BASELINE = "this rule compares with a released model: run with --baseline RESULTS"
 
 
-class BaselineRule(Rule):
+class BaselineRule(Rule[P]):
     """Runs after the main rules; without a baseline every such rule is an ``error`` (never a pass)."""
 
     phase = "comparison"

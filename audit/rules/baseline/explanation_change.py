@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from ...products import Finding
-from .base import BaselineRule
-from ..base import RuleParams
+from ..base import Criterion, RuleParams
 from ..evidence import Evidence
+from .base import BaselineRule
 
 
 class ExplanationChangeParams(RuleParams):
@@ -32,13 +32,14 @@ class ExplanationChangeParams(RuleParams):
         return self
 
 
-class BaselineExplanationChange(BaselineRule):
+class BaselineExplanationChange(BaselineRule[ExplanationChangeParams]):
     kind = "baseline_explanation_change"
     title = "Explanation change since baseline"
-    Params = ExplanationChangeParams
+    criterion = Criterion("median Spearman ρ of maps against the baseline's", "correlation, −1–1", "below")
+    needs = frozenset({"maps"})
 
     def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
-        p: ExplanationChangeParams = self.params  # type: ignore[assignment]
+        p = self.params
         explanations = comp.get("explanations")
         if explanations is None:
             return [self.error("the baseline has no maps.npz beside its results.json (or the held-out sets differ): "

@@ -8,22 +8,23 @@ from typing import Any
 from pydantic import Field
 
 from ...products import Finding
-from .base import BaselineRule
-from ..base import RuleParams
+from ..base import Criterion, RuleParams
 from ..evidence import Evidence
+from .base import BaselineRule
 
 
 class FlipsParams(RuleParams):
     max_new_wrong: int = Field(ge=0)
 
 
-class BaselineFlips(BaselineRule):
+class BaselineFlips(BaselineRule[FlipsParams]):
     kind = "baseline_flips"
     title = "New errors since baseline"
-    Params = FlipsParams
+    criterion = Criterion("samples newly wrong (right → wrong)", "count", "above")
+    needs = frozenset({"single_label"})
 
     def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
-        p: FlipsParams = self.params  # type: ignore[assignment]
+        p = self.params
         flips = comp.get("flips")
         if flips is None:
             return [self.error("flips need the same held-out set in both audits (paired comparison)")]

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ...products import Finding
-from .base import BaselineRule
-from ..base import RuleParams
+from ..base import Criterion, RuleParams
 from ..evidence import Evidence
+from .base import BaselineRule
 
 
 class MetricDropParams(RuleParams):
@@ -20,13 +20,14 @@ class MetricDropParams(RuleParams):
     higher_is_better: bool = True
 
 
-class BaselineMetricDrop(BaselineRule):
+class BaselineMetricDrop(BaselineRule[MetricDropParams]):
     kind = "baseline_metric_drop"
     title = "Metric drop since baseline"
-    Params = MetricDropParams
+    criterion = Criterion("drop since the baseline", "metric units", "above")
+    needs = frozenset({"single_label"})  # paired intervals over samples that each have one class
 
     def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
-        p: MetricDropParams = self.params  # type: ignore[assignment]
+        p = self.params
         d = comp["metrics"].get(p.metric)
         if d is None:
             return [self.error(f"metric {p.metric!r} is not in both results")]
@@ -38,4 +39,6 @@ class BaselineMetricDrop(BaselineRule):
         unit = "" if p.mode == "absolute" else " (relative)"
         msg = (f"{p.metric} {d['baseline']:.4f} → {d['candidate']:.4f}{ci_txt}; drop {drop:.4f}{unit}, "
                f"allowed {p.max_drop:.4f}")
-        return [self.finding(drop > p.max_drop, msg, drop, p.max_drop, details=dict(d))]
+        crit = Criterion(f"{p.metric} drop since the baseline", "metric units" if p.mode == "absolute" else
+                         "share of the baseline's value", "above")
+        return [self.finding(drop > p.max_drop, msg, drop, p.max_drop, details=dict(d), criterion=crit)]

@@ -6,15 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...products import Finding
-from .base import BaselineRule
-from ..base import RuleParams
+from ..base import Criterion, RuleParams
 from ..evidence import Evidence
+from .base import BaselineRule
 
 
-class BaselineNewFailures(BaselineRule):
+class BaselineNewFailures(BaselineRule[RuleParams]):
     kind = "baseline_new_failures"
     title = "Newly failing rules"
-    Params = RuleParams
+    criterion = Criterion("rules newly failing", "count", "above")
 
     def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
         new = comp["rules"]["newly_failing"]

@@ -8,22 +8,23 @@ from typing import Any
 from pydantic import Field
 
 from ...products import Finding
-from .base import BaselineRule
-from ..base import RuleParams
+from ..base import Criterion, RuleParams
 from ..evidence import Evidence
+from .base import BaselineRule
 
 
 class RecallDropParams(RuleParams):
     max_drop: float = Field(ge=0.0, le=1.0)
 
 
-class BaselineRecallDrop(BaselineRule):
+class BaselineRecallDrop(BaselineRule[RecallDropParams]):
     kind = "baseline_recall_drop"
     title = "Per-class recall drop since baseline"
-    Params = RecallDropParams
+    criterion = Criterion("largest recall drop of a class since the baseline", "proportion, 0–1", "above")
+    needs = frozenset({"single_label"})
 
     def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
-        p: RecallDropParams = self.params  # type: ignore[assignment]
+        p = self.params
         rows = comp["per_class"]
         if not rows:
             return [self.error("no class in common with the baseline")]

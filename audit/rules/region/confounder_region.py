@@ -51,6 +51,19 @@ import numpy as np
 import torch
 
 from ...products import Finding
+from .._shortcuts import (
+    MAX_EVIDENCE_IDS,
+    explainer_title,
+    grown,
+    map_problem,
+    positive_part,
+    require_probe,
+    rnd,
+    scope_words,
+)
+from ..base import Rule
+from ..evidence import Evidence
+from ..shortcut_classes import ACQUISITION, BACKGROUND, COLOUR, FIXED_POSITION
 from .effects import (
     bootstrap_mean,
     brief,
@@ -63,41 +76,31 @@ from .effects import (
 from .message import message
 from .params import CLASSES_OF_EDIT, CRITERIA, EDIT_WORDS, MATCHED_ON, BoxRegion, ConfounderRegionParams
 from .regions import Region, build_regions
-from .._shortcuts import (
-    MAX_EVIDENCE_IDS,
-    explainer_title,
-    grown,
-    map_problem,
-    positive_part,
-    require_probe,
-    rnd,
-    scope_words,
-)
 from .swap import DonorPool, Edit, ImageSource, edited_scores
-from ..base import Rule
-from ..evidence import Evidence
 
 
-class ConfounderRegion(Rule):
+class ConfounderRegion(Rule[ConfounderRegionParams]):
     kind = "confounder_region"
     title = "Reliance on a suspect image region"
-    Params = ConfounderRegionParams
+    criterion = CRITERIA["prob_drop"]  # or "flip_rate", as configured (each finding states its own)
+    needs = frozenset({"maps"})
+    shortcuts = (FIXED_POSITION, BACKGROUND, COLOUR, ACQUISITION)
 
     def shortcut_classes(self) -> tuple[str, ...]:
-        p: ConfounderRegionParams = self.params  # type: ignore[assignment]
+        p = self.params
         if p.replace in CLASSES_OF_EDIT:
             return CLASSES_OF_EDIT[p.replace]
         out: list[str] = []
         names = [r for r in p.regions if isinstance(r, str)]
         if p.sweep or any(isinstance(r, BoxRegion) for r in p.regions) or any(r not in ("outside_roi", "full")
                                                                              for r in names):
-            out.append("fixed_position")
+            out.append(FIXED_POSITION.key)
         if "outside_roi" in names:
-            out.append("background")
+            out.append(BACKGROUND.key)
         return tuple(out)
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        p: ConfounderRegionParams = self.params  # type: ignore[assignment]
+        p = self.params
         probe = require_probe(evidence)
         task = probe.task
         H, W = probe.input_size

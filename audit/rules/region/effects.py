@@ -3,17 +3,16 @@ bootstrap interval of an excess, which samples a region applies to, and compact 
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ...engine.probe import ModelProbe
 from ...tasks.base import Task
+from .._shortcuts import rnd
+from ..evidence import Evidence
 from .match import Matcher
 from .params import ConfounderRegionParams
 from .regions import Region
-from .._shortcuts import rnd
 from .swap import UNMATCHED, DonorPool, Edit, ImageSource, edited_scores
-from ..evidence import Evidence
 
 
 def bootstrap_mean(a: np.ndarray, b: np.ndarray | None, reps: int, rng: np.random.Generator

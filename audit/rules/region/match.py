@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import binary_dilation
 
-from .regions import Region
 from .._shortcuts import LUMA, high_band, unnormalised
+from .regions import Region
 
 GRID = 8
 FAMILIES_OF_EDIT: dict[str, tuple[str, ...]] = {"colour": ("layout", "acquisition"),

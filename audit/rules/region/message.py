@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .params import ConfounderRegionParams
-from .regions import Region
 from .._shortcuts import pct, scope_words
 from ..base import Criterion
+from .params import ConfounderRegionParams
+from .regions import Region
 
 
 def message(p: ConfounderRegionParams, crit: Criterion, limit: float, w: dict, reg: Region, gname: str,

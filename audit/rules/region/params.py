@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..base import Criterion, RuleParams
+from ..shortcut_classes import ACQUISITION, COLOUR
 
 RegionName = Literal["top_left", "top_right", "bottom_left", "bottom_right", "border", "top_bottom", "left_right",
                      "top", "bottom", "left", "right", "full", "outside_roi"]
@@ -81,7 +82,7 @@ class ConfounderRegionParams(RuleParams):
 
 EDIT_WORDS = {"colour": "colour statistics", "spectrum": "the high-frequency spectrum", "swap": "the region"}
 MATCHED_ON = {"colour": "layout and sharpness", "spectrum": "layout and colour"}
-CLASSES_OF_EDIT = {"colour": ("colour",), "greyscale": ("colour",), "spectrum": ("acquisition",)}
+CLASSES_OF_EDIT = {"colour": (COLOUR.key,), "greyscale": (COLOUR.key,), "spectrum": (ACQUISITION.key,)}
 CRITERIA = {
     "prob_drop": Criterion("excess score change", "the group's score: drop when the region is taken away, rise when "
                            "it is given to other groups; test minus control, the smaller direction for donor edits (0–1)",

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from ...engine.probe import ModelProbe
-from .match import Matcher, matcher_for, tolerance
-from .regions import Region
 from .._shortcuts import colour_transfer, fill_region, grown, spectrum_transfer
 from ..evidence import Evidence
+from .match import Matcher, matcher_for, tolerance
+from .regions import Region
 
 DONOR_MODES = ("swap", "colour", "spectrum")
 UNMATCHED = -2  # a donor index: candidates exist, but none is close enough in what the edit does not move

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import AuditError, ConfigError
+from .errors import AuditError
 from .signals import EXIT_TERMINATED, Terminated, sigterm_raises
 from .signals import MESSAGE as TERMINATED_MESSAGE
 
@@ -134,51 +134,26 @@ def demo(
     `--task segmentation` / `--task anomaly`: hand-built networks with known answers (no training): one that uses
     the planted context or fixture cue, and with --clean one that reads the object or the defect; `--task
     segmentation --train` trains both instead (about a minute each)."""
-    from .demo import examples
-    from .demo.radiograph_run import prepare_radiograph_demo
-    from .demo.run import prepare_demo
+    from .demo import prepare
 
     try:
         t0 = time.perf_counter()
-        if task not in DEMO_TASKS:
-            raise ConfigError(f"--task: one of {', '.join(DEMO_TASKS)}; got {task!r}")
-        stem = "reports/demo" + ("" if task == "multiclass" else f"-{task}")
-        out = out if out is not None else Path(stem + ("-clean" if clean else ""))
+        prepare.check_request(task, train)
+        out = out if out is not None else prepare.out_folder(task, clean)
         workdir = out.with_name(out.name + "-inputs")
-        shortcut = DEMO_TASKS[task]
-        if train and task != "segmentation":
-            raise ConfigError("--train: only with --task segmentation (the other demos train already or are "
-                              "hand-built with known answers)")
-        doing = "building data" + (" and training" if task in ("multiclass", "multilabel") or train else "")
-        typer.echo(f"demo: {doing} ({'clean' if clean else 'with ' + shortcut}) in {workdir}")
+        typer.echo(f"demo: {prepare.doing(task, clean, train)} in {workdir}")
         if baseline is not None:
             from .compare.results import load_results
 
             load_results(baseline)  # a missing or bad baseline fails before training, not after
-        if task in ("segmentation", "anomaly"):
-            prepare = examples.prepare_segmentation if task == "segmentation" else examples.prepare_inspection
-            cfg = (examples.prepare_segmentation(workdir, clean=clean, trained=True) if task == "segmentation"
-                   and train else prepare(workdir, clean=clean))
-        elif task == "multilabel":
-            cfg = prepare_radiograph_demo(workdir, clean=clean, seed=seed, epochs=epochs or 10,
-                                          methods=DEMO_METHODS[:2])
-        else:
-            pack = DEMO_PACK if baseline is None else DEMO_GATE_PACK
-            cfg = prepare_demo(workdir, clean=clean, seed=seed, epochs=epochs or 8, methods=DEMO_METHODS, pack=pack)
+        cfg = prepare.prepare(task, workdir, clean=clean, seed=seed, epochs=epochs, train=train,
+                              gate=baseline is not None)
         typer.echo(f"demo: ready in {time.perf_counter() - t0:.1f} s; auditing with {cfg}"
                    + (f" against baseline {baseline}" if baseline is not None else ""))
         code = _run_and_write(cfg, out, [], quiet=False, baseline=baseline)
     except (Exception, KeyboardInterrupt, Terminated) as e:  # noqa: BLE001
         code = _fail(e, debug)
     raise typer.Exit(code)
-
-
-DEMO_TASKS = {"multiclass": "corner marker", "multilabel": "site letter", "segmentation": "context stripes",
-              "anomaly": "fixture mark"}
-DEMO_METHODS: tuple[str, ...] = ("gradcam", "gradcam_pp", "guided_gradcam", "saliency", "integrated_gradients",
-                                  "occlusion", "layer_activations")
-DEMO_PACK = "demo"
-DEMO_GATE_PACK = "demo-gate"
 
 
 @app.command()

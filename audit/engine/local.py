@@ -19,16 +19,7 @@ from ..loading.preprocess import Preprocess
 from ..loading.records import HeldOutSet, label_array
 from ..products import Predictions, SkippedSample
 from .base import Engine, PredictOutput, ScoringOptions, ScoringProgress
-
-
-def feature_module(model: nn.Module) -> nn.Module | None:
-    """The classifier head whose input are the penultimate features (the last nn.Linear), or None."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
-
-
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else ""
+from .forward import NonFinite, first_line, score_batch
 
 
 class LocalEngine(Engine):
@@ -62,7 +53,6 @@ class LocalEngine(Engine):
         dense_parts: list[np.ndarray] = [resume.dense] if resume is not None and resume.dense is not None \
             and has_rows else []
         skipped: list[SkippedSample] = list(resume.skipped) if resume is not None else []
-        captured: list[torch.Tensor] = []
         input_sum: torch.Tensor | None = resume.input_sum if resume is not None else None
         last_checkpoint = time.monotonic()
 
@@ -74,58 +64,38 @@ class LocalEngine(Engine):
             dense = np.concatenate(dense_parts) if dense_parts else None
             return ScoringProgress(next_row, probs, feats, rows, tuple(skipped), input_sum, dense)
 
-        hook = None
-        head = feature_module(model) if options.gather_features else None
-        if head is not None:
-            hook = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
         show = sys.stderr.isatty() if options.progress is None else options.progress
         try:
-            with torch.inference_mode():
-                for b_no, (idx, x, bad) in enumerate(tqdm(loader, desc="scoring", unit="batch", disable=not show,
-                                                          leave=False)):
-                    for i, err in bad:
-                        if not options.skip_bad:
-                            raise DataError(err)
-                        skipped.append(SkippedSample(path=str(heldout.records[i].path), reason=err))
-                    next_row = min(len(ds), start + (b_no + 1) * batch_size)
-                    if x is None:
-                        continue
-                    captured.clear()
-                    try:
-                        with compute.inference():
-                            raw = model(compute.to_device(x))
-                    except RuntimeError:
-                        raise
-                    except Exception as e:  # noqa: BLE001 - whatever the user's forward raises is a model problem
-                        raise ModelError(f"the model failed on the held-out images: {type(e).__name__}: "
-                                         f"{_first_line(e)}") from None
-                    out = task.check_outputs(raw, x.shape[0])
-                    finite = torch.isfinite(out).reshape(out.shape[0], -1).all(1).cpu()
-                    if not bool(finite.all()):
-                        bad_ids = [heldout.records[int(i)].id for i in idx[~finite][:3]]
-                        raise ModelError(f"the model returned NaN or infinite outputs (e.g. for {', '.join(bad_ids)})")
-                    bsum = x.double().sum(dim=0)
-                    input_sum = bsum if input_sum is None else input_sum + bsum
-                    probs_parts.append(task.to_scores(out).cpu().numpy().astype(np.float64))
-                    dense = task.dense(out, preprocess.size or tuple(x.shape[-2:]))
-                    if dense is not None:
-                        dense_parts.append(dense)
-                    rows_parts.append(idx.numpy())
-                    if captured:
-                        f = captured[-1]
-                        # a copy: a NumPy view would keep the tensor allocated mid-forward alive, which pins the
-                        # allocator's heap between the freed activations (peak RSS grew ~20 KB per image)
-                        feat_parts.append(f.reshape(f.shape[0], -1).float().cpu().numpy().copy())
-                    if options.checkpoint is not None and next_row < len(ds) and \
-                            time.monotonic() - last_checkpoint >= options.checkpoint_seconds:
-                        options.checkpoint(progress_at(next_row))
-                        last_checkpoint = time.monotonic()
-        except RuntimeError as e:
-            msg = _first_line(e) or type(e).__name__
+            for b_no, (idx, x, bad) in enumerate(tqdm(loader, desc="scoring", unit="batch", disable=not show,
+                                                      leave=False)):
+                for i, err in bad:
+                    if not options.skip_bad:
+                        raise DataError(err)
+                    skipped.append(SkippedSample(path=str(heldout.records[i].path), reason=err))
+                next_row = min(len(ds), start + (b_no + 1) * batch_size)
+                if x is None:
+                    continue
+                try:
+                    b = score_batch(model, task, compute, x, preprocess.size or tuple(x.shape[-2:]),
+                                    options.gather_features)
+                except NonFinite as e:
+                    bad_ids = [heldout.records[int(idx[r])].id for r in e.rows[:3]]
+                    raise ModelError(f"the model returned NaN or infinite outputs (e.g. for {', '.join(bad_ids)})"
+                                     ) from None
+                input_sum = b.input_sum if input_sum is None else input_sum + b.input_sum
+                probs_parts.append(b.probs)
+                if b.dense is not None:
+                    dense_parts.append(b.dense)
+                rows_parts.append(idx.numpy())
+                if b.features is not None:
+                    feat_parts.append(b.features)
+                if options.checkpoint is not None and next_row < len(ds) and \
+                        time.monotonic() - last_checkpoint >= options.checkpoint_seconds:
+                    options.checkpoint(progress_at(next_row))
+                    last_checkpoint = time.monotonic()
+        except RuntimeError as e:  # e.g. a data-loader worker that died
+            msg = first_line(e) or type(e).__name__
             raise ModelError(f"the model failed on the held-out images (check image_size/channels): {msg}") from None
-        finally:
-            if hook is not None:
-                hook.remove()
         if not rows_parts:
             where = heldout.manifest or heldout.root
             raise DataError(f"{where}: no readable image in the held-out set"

@@ -17,7 +17,7 @@ perturbation closure travels once per call through the object store (cloudpickle
 randomisation test's copies) once as a state dict, the task whenever the runner replaces it.
 
 Same answer. Every batch is computed by the same code on the same inputs as in the local engine (the scoring
-actor calls ``score_batch``, the model actors a LocalEngine on single batches), explainers seed themselves per
+actor calls ``forward.score_batch`` as the local engine does, the model actors a LocalEngine on single batches), explainers seed themselves per
 call, and the dataset mean is summed in batch order: results.json is the same as with ``engine = "local"`` on the
 same hardware, apart from timing and the engine fields of the provenance (tested).
 """

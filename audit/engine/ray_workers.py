@@ -30,7 +30,8 @@ from ..errors import AuditError, DataError, ModelError
 from ..loading.dataset import ImageDataset
 from ..loading.preprocess import Preprocess
 from .compute import _DTYPES, Compute
-from .local import LocalEngine, _first_line, feature_module
+from .forward import NonFinite, score_batch
+from .local import LocalEngine
 from .ray_store import RunStore
 
 # ----------------------------------------------------------------------------------------------------------
@@ -129,51 +130,17 @@ def decode_batches(batch: dict[str, np.ndarray], preprocess: Preprocess) -> dict
 # scoring (Ray Data map_batches, actor pool)
 
 
-class NonFinite(Exception):
-    """The model returned NaN or infinite scores for these rows (the driver names their ids)."""
-
-    def __init__(self, rows: list[int]) -> None:
-        super().__init__(rows)
-        self.rows = rows
-
-
-def score_batch(model: nn.Module, task: Any, compute: Compute, x: torch.Tensor, rows: np.ndarray,
-                gather_features: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """One scoring batch exactly as ``LocalEngine.score`` computes it: (task scores float64, penultimate features
-    float32 or None, float64 sum of the inputs)."""
-    captured: list[torch.Tensor] = []
-    head = feature_module(model) if gather_features else None
-    hook = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach())) if head else None
+def score_rows(model: nn.Module, task: Any, compute: Compute, x: torch.Tensor, rows: np.ndarray,
+               gather_features: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """One scoring batch exactly as ``LocalEngine.score`` computes it (``forward.score_batch``): (task scores
+    float64, penultimate features float32 or None, float64 sum of the inputs); NonFinite names listing ``rows``."""
     try:
-        with torch.inference_mode():
-            try:
-                with compute.inference():
-                    raw = model(compute.to_device(x))
-            except RuntimeError:
-                raise
-            except Exception as e:  # noqa: BLE001 - whatever the user's forward raises is a model problem
-                raise ModelError(f"the model failed on the held-out images: {type(e).__name__}: "
-                                 f"{_first_line(e)}") from None
-            out = task.check_outputs(raw, x.shape[0])
-            dense = getattr(task, "dense", None)  # per-pixel answers of per-pixel tasks: not carried here yet
-            if dense is not None and dense(out, tuple(x.shape[-2:])) is not None:
-                raise ModelError("the Ray engine does not score per-pixel tasks yet; use compute.engine = \"local\"")
-            finite = torch.isfinite(out).reshape(out.shape[0], -1).all(1).cpu()
-            if not bool(finite.all()):
-                raise NonFinite([int(r) for r in rows[(~finite).numpy()][:3]])
-            bsum = x.double().sum(dim=0)
-            probs = task.to_scores(out).cpu().numpy().astype(np.float64)
-            feats = None
-            if captured:
-                f = captured[-1]
-                feats = f.reshape(f.shape[0], -1).float().cpu().numpy().copy()
-    except RuntimeError as e:
-        msg = _first_line(e) or type(e).__name__
-        raise ModelError(f"the model failed on the held-out images (check image_size/channels): {msg}") from None
-    finally:
-        if hook is not None:
-            hook.remove()
-    return probs, feats, bsum.numpy()
+        b = score_batch(model, task, compute, x, tuple(x.shape[-2:]), gather_features)
+    except NonFinite as e:
+        raise NonFinite([int(rows[r]) for r in e.rows[:3]]) from None
+    if b.dense is not None:  # per-pixel answers of per-pixel tasks: not carried here yet
+        raise ModelError("the Ray engine does not score per-pixel tasks yet; use compute.engine = \"local\"")
+    return b.probs, b.features, b.input_sum.numpy()
 
 
 class Scorer:
@@ -198,8 +165,8 @@ class Scorer:
                 if len(rows):
                     shape = json.loads(str(batch["shape"][i]))
                     x = torch.from_numpy(np.frombuffer(batch["x"][i], dtype=np.float32).reshape(shape).copy())
-                    probs, feats, bsum = score_batch(self.model, self.task, self.compute, x, rows,
-                                                     self.gather_features)
+                    probs, feats, bsum = score_rows(self.model, self.task, self.compute, x, rows,
+                                                    self.gather_features)
                 self.store.write_batch(b, rows, probs, feats, errors, bsum)
             except NonFinite as e:
                 etype, emsg = "NonFinite", json.dumps(e.rows)

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .compare.results import load_results
+from .compare.reports import load_results
 from .compare.stage import Baseline
 from .config import AuditConfig, build_config, read_config_tree
 from .errors import ConfigError

@@ -143,7 +143,7 @@ def demo(
         workdir = out.with_name(out.name + "-inputs")
         typer.echo(f"demo: {prepare.doing(task, clean, train)} in {workdir}")
         if baseline is not None:
-            from .compare.results import load_results
+            from .compare.reports import load_results
 
             load_results(baseline)  # a missing or bad baseline fails before training, not after
         cfg = prepare.prepare(task, workdir, clean=clean, seed=seed, epochs=epochs, train=train,
@@ -170,8 +170,8 @@ def compare(
     prediction flips. Exit 1 when a rule newly fails or a sample flipped from right to wrong."""
     import json
 
-    from .compare.results import compare_results, load_results
-    from .maps.compare import compare_explanations
+    from .compare.explanations import compare_explanations
+    from .compare.reports import compare_results, load_results
     from .report.record import jsonable
 
     try:

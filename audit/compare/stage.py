@@ -11,12 +11,12 @@ import numpy as np
 
 from ..engine.probe import ModelProbe
 from ..errors import AuditError
-from ..maps.compare import compare_explanations
 from ..maps.explain import map_groups
 from ..maps.store import StoredMaps, from_attributions
 from ..products import Finding, Predictions
 from ..tasks.base import Task, TaskMetrics
-from .results import candidate_view, compare_results
+from .explanations import compare_explanations
+from .reports import candidate_view, compare_results
 
 log = logging.getLogger(__name__)
 

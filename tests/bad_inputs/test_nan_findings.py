@@ -96,7 +96,7 @@ def test_malformed_pack_is_a_config_error(tmp_path, pack_text):
 
 
 def test_baseline_that_is_not_an_object_is_refused(tmp_path):
-    from audit.compare.results import load_results
+    from audit.compare.reports import load_results
     from audit.errors import DataError
 
     p = tmp_path / "results.json"

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.compare.results import compare_results
+from audit.compare.reports import compare_results
 from audit.errors import DataError
 
 runner = CliRunner()
@@ -77,7 +77,7 @@ def test_vectorised_bootstrap_metrics_equal_sklearn():
     import numpy as np
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-    from audit.compare.results import _resampled_metrics
+    from audit.compare.reports import _resampled_metrics
 
     rng = np.random.default_rng(0)
     y, p = rng.integers(0, 4, 60), rng.integers(0, 4, 60)

@@ -10,9 +10,9 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from audit.cli import app
-from audit.compare.results import compare_results
+from audit.compare.explanations import compare_explainer
+from audit.compare.reports import compare_results
 from audit.errors import DataError
-from audit.maps.compare import compare_explainer
 from audit.maps.store import StoredMaps, load_maps, save_maps
 
 runner = CliRunner()

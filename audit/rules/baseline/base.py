@@ -26,4 +26,4 @@ class BaselineRule(Rule[P]):
 
     @abstractmethod
     def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
-        """Findings from the comparison (see ``audit.compare.compare_results``)."""
+        """Findings from the comparison (see ``audit.compare.reports.compare_results``)."""

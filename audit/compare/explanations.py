@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .stats import spearman_abs, ssim_abs
-from .store import StoredMaps
+from ..maps.stats import spearman_abs, ssim_abs
+from ..maps.store import StoredMaps
 
 LOWEST_LISTED = 5
 

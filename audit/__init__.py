@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.2.0"
-SCHEMA_VERSION = "2.0"  # results.json; 2.0: $schema, rules[].criterion/description, explainers[].parameters
+from .version import SCHEMA_VERSION, __version__
 
 __all__ = ["SCHEMA_VERSION", "Audit", "__version__", "run"]
 

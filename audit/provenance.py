@@ -12,12 +12,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .config import AuditConfig
 from .engine.base import Engine
 from .inputs import Inputs
 from .loading.model import LoadedModel, sha256_file
 from .loading.records import SampleRecord
+from .version import __version__
 
 PACKAGES = ("model-audit", "torch", "torchvision", "captum", "numpy", "scikit-learn", "pandas", "weasyprint",
             "jinja2", "pydantic")

@@ -127,11 +127,12 @@ def probe_for(w: Workload, manifest: Path, n: int, device: torch.device, options
               batch: int) -> tuple[nn.Module, ModelProbe]:
     """The workload's model and a probe over the first ``n`` images, scored first (as in ``audit run``)."""
     from audit.engine.probe import ModelProbe
+    from audit.tasks.multiclass import MulticlassTask
 
     model = w.build().to(device)
     hs, pre = load_set(w, manifest, n)
     out = score(local_engine(model, hs.classes, device, batch), hs, pre, batch)
     probe = ModelProbe.local(model, [hs.records[i] for i in out.kept_rows], pre, out.predictions,
-                             classes=hs.classes, device=device, seed=0, batch_size=batch,
+                             task=MulticlassTask(hs.classes), device=device, seed=0, batch_size=batch,
                              explain_batch_size=batch, explainer_options=options)
     return model, probe

@@ -33,6 +33,7 @@ from audit.rules.evaluate import evaluate
 from audit.rules.evidence import Evidence
 from audit.rules.pack import RulePack
 from audit.scoring.classification import score
+from audit.tasks.multiclass import MulticlassTask
 
 PREPROCESS = Preprocess(size=(32, 32), channels=3, mean=(MEAN,) * 3, std=(STD,) * 3)
 RELIANCE_DROP = 0.15  # a confounded model "relies" on its cue when swapped accuracy is this far below i.i.d.
@@ -103,8 +104,8 @@ def build_evidence(model: nn.Module, kind: str, seed: int) -> Evidence:
     x = (x - MEAN) / STD
     preds = _predictions(model, x.float(), ids, zs.labels, meta)
     metrics = score(preds, CLASSES, np.random.default_rng(seed))
-    probe = ModelProbe.local(model, recs, PREPROCESS, preds, classes=CLASSES, seed=seed, batch_size=256,
-                             explain_batch_size=64, dataset_mean=x.mean(0))
+    probe = ModelProbe.local(model, recs, PREPROCESS, preds, task=MulticlassTask(CLASSES), seed=seed,
+                             batch_size=256, explain_batch_size=64, dataset_mean=x.mean(0))
     return Evidence(classes=CLASSES, predictions=preds, metrics=metrics, picks=Picks(overall={}, per_class={}),
                     probe=probe, seed=seed, explainers=("gradcam",), n_listed=len(ids), data=datachecks(kind, seed))
 

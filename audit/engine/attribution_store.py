@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from .cache import CACHE_VERSION
 
 

@@ -21,7 +21,6 @@ from ..loading.records import SampleRecord
 from ..loading.roi import roi_mask
 from ..products import AttributionSet, Predictions
 from ..tasks.base import Task
-from ..tasks.multiclass import MulticlassTask
 from .attribution_store import AttributionStore, attribution_key
 from .base import Engine
 from .compute import Compute
@@ -45,13 +44,11 @@ class ModelProbe:
 
     @classmethod
     def local(cls, model: nn.Module, records: Sequence[SampleRecord], preprocess: Preprocess, predictions: Predictions,
-              classes: Sequence[str] | None = None, device: torch.device | None = None, seed: int = 0,
-              batch_size: int = 64, explain_batch_size: int = 16, task: Task | None = None,
-              compute: Compute | None = None, **kwargs: Any) -> ModelProbe:
-        """A probe over ``model`` in the local engine, without the runner (tests, benchmarks, notebooks).
-        ``classes`` default to class_0..class_{K-1}; ``task`` defaults to multiclass over them."""
-        names = tuple(classes) if classes is not None else tuple(f"class_{i}" for i in range(predictions.num_classes))
-        engine = LocalEngine(model, task or MulticlassTask(names), compute or Compute(device or torch.device("cpu")),
+              task: Task, device: torch.device | None = None, seed: int = 0, batch_size: int = 64,
+              explain_batch_size: int = 16, compute: Compute | None = None, **kwargs: Any) -> ModelProbe:
+        """A probe over ``model`` in the local engine, without the runner (tests, benchmarks, notebooks), for
+        ``task`` (e.g. ``MulticlassTask(classes)``)."""
+        engine = LocalEngine(model, task, compute or Compute(device or torch.device("cpu")),
                              batch_size=batch_size, explain_batch_size=explain_batch_size)
         return cls(engine=engine, records=records, preprocess=preprocess, predictions=predictions, seed=seed, **kwargs)
 

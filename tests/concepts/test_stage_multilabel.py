@@ -50,7 +50,7 @@ def test_labels_are_tested_like_classes(tmp_path):
     preds = Predictions(ids=np.array([r.id for r in recs], dtype=object), labels=labels, probs=probs,
                         metadata=pd.DataFrame(index=range(40)))
     task = MultilabelTask(LABELS)
-    probe = ModelProbe.local(model, recs, Preprocess((16, 16), 1, (0.0,), (1.0,)), preds, classes=LABELS, task=task)
+    probe = ModelProbe.local(model, recs, Preprocess((16, 16), 1, (0.0,), (1.0,)), preds, task=task)
     cfg = config_from_dict({
         "model": {"factory": "x:y"}, "data": {"manifest": "m.csv", "classes": list(LABELS), "channels": 1,
                                               "image_size": [16, 16]},

@@ -38,6 +38,7 @@ from audit.loading.preprocess import Preprocess
 from audit.products import Picks, Predictions
 from audit.rules.evidence import Evidence
 from audit.scoring.classification import score
+from audit.tasks.multiclass import MulticlassTask
 
 try:
     from audit.selection.classification import select_samples
@@ -293,8 +294,8 @@ def build_evidence(zm: ZooModel, explainers: tuple[str, ...] = ("gradcam",), see
     metrics = score(preds, CLASSES, np.random.default_rng(seed))
     picks = (select_samples(preds, CLASSES, 4, 2) if select_samples is not None
              else Picks(overall={}, per_class={}))
-    probe = ModelProbe.local(zm.model, records, PREPROCESS, preds, classes=CLASSES, seed=seed, batch_size=256,
-                             explain_batch_size=64, dataset_mean=x.mean(0))
+    probe = ModelProbe.local(zm.model, records, PREPROCESS, preds, task=MulticlassTask(CLASSES), seed=seed,
+                             batch_size=256, explain_batch_size=64, dataset_mean=x.mean(0))
     return Evidence(classes=CLASSES, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=seed,
                     explainers=explainers, n_listed=len(ids), data=zoo_datachecks(zm, records))
 

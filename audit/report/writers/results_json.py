@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ... import SCHEMA_VERSION
 from ...products import Pick
 from ...result import AuditResult
+from ...version import SCHEMA_VERSION
 from ..criteria import verdict_sentence
 from ..record import finding_dict, jsonable, rule_params
 from .base import OutputFormat, Report, json_document

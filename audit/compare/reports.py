@@ -85,19 +85,26 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
     bp, cp = baseline["predictions"], candidate["predictions"]
     b_ids, c_ids = list(map(str, bp["ids"])), list(map(str, cp["ids"]))
     paired = set(b_ids) == set(c_ids) and len(b_ids) == len(c_ids)
+    # what a task keeps per sample (Task.predictions_json): the truth ("labels", or a segmentation's
+    # "classes_present"), the answer ("predicted", absent for per-pixel tasks) and a per-sample score shown with flips
+    truth = "labels" if "labels" in cp else "classes_present"
+    answers = "predicted" in bp and "predicted" in cp
+    score = next((k for k in ("confidence", "score") if k in bp and k in cp), None)
     if paired:
         b_row = {sid: i for i, sid in enumerate(b_ids)}
         order = np.array([b_row[s] for s in c_ids])
-        yb = np.asarray(bp["labels"])[order]
-        yc = np.asarray(cp["labels"])
-        if not np.array_equal(yb, yc):
-            bad = c_ids[int(np.flatnonzero(yb != yc)[0])]
+        yb = np.asarray(bp[truth])[order]
+        yc = np.asarray(cp[truth])
+        if yb.shape != yc.shape or not np.array_equal(yb, yc):
+            bad = c_ids[int(np.flatnonzero((yb != yc).reshape(len(yc), -1).any(axis=1))[0])] \
+                if yb.shape == yc.shape else c_ids[0]
             raise DataError(f"sample {bad!r} has different labels in baseline and candidate: not the same held-out set")
-        pb = np.asarray(bp["predicted"])[order]
-        pc = np.asarray(cp["predicted"])
-        if yc.ndim == 1:
-            conf_b = np.asarray(bp["confidence"], dtype=float)[order]
-            conf_c = np.asarray(cp["confidence"], dtype=float)
+        if answers:
+            pb = np.asarray(bp["predicted"])[order]
+            pc = np.asarray(cp["predicted"])
+        if yc.ndim == 1 and score is not None:
+            conf_b = np.asarray(bp[score], dtype=float)[order]
+            conf_c = np.asarray(cp[score], dtype=float)
     hb = (baseline.get("provenance") or {}).get("data", {}).get("images_sha256")
     hc = (candidate.get("provenance") or {}).get("data", {}).get("images_sha256")
     if paired and hb and hc and hb != hc:
@@ -127,20 +134,23 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
             sets.pop("flips")
         return {"paired": paired, **_header(baseline), **sets, "rules": _rule_changes(baseline, candidate)}
     metrics: dict[str, Any] = {}
-    cis = _paired_cis(yc, pb, pc, len(classes), rng) if paired else {}
-    for name in REPORTED_METRICS:
+    single = paired and answers and yc.ndim == 1  # one class per sample with the model's answer: paired intervals
+    cis = _paired_cis(yc, pb, pc, len(classes), rng) if single else {}
+    # the classification metrics first, then every other headline figure both audits state (AUROC, mean IoU, …)
+    names = [*REPORTED_METRICS, *(n for n, v in cm.items() if isinstance(v, float) and n not in REPORTED_METRICS)]
+    for name in names:
         b, c = bm.get(name), cm.get(name)
-        if b is None or c is None:
+        if not isinstance(b, (int, float)) or not isinstance(c, (int, float)):
             continue
         entry: dict[str, Any] = {"baseline": b, "candidate": c, "delta": c - b}
         if name in cis:
             entry["delta_ci95"] = list(cis[name])
         metrics[name] = entry
-    b_cls = {r["class"]: r for r in bm["per_class"]}
+    b_cls = {r["class"]: r for r in bm.get("per_class", []) if "recall" in r}
     per_class = []
-    for r in cm["per_class"]:
+    for r in cm.get("per_class", []):
         b = b_cls.get(r["class"])
-        if b is None:
+        if b is None or "recall" not in r:
             continue
         per_class.append({
             "class": r["class"], "recall_baseline": b["recall"], "recall_candidate": r["recall"],
@@ -148,7 +158,9 @@ def compare_results(baseline: Mapping[str, Any], candidate: Mapping[str, Any], u
         })
     out: dict[str, Any] = {"paired": paired, **_header(baseline), "metrics": metrics, "per_class": per_class,
                            "rules": _rule_changes(baseline, candidate)}
-    if paired:
+    if single:
+        if score is None:
+            conf_b = conf_c = np.full(len(yc), np.nan)
         to_wrong = np.flatnonzero((pb == yc) & (pc != yc))
         to_right = np.flatnonzero((pb != yc) & (pc == yc))
         to_wrong = to_wrong[np.argsort(-conf_c[to_wrong], kind="stable")]

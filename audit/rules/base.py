@@ -87,6 +87,10 @@ class Rule(ABC, Generic[P]):
     needs: ClassVar[frozenset[str]] = frozenset()
     # the kinds of shortcut this kind can catch in some configuration (``shortcut_classes``: as configured)
     shortcuts: ClassVar[tuple[ShortcutClass, ...]] = ()
+    # pack entries (beyond id and kind) that show the kind's modes, at small settings: the common checks audit each on
+    # a tiny set of every task the kind applies to. Strings may name {metric} (a headline metric of the task),
+    # {class0} and {class1} (its first and last group)
+    examples: ClassVar[tuple[dict[str, Any], ...]] = ({},)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -148,13 +152,16 @@ class Rule(ABC, Generic[P]):
         )
 
     def error(self, message: str) -> Finding:
+        """The rule could not run through something the audit's configuration must fix (no baseline, no [concepts],
+        an unknown column): blocking when the rule's severity is error. What the data do not allow (too few samples,
+        nothing to compare) is ``not_applicable`` instead."""
         return Finding(
             rule=self.params.id, kind=self.kind, severity=self.params.severity, status="error", message=message
         )
 
     def not_applicable(self, message: str, details: dict[str, Any] | None = None) -> Finding:
-        """The rule cannot apply to this audit (no ROI, no metadata, single-channel input, …): never a pass and
-        never blocking; the report lists what went unchecked."""
+        """The rule cannot apply to this audit (no ROI, no metadata, single-channel input, too few samples for the
+        test, …): never a pass and never blocking; the report lists what went unchecked."""
         return Finding(
             rule=self.params.id, kind=self.kind, severity=self.params.severity, status="not_applicable",
             message=f"not applicable: {message}", details={**(details or {}), "not_applicable": True},

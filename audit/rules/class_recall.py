@@ -19,6 +19,7 @@ class ClassRecallMin(Rule[ClassRecallParams]):
     kind = "class_recall_min"
     title = "Per-class recall floor"
     needs = frozenset({"single_label"})
+    examples = ({"threshold": 0.5},)
     criterion = Criterion("recall of the worst class against its floor", "recall (0–1)", "below")
 
     def check(self, evidence: Evidence) -> list[Finding]:

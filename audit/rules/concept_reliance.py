@@ -44,7 +44,7 @@ class ConceptReliance(Rule[ConceptRelianceParams]):
     title = "Concept reliance (TCAV)"
     # the forbidden-concept reading; a finding on a required concept states its own
     criterion = Criterion("TCAV score of a forbidden concept", "share of class inputs, 0–1", "above")
-    needs = frozenset({"maps"})
+    needs = frozenset({"maps", "whole_image"})  # TCAV reads one target per image
 
     def _score(self, t: ConceptTest) -> float:
         """The score compared with min_score: TCAV, or with direction 'either' its distance above or below 0.5."""

@@ -19,6 +19,7 @@ class ConfusionMax(Rule[ConfusionParams]):
     kind = "confusion_max"
     title = "Confusion between two classes"
     needs = frozenset({"single_label"})
+    examples = ({"true_class": "{class0}", "predicted_class": "{class1}", "threshold": 0.5},)
     criterion = Criterion("confusion rate", "share of the true class's samples", "above")
 
     def check(self, evidence: Evidence) -> list[Finding]:

@@ -32,6 +32,7 @@ class DataDuplicates(Rule[DataDuplicatesParams]):
     kind = "data_duplicates"
     title = "Duplicate images across classes or between training and held-out sets"
     criterion = CRITERIA["cross_class"]  # or "train_overlap", as configured (each finding states its own)
+    examples = ({"check": "cross_class"}, {"check": "train_overlap"})
 
     def check(self, evidence: Evidence) -> list[Finding]:
         p = self.params

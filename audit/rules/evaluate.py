@@ -1,4 +1,5 @@
-"""Evaluate a rule list on the evidence: a rule that raises becomes one ``error`` finding."""
+"""Evaluate a rule list on the evidence: a rule that raises becomes one ``error`` finding; one that asked the
+evidence for what this audit does not have (``NotApplicable``) a ``not_applicable`` finding with the reason."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from ..errors import AuditError
 from ..products import Finding
 from .base import Rule
-from .evidence import Evidence
+from .evidence import Evidence, NotApplicable
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ def evaluate(rules: Sequence[Rule], evidence: Evidence) -> tuple[Finding, ...]:
             out = rule.check(evidence)
             if not out:
                 out = [rule.error("rule produced no result")]
+        except NotApplicable as e:
+            out = [rule.not_applicable(str(e))]
         except (AuditError, Exception) as e:
             log.debug("rule %s crashed", rule.params.id, exc_info=True)
             out = [rule.error(f"rule could not be evaluated: {type(e).__name__}: {e}")]

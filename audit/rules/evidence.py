@@ -18,6 +18,11 @@ from ..tasks.base import TaskMetrics
 Scope = Literal["all", "correct", "incorrect", "picks"]
 
 
+class NotApplicable(Exception):
+    """What a rule asked of the evidence does not exist in this audit (e.g. right answers on a task that has none):
+    ``evaluate`` turns it into the rule's ``not_applicable`` result with this reason."""
+
+
 @dataclass(frozen=True)
 class Evidence:
     classes: tuple[str, ...]
@@ -38,12 +43,14 @@ class Evidence:
         return np.random.default_rng([self.seed, zlib.crc32(salt.encode())])
 
     def outcome(self) -> np.ndarray:
-        """(N,) whether each answer is right, as the task defines it (``task.outcome``; without a probe or a
-        notion of right, the argmax against the labels)."""
+        """(N,) whether each answer is right, as the task defines it (``task.outcome``; without a probe, the argmax
+        against the labels). NotApplicable when the task has no notion of a right answer (a segmentation)."""
         if self.probe is not None:
             right = self.probe.task.outcome(self.predictions)
-            if right is not None:
-                return np.asarray(right, dtype=bool)
+            if right is None:
+                raise NotApplicable(f"task {self.probe.task.name!r} has no right or wrong answer per image, so scopes "
+                                    "'correct' and 'incorrect' select no sample; use scope = \"all\"")
+            return np.asarray(right, dtype=bool)
         return self.predictions.correct
 
     def class_index(self, name_or_index: str | int) -> int:

@@ -108,6 +108,7 @@ class Faithfulness(Rule[FaithfulnessParams]):
     kind = "faithfulness"
     title = "Faithfulness of explanations (deletion / insertion)"
     needs = frozenset({"maps"})
+    examples = ({"n": 8, "steps": 8, "random_repeats": 2},)
     criterion = Criterion("gain over random pixel orders (deletion / insertion AUC)", "probability × pixel fraction",
                           "below")
 
@@ -117,7 +118,7 @@ class Faithfulness(Rule[FaithfulnessParams]):
         names = list(p.explainers) or list(evidence.explainers) or ["gradcam"]
         ids = evidence.sample_ids(p.scope, p.n, salt=p.id)
         if len(ids) < 2:
-            return [self.error(f"fewer than 2 {scope_words(p.scope)} samples to test")]
+            return [self.not_applicable(f"fewer than 2 {scope_words(p.scope)} samples to test")]
         x = probe.images(ids)
         H, W = probe.input_size
         if p.baseline == "blur":
@@ -142,11 +143,14 @@ class Faithfulness(Rule[FaithfulnessParams]):
         informative = drop >= p.min_baseline_drop
         n_left_out = int((~informative).sum())
         if informative.sum() < 2:
-            return [self.error(
+            return [self.not_applicable(
                 f"the '{p.baseline}' baseline keeps the prediction: on {n_left_out} of {len(ids)} samples the "
                 f"target probability drops by less than {p.min_baseline_drop:.2f} when every pixel is replaced, so "
                 "deletion and insertion curves cannot tell a good order from a random one (try another baseline)")]
         labels = evidence.predictions.labels[evidence.predictions.index_of(ids)]
+        # the class a sample's curves are reported under: its true class, or for a multi-label sample the label its
+        # map explains
+        groups = labels if labels.ndim == 1 else np.asarray(targets, dtype=np.int64)
         per: dict[str, dict] = {}
         errors: list[str] = []
         verdicts: list[tuple[bool, float, str, str, float, float]] = []
@@ -166,7 +170,7 @@ class Faithfulness(Rule[FaithfulnessParams]):
             sample_gain[name] = g_del + g_ins
             per_class = {}
             for ci, cname in enumerate(evidence.classes):
-                rows = labels[informative] == ci
+                rows = groups[informative] == ci
                 if rows.any():
                     per_class[cname] = {"n": int(rows.sum()), "deletion_gain": rnd(g_del[rows].mean()),
                                         "insertion_gain": rnd(g_ins[rows].mean())}
@@ -200,8 +204,9 @@ class Faithfulness(Rule[FaithfulnessParams]):
                    "random_insertion_curve": [rnd(v) for v in np.mean([c[1][informative].mean(0) for c in rand_curves], 0)],
                    "unfaithful": [n for n in per if per[n]["failed"]]}
         if not verdicts:
-            return [self.error("no explainer could be tested: " + "; ".join(errors))]
-        if errors and p.explainers:
+            return [(self.error if p.explainers else self.not_applicable)("no explainer could be tested: "
+                                                                          + "; ".join(errors))]
+        if errors and p.explainers:  # an explainer the pack names that cannot be tested is no pass
             return [self.error("explainer(s) could not be tested: " + "; ".join(errors))]
         verdicts.sort(key=lambda c: (not c[0], -c[1]))
         failed, _, name, _, value, lim = verdicts[0]

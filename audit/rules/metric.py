@@ -44,6 +44,7 @@ class MetricMin(_MetricRule):
     kind = "metric_min"
     title = "Metric floor"
     criterion = Criterion("the named metric", "metric value", "below")
+    examples = ({"metric": "{metric}", "threshold": 0.5},)
     _bound = "lower"
 
 
@@ -51,4 +52,5 @@ class MetricMax(_MetricRule):
     kind = "metric_max"
     title = "Metric ceiling"
     criterion = Criterion("the named metric", "metric value", "above")
+    examples = ({"metric": "{metric}", "threshold": 0.5},)
     _bound = "upper"

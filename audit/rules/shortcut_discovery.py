@@ -116,21 +116,29 @@ class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
         side = max(1, int(np.floor(np.sqrt(p.window_area) * g)))
         margin = round(p.roi_margin * min(H, W))
         ids_all = evidence.sample_ids(p.scope)
-        groups_all = class_groups(evidence, ids_all, p.group_by)
+        multilabel = evidence.predictions.labels.ndim == 2  # a sample may belong to several groups
+        groups_all = None if multilabel else class_groups(evidence, ids_all, p.group_by)
+        rows_all = evidence.predictions.index_of(ids_all)
         title = explainer_title(probe, p.explainer)
         classes_out: dict[str, dict] = {}
         worst: tuple[float, int, dict | None] = (-1.0, -1, None)
         n_rois = 0
         any_judged = False
         for ci, cname in enumerate(evidence.classes):
-            members = [s for s, grp in zip(ids_all, groups_all, strict=True) if grp == ci]
+            if groups_all is None:
+                in_group = probe.task.members(evidence.predictions, ci, p.group_by)[rows_all]
+                members = [s for s, m in zip(ids_all, in_group, strict=True) if m]
+            else:
+                members = [s for s, grp in zip(ids_all, groups_all, strict=True) if grp == ci]
             if p.n is not None and len(members) > p.n:
                 pick = evidence.rng(f"{p.id}:{ci}").choice(len(members), size=p.n, replace=False)
                 members = [members[i] for i in sorted(pick)]
             if len(members) < max(2 * p.min_cluster_size, 4):
                 classes_out[cname] = {"n": len(members), "note": "too few samples to cluster"}
                 continue
-            aset = probe.attributions(p.explainer, members, "predicted")
+            # a multi-label sample's map explains the group's label; a single-label one its predicted class
+            target: str | np.ndarray = np.full(len(members), ci) if multilabel else "predicted"
+            aset = probe.attributions(p.explainer, members, target)
             bad = np.array([map_problem(m) is not None for m in aset.maps])
             pos = positive_part(aset.maps)
             tot = pos.reshape(len(members), -1).sum(1)
@@ -204,7 +212,7 @@ class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
         details = {"explainer": p.explainer, "scope": p.scope, "grid": g, "window_side_cells": side,
                    "n_with_roi": n_rois, "classes": classes_out}
         if not any_judged or worst[2] is None:
-            return [self.error(f"no class has enough {scope_words(p.scope)} samples to cluster "
+            return [self.not_applicable(f"no class has enough {scope_words(p.scope)} samples to cluster "
                                f"(need {max(2 * p.min_cluster_size, 4)})")]
         score, ci, entry = worst
         cname = evidence.classes[ci]

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from audit.rules.base import Rule, RuleParams
+from audit.rules.base import Criterion, Rule, RuleParams
 from audit.rules.evaluate import evaluate, verdict
 
 
-class Measured(Rule):
+class Measured(Rule[RuleParams]):
     """Reports a fixed measured value; ``failed`` is what the rule's own comparison said."""
 
     kind = "test_measured"
     title = "Test rule"
+    criterion = Criterion("test value", "units", "above")
 
     def __init__(self, value, failed: bool = False, severity: str = "error", threshold=0.5) -> None:
         super().__init__(RuleParams(id="measured", kind=self.kind, severity=severity))

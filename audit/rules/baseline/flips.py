@@ -22,6 +22,7 @@ class BaselineFlips(BaselineRule[FlipsParams]):
     title = "New errors since baseline"
     criterion = Criterion("samples newly wrong (right → wrong)", "count", "above")
     needs = frozenset({"single_label"})
+    examples = ({"max_new_wrong": 0},)
 
     def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
         p = self.params

@@ -25,6 +25,7 @@ class BaselineMetricDrop(BaselineRule[MetricDropParams]):
     title = "Metric drop since baseline"
     criterion = Criterion("drop since the baseline", "metric units", "above")
     needs = frozenset({"single_label"})  # paired intervals over samples that each have one class
+    examples = ({"metric": "{metric}", "max_drop": 0.05},)
 
     def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
         p = self.params

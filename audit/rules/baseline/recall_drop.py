@@ -22,6 +22,7 @@ class BaselineRecallDrop(BaselineRule[RecallDropParams]):
     title = "Per-class recall drop since baseline"
     criterion = Criterion("largest recall drop of a class since the baseline", "proportion, 0–1", "above")
     needs = frozenset({"single_label"})
+    examples = ({"max_drop": 0.1},)
 
     def compare(self, comp: Mapping[str, Any], evidence: Evidence) -> list[Finding]:
         p = self.params

@@ -85,6 +85,10 @@ class ConfounderRegion(Rule[ConfounderRegionParams]):
     criterion = CRITERIA["prob_drop"]  # or "flip_rate", as configured (each finding states its own)
     needs = frozenset({"maps"})
     shortcuts = (FIXED_POSITION, BACKGROUND, COLOUR, ACQUISITION)
+    examples = ({"regions": ["top_left", "border"], "n": 20, "bootstrap": 200},
+                {"regions": ["outside_roi"], "attribution": False, "n": 20, "bootstrap": 200},
+                {"regions": ["full"], "replace": "colour", "attribution": False, "n": 20, "bootstrap": 200},
+                {"regions": ["full"], "replace": "spectrum", "attribution": False, "n": 20, "bootstrap": 200})
 
     def shortcut_classes(self) -> tuple[str, ...]:
         p = self.params
@@ -134,7 +138,7 @@ class ConfounderRegion(Rule[ConfounderRegionParams]):
             members[g] = [str(s) for s in pr.ids[r]]
         ids = sorted({s for v in members.values() for s in v}, key=lambda s: int(pr.index_of([s])[0]))
         if not ids:
-            return [self.error(f"no {scope_words(p.scope)} samples to test")]
+            return [self.not_applicable(f"no {scope_words(p.scope)} samples to test")]
         pos_of = {s: i for i, s in enumerate(ids)}
         src = ImageSource(probe, ids)
         rois = [probe.roi(s) for s in ids]
@@ -272,7 +276,7 @@ class ConfounderRegion(Rule[ConfounderRegionParams]):
                 f"what the edit must leave alone ({MATCHED_ON.get(p.replace, 'its surroundings')}), e.g. one "
                 "group's images alone are letterboxed or blurred; the rules for that cue test it", details)]
         if not cells:
-            return [self.error(f"no group has {p.min_samples} or more {scope_words(p.scope)} samples clear of the "
+            return [self.not_applicable(f"no group has {p.min_samples} or more {scope_words(p.scope)} samples clear of the "
                                "tested regions (with donors of another and of the same group)")]
         worst = max(cells, key=lambda c: (c["failed"], c["value"]))
         if worst["failed"]:

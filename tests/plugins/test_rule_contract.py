@@ -1,0 +1,45 @@
+"""The common check of every rule kind (as scikit-learn's estimator checks): on every built-in task whose
+capabilities meet the kind's needs, each of the kind's examples, audited on a tiny set with everything a rule may
+read (ROIs, metadata, concepts, a baseline), ends pass, warn, fail or not_applicable with a reason: never an error
+(a crash becomes one), and every measured result states its criterion. On a task that lacks what the kind needs,
+a pack asking for it is refused before the model runs."""
+
+from __future__ import annotations
+
+import pytest
+from audit_sets import filled, pack_toml
+from conftest import TASKS
+
+from audit.config import load_config
+from audit.errors import ConfigError
+from audit.inputs import prepare_inputs
+from audit.rules import registry as rule_registry
+from audit.tasks import registry as task_registry
+
+KINDS = tuple(rule_registry())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("task", TASKS)
+def test_rule_kind_on_task(task, kind, contract_sets, contract_audit, tmp_path):
+    cls, task_cls = rule_registry()[kind], task_registry()[task]
+    if not cls.needs <= task_cls.provides:
+        pack = tmp_path / "one.toml"
+        fields = filled(cls.examples[0], {"metric": "accuracy", "class0": "a", "class1": "b"})
+        pack.write_text(pack_toml([("one", kind, fields)]))
+        cfg = load_config(contract_sets(task).config, [f'rules.pack="{pack}"'])
+        with pytest.raises(ConfigError, match=f"kind '{kind}' does not apply to task '{task}' \\(it needs "):
+            prepare_inputs(cfg)
+        return
+    audit = contract_audit(task)
+    ids = {f"{kind}-{i}" for i in range(len(cls.examples))}
+    findings = [f for f in audit.result.findings if f.rule in ids]
+    assert {f.rule for f in findings} == ids, f"an example of {kind} left no finding"
+    for f in findings:
+        assert f.status in ("pass", "warn", "fail", "not_applicable"), f"{f.rule} on {task}: {f.status}: {f.message}"
+        assert f.message.strip()
+        if f.status == "not_applicable":
+            assert f.details.get("not_applicable") is True
+        else:
+            crit = f.details.get("criterion")
+            assert isinstance(crit, dict) and crit["name"] and crit["direction"] in ("above", "below"), f.rule

@@ -215,8 +215,8 @@ def list_(
     model: Annotated[Path | None, typer.Option("--model", help="An audit config: list its model's layers.")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """List the task types, explainers, rule kinds and bundled rule packs; with --model, the layers of the
-    configured model that an explainer can target."""
+    """List the task types, explainers, rule kinds, engines, output formats and bundled rule packs; with --model,
+    the layers of the configured model that an explainer can target."""
     if model is not None:
         from .api import model_layers
 
@@ -229,7 +229,9 @@ def list_(
             mark = "  <- default target layer" if row.default else ""
             typer.echo(f"{row.layer:48s} {row.type:24s} {row.output:28s} {row.layout}{mark}")
         return
+    from .engine import registry as engreg
     from .explainers import registry as ereg
+    from .report.writers import registry as oreg
     from .resources import rules_dir
     from .rules import registry as rreg
     from .tasks import registry as treg
@@ -243,6 +245,13 @@ def list_(
     typer.echo("rule kinds:")
     for kind, cls in sorted(rreg().items()):
         typer.echo(f"  {kind:22s} {cls.title}")
+    typer.echo("engines:")
+    for name, engcls in sorted(engreg().items()):
+        typer.echo(f"  {name:22s} {engcls.title}")
+    typer.echo("output formats (report.formats):")
+    for name, fcls in oreg().items():
+        if fcls.selectable:
+            typer.echo(f"  {name:22s} {fcls.title}")
     typer.echo("rule packs:")
     for p in sorted(rules_dir().glob("*.toml")):
         typer.echo(f"  {p.stem}")

@@ -70,7 +70,8 @@ class ScoringOptions:
 class Engine(ABC):
     """Runs the audited model (and variants of it) for the stages."""
 
-    name: str = ""
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # what runs where, for `audit list`
     own_progress: ClassVar[bool] = False  # score() keeps and resumes its own partial results under options.key
 
     def __init__(self, model: nn.Module, task: Task, compute: Compute, batch_size: int = 64,

@@ -24,6 +24,7 @@ from .forward import NonFinite, first_line, score_batch
 
 class LocalEngine(Engine):
     name = "local"
+    title = "every model pass in this process"
 
     # ---- the scoring pass ------------------------------------------------------------------------------
     def score(self, heldout: HeldOutSet, preprocess: Preprocess, options: ScoringOptions,

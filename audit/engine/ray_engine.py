@@ -69,6 +69,7 @@ class RayCompute(Compute):
 
 class RayEngine(RayScoring, Engine):
     name = "ray"
+    title = "scoring on Ray Data, rule work on Ray actors (model-audit[ray])"
     own_progress = True
 
     def __init__(self, model: nn.Module, task: Any, compute: Compute, batch_size: int = 64,

@@ -10,6 +10,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
+from audit.rules import registry as rule_registry
+from audit.rules.base import Rule, RuleParams
+
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = ("floors", "report-floors", "no-circles", "rule-kinds", "output-formats", "engines")
 
@@ -40,3 +45,22 @@ def test_the_package_keeps_its_contracts_and_a_planted_upward_import_breaks_them
     assert res.returncode == 1, res.stdout + res.stderr
     assert "Floors: a package imports only the floors below it BROKEN" in res.stdout
     assert "audit.scoring.ranking -> audit.report.output" in res.stdout
+
+
+def test_a_rule_kind_without_a_criterion_cannot_be_used():
+    class NoCriterion(Rule[RuleParams]):
+        kind = "no_criterion"
+        title = "a kind that states no criterion"
+
+        def check(self, evidence):
+            return []
+
+    with pytest.raises(TypeError, match="'no_criterion': NoCriterion declares no criterion"):
+        NoCriterion(RuleParams(id="x", kind="no_criterion"))
+
+
+def test_rule_params_come_from_the_generic_argument():
+    from audit.rules.metric import MetricMin, MetricParams
+
+    assert MetricMin.Params is MetricParams
+    assert all(cls.Params is not RuleParams or cls.kind == "baseline_new_failures" for cls in rule_registry().values())

@@ -152,16 +152,15 @@ class Rule(ABC, Generic[P]):
         )
 
     def error(self, message: str) -> Finding:
-        """The rule could not run through something the audit's configuration must fix (no baseline, no [concepts],
-        an unknown column): blocking when the rule's severity is error. What the data do not allow (too few samples,
-        nothing to compare) is ``not_applicable`` instead."""
+        """The rule could not be evaluated (the message says why): never a pass, blocking when its severity is
+        error."""
         return Finding(
             rule=self.params.id, kind=self.kind, severity=self.params.severity, status="error", message=message
         )
 
     def not_applicable(self, message: str, details: dict[str, Any] | None = None) -> Finding:
-        """The rule cannot apply to this audit (no ROI, no metadata, single-channel input, too few samples for the
-        test, …): never a pass and never blocking; the report lists what went unchecked."""
+        """The rule cannot apply to this audit (no ROI, no metadata, single-channel input, no right answers on a
+        segmentation, …): never a pass and never blocking; the report lists what went unchecked."""
         return Finding(
             rule=self.params.id, kind=self.kind, severity=self.params.severity, status="not_applicable",
             message=f"not applicable: {message}", details={**(details or {}), "not_applicable": True},

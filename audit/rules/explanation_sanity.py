@@ -87,19 +87,13 @@ class ExplanationSanity(Rule[ExplanationSanityParams]):
     needs = frozenset({"maps"})
     examples = ({"n": 6},)
 
-    def untested(self, message: str, errors: list[str], details: dict | None = None) -> Finding:
-        """An explainer the pack names that cannot be tested is an error; one the report merely draws (its maps
-        constant, its method failing on this model) leaves the rule not applicable to it: never a pass either way."""
-        named = [e for e in errors if e.split(":", 1)[0] in self.params.explainers]
-        return self.error(message) if named else self.not_applicable(message, details)
-
     def check(self, evidence: Evidence) -> list[Finding]:
         p = self.params
         probe = require_probe(evidence)
         names = list(dict.fromkeys([*evidence.explainers, *p.explainers])) or ["gradcam"]
         ids = evidence.sample_ids(p.scope, p.n, salt=p.id)
         if len(ids) < 2:
-            return [self.not_applicable(f"fewer than 2 {scope_words(p.scope)} samples to test")]
+            return [self.error(f"fewer than 2 {scope_words(p.scope)} samples to test")]
         layers = list(reversed(layer_groups(probe)))
         if not layers:
             return [self.error("the model has no layer with parameters to randomise")]
@@ -171,7 +165,7 @@ class ExplanationSanity(Rule[ExplanationSanityParams]):
         details = {"explainers": per, "statistic": p.statistic, "top_layers": p.top_layers, "n_samples": len(ids),
                    "limit": p.max_spearman, "not_model_sensitive": insensitive, "errors": errors}
         if worst is None:
-            return [self.untested("no explainer could be tested: " + "; ".join(errors), errors)]
+            return [self.error("no explainer could be tested: " + "; ".join(errors))]
         wname = worst[1]
         w = per[wname]
         details["explainer"] = wname
@@ -194,7 +188,6 @@ class ExplanationSanity(Rule[ExplanationSanityParams]):
         if errors:
             msg += " Not tested: " + "; ".join(errors) + "."
             if not insensitive:  # an explainer the report draws that cannot be tested is no pass
-                return [self.untested(f"{head}; but explainer(s) could not be tested: " + "; ".join(errors), errors,
-                                      details)]
+                return [self.error(f"{head}; but explainer(s) could not be tested: " + "; ".join(errors))]
         return [self.finding(bool(insensitive), msg, w["spearman"], p.max_spearman, ids[:8] if insensitive else (),
                              details, criterion=CRITERION)]

@@ -118,7 +118,7 @@ class Faithfulness(Rule[FaithfulnessParams]):
         names = list(p.explainers) or list(evidence.explainers) or ["gradcam"]
         ids = evidence.sample_ids(p.scope, p.n, salt=p.id)
         if len(ids) < 2:
-            return [self.not_applicable(f"fewer than 2 {scope_words(p.scope)} samples to test")]
+            return [self.error(f"fewer than 2 {scope_words(p.scope)} samples to test")]
         x = probe.images(ids)
         H, W = probe.input_size
         if p.baseline == "blur":
@@ -143,7 +143,7 @@ class Faithfulness(Rule[FaithfulnessParams]):
         informative = drop >= p.min_baseline_drop
         n_left_out = int((~informative).sum())
         if informative.sum() < 2:
-            return [self.not_applicable(
+            return [self.error(
                 f"the '{p.baseline}' baseline keeps the prediction: on {n_left_out} of {len(ids)} samples the "
                 f"target probability drops by less than {p.min_baseline_drop:.2f} when every pixel is replaced, so "
                 "deletion and insertion curves cannot tell a good order from a random one (try another baseline)")]
@@ -204,9 +204,8 @@ class Faithfulness(Rule[FaithfulnessParams]):
                    "random_insertion_curve": [rnd(v) for v in np.mean([c[1][informative].mean(0) for c in rand_curves], 0)],
                    "unfaithful": [n for n in per if per[n]["failed"]]}
         if not verdicts:
-            return [(self.error if p.explainers else self.not_applicable)("no explainer could be tested: "
-                                                                          + "; ".join(errors))]
-        if errors and p.explainers:  # an explainer the pack names that cannot be tested is no pass
+            return [self.error("no explainer could be tested: " + "; ".join(errors))]
+        if errors and p.explainers:
             return [self.error("explainer(s) could not be tested: " + "; ".join(errors))]
         verdicts.sort(key=lambda c: (not c[0], -c[1]))
         failed, _, name, _, value, lim = verdicts[0]

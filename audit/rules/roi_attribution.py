@@ -103,7 +103,7 @@ class RoiAttribution(Rule[RoiAttributionParams]):
         with_roi = [ids[k] for k in keep]
         n_no_roi = len(ids) - len(with_roi)
         if not with_roi:
-            return [self.not_applicable(f"none of the {len(ids)} {scope_words(p.scope)} samples has a ROI; "
+            return [self.error(f"none of the {len(ids)} {scope_words(p.scope)} samples has a ROI; "
                                "attribution inside the ROI cannot be measured")]
         aset = probe.attributions(p.explainer, with_roi, targets[keep])
         groups = np.array([units[k][1] for k in keep], dtype=np.int64)
@@ -165,7 +165,7 @@ class RoiAttribution(Rule[RoiAttributionParams]):
             "per_class": table,
         }
         if not judged:
-            return [self.not_applicable(f"no class has {p.min_samples} or more {scope_words(p.scope)} samples with a ROI "
+            return [self.error(f"no class has {p.min_samples} or more {scope_words(p.scope)} samples with a ROI "
                                f"({len(with_roi)} evaluated)")]
         judged.sort(key=lambda t: (not t[0], -t[1], t[2]))
         worst = judged[0][3]

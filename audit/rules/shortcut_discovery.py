@@ -212,7 +212,7 @@ class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
         details = {"explainer": p.explainer, "scope": p.scope, "grid": g, "window_side_cells": side,
                    "n_with_roi": n_rois, "classes": classes_out}
         if not any_judged or worst[2] is None:
-            return [self.not_applicable(f"no class has enough {scope_words(p.scope)} samples to cluster "
+            return [self.error(f"no class has enough {scope_words(p.scope)} samples to cluster "
                                f"(need {max(2 * p.min_cluster_size, 4)})")]
         score, ci, entry = worst
         cname = evidence.classes[ci]

@@ -5,7 +5,11 @@ config; plus the helpers that turn a rule kind's examples into a pack for one of
 from __future__ import annotations
 
 import csv
+import importlib
 import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,23 @@ from audit.result import AuditResult
 from audit.rules import registry as rule_registry
 from audit.runner import run_audit
 from audit.tasks import registry as task_registry
+
+TOYS = Path(__file__).resolve().parent / "toys"
+TASKS = ("multiclass", "binary", "multilabel", "segmentation", "anomaly")
+
+
+@contextmanager
+def toys_registered() -> Iterator[Path]:
+    """The test-only plugins registered while inside (for collection-time parameters and wider fixtures)."""
+    sys.path.insert(0, str(TOYS))
+    importlib.invalidate_caches()
+    try:
+        yield TOYS
+    finally:
+        sys.path.remove(str(TOYS))
+        for name in [m for m in sys.modules if m.startswith("toy_")]:
+            del sys.modules[name]
+
 
 SIZE = 32
 SPOTS = ((4, 4), (20, 4), (12, 20))  # top-left corner (y, x) of each label's 8x8 square

@@ -6,28 +6,18 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from audit_sets import AuditSet, ContractAudit, audit_with_every_kind, example_set, squares_set, with_concepts
-
-TOYS = Path(__file__).resolve().parent / "toys"
-TASKS = ("multiclass", "binary", "multilabel", "segmentation", "anomaly")
-
-
-@contextmanager
-def toys_registered() -> Iterator[Path]:
-    """The test-only plugins registered while inside (for collection-time parameters and wider fixtures)."""
-    sys.path.insert(0, str(TOYS))
-    importlib.invalidate_caches()
-    try:
-        yield TOYS
-    finally:
-        sys.path.remove(str(TOYS))
-        for name in [m for m in sys.modules if m.startswith("toy_")]:
-            del sys.modules[name]
+from audit_sets import (
+    TOYS,
+    AuditSet,
+    ContractAudit,
+    audit_with_every_kind,
+    example_set,
+    squares_set,
+    with_concepts,
+)
 
 
 @pytest.fixture()

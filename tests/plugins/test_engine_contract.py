@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import toys_registered
+from audit_sets import toys_registered
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 

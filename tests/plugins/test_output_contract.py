@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import toys_registered
+from audit_sets import toys_registered
 
 from audit.config import load_config
 from audit.report.output import PARSE_ERRORS, write_outputs

@@ -49,7 +49,7 @@ class BaselineExplanationChange(BaselineRule[ExplanationChangeParams]):
             return [self.error(f"explainer {p.explainer!r} was not run in both audits "
                                f"(compared: {', '.join(explanations) or 'none'})")]
         if e["status"] != "ok" or e["n_compared"] < p.min_samples:
-            return [self.not_applicable(f"{p.explainer}: only {e['n_compared']} sample(s) could be compared "
+            return [self.error(f"{p.explainer}: only {e['n_compared']} sample(s) could be compared "
                                f"(need {p.min_samples}){': ' + e['reason'] if e.get('reason') else ''}")]
         problems = []
         median = e["spearman"]["median"]

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from ...config import ModelCardConfig
 from ..criteria import comparison, metric_label
-from .attest import CANNOT_ATTEST, cannot_attest_md, evidence, evidence_md, metric_rows
-from .base import OutputFormat, Report, json_document, utf8_text
+from .attest import CANNOT_ATTEST, ProviderDocument, cannot_attest_md, evidence, evidence_md, metric_rows
+from .base import json_document, utf8_text
 from .text import md_text
 
 FILES = ("annex_iv.md", "annex_iv.json")
@@ -182,13 +182,10 @@ def check_heading_md(p: Path) -> None:
         raise ValueError("does not start with a '# ' title")
 
 
-class AnnexIvOutput(OutputFormat):
+class AnnexIvOutput(ProviderDocument):
     name = "annex_iv"
     title = "EU AI Act Annex IV headings the audit can evidence (.md, .json)"
     files: ClassVar = {"annex_iv": "annex_iv.md", "annex_iv_json": "annex_iv.json"}
     parsers: ClassVar = {"annex_iv.md": check_heading_md, "annex_iv.json": json_document}
 
-    def write(self, report: Report, folder: Path) -> None:
-        md, js = build_annex_iv(report.results, report.result.config.model_card, report.results_sha256)
-        (folder / "annex_iv.md").write_text(md, encoding="utf-8")
-        (folder / "annex_iv.json").write_text(js, encoding="utf-8")
+    build = staticmethod(build_annex_iv)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
 
+from ...config import ModelCardConfig
+from .base import OutputFormat, Report
 from .text import md_text
 
 #: said in every exported document, in these words
@@ -105,3 +108,15 @@ def evidence_md(rows: list[dict[str, str]]) -> list[str]:
 
 def cannot_attest_md() -> list[str]:
     return [f"- The audit cannot attest {line}" for line in CANNOT_ATTEST]
+
+
+class ProviderDocument(OutputFormat):
+    """A documentation export filled from results.json and the provider's [model_card]: ``<name>.md`` and
+    ``<name>.json``, built by ``build(results, card, results_sha256)``."""
+
+    build: ClassVar[Callable[[Mapping[str, Any], ModelCardConfig, str], tuple[str, str]]]
+
+    def write(self, report: Report, folder: Path) -> None:
+        md, js = self.build(report.results, report.result.config.model_card, report.results_sha256)
+        (folder / f"{self.name}.md").write_text(md, encoding="utf-8")
+        (folder / f"{self.name}.json").write_text(js, encoding="utf-8")

@@ -14,8 +14,17 @@ from typing import Any, ClassVar
 
 from ...config import ModelCardConfig
 from ..criteria import comparison, metric_label
-from .attest import CANNOT_ATTEST, cannot_attest_md, evidence, evidence_md, md_paragraphs, md_table, metric_rows
-from .base import OutputFormat, Report, json_document, utf8_text
+from .attest import (
+    CANNOT_ATTEST,
+    ProviderDocument,
+    cannot_attest_md,
+    evidence,
+    evidence_md,
+    md_paragraphs,
+    md_table,
+    metric_rows,
+)
+from .base import json_document, utf8_text
 from .text import md_code, md_text
 
 MCT_SCHEMA_VERSION = "0.0.2"
@@ -224,13 +233,10 @@ def check_front_matter_md(p: Path) -> None:
         raise ValueError("no YAML front matter or no title")
 
 
-class ModelCardOutput(OutputFormat):
+class ModelCardOutput(ProviderDocument):
     name = "model_card"
     title = "model card (Hugging Face layout .md, Model Card Toolkit layout .json)"
     files: ClassVar = {"model_card": "model_card.md", "model_card_json": "model_card.json"}
     parsers: ClassVar = {"model_card.md": check_front_matter_md, "model_card.json": json_document}
 
-    def write(self, report: Report, folder: Path) -> None:
-        md, js = build_model_card(report.results, report.result.config.model_card, report.results_sha256)
-        (folder / "model_card.md").write_text(md, encoding="utf-8")
-        (folder / "model_card.json").write_text(js, encoding="utf-8")
+    build = staticmethod(build_model_card)

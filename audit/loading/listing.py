@@ -84,6 +84,10 @@ def load_heldout(cfg: AuditConfig, frame: pd.DataFrame | None = None) -> HeldOut
     elif not hs.multilabel:
         counts = np.bincount([r.label for r in hs.records], minlength=len(hs.classes))
         empty = [c for c, n in zip(hs.classes, counts, strict=False) if n == 0]
+        if empty and hs.defect_masks and cfg.model.task != "anomaly":
+            raise DataError(f"{hs.manifest or hs.root}: class(es) {', '.join(empty)} appear in no row's 'label' "
+                            "column: with a 'label' and a 'mask' column the manifest reads as an inspection set "
+                            "(defect masks); for segmentation drop the 'label' column (the masks give the classes)")
         if empty:
             raise DataError(f"{hs.manifest or hs.root}: class(es) with no held-out samples: {', '.join(empty)}")
     for col in d.subgroups:

@@ -70,6 +70,10 @@ def label_mode(header: list[str], classes: Sequence[str] | None, name: str, task
     'label' column, 'mask' holds defect masks of an inspection set). ``task``: model.task, which settles a
     manifest that has both a 'label' column and one 0/1 column per class."""
     per_class = bool(classes) and all(c in header for c in classes or ())
+    if "mask" in header and "label" in header and task == "segmentation":
+        raise DataError(f"{name}: column 'label' does not belong in a segmentation manifest: each sample's classes "
+                        "come from its 'mask' (class indices per pixel); drop the 'label' column ('label' beside "
+                        "'mask' lists an inspection set with defect masks: model.task = \"anomaly\")")
     if "mask" in header and "label" not in header and "labels" not in header:
         if not classes:
             raise DataError(f"{name}: a 'mask' column needs data.classes (the mask values index it)")
@@ -129,6 +133,19 @@ def _file(row: dict[str, Any], col: str, root: Path, allow_outside: bool, where:
     return full
 
 
+def _refuse_nul(header: Sequence[str], rows: Sequence[dict[str, Any]], name: str, first_row: int) -> None:
+    """A NUL character is in no file name, class or metadata value: it marks a binary or damaged file (the csv
+    module reads it as text)."""
+    for h in header:
+        if "\x00" in h:
+            raise DataError(f"{name}: the header has a NUL character in column {h!r} (a binary or damaged file?)")
+    for lineno, row in enumerate(rows, start=first_row):
+        for col, value in row.items():
+            if "\x00" in str(value):
+                raise DataError(f"{name} row {lineno}: field {col!r} contains a NUL character (a binary or damaged "
+                                "file?)")
+
+
 def _check_header(header: list[str], name: str) -> list[str]:
     if "path" not in header:
         raise DataError(f"{name}: missing column 'path' (columns are: {', '.join(header) or 'none'})")
@@ -156,6 +173,7 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
     records: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
     seen_paths: dict[Path, tuple[int, str | int]] = {}
+    _refuse_nul(header, rows, name, first_row)
     for lineno, row in enumerate(rows, start=first_row):
         where = f"{name} row {lineno}"
         rel = row.get("path", "").strip()

@@ -244,6 +244,7 @@ def list_(
     configured model that an explainer can target."""
     if model is not None:
         from .api import model_layers
+        from .explainers.layers import HOOKLESS
 
         try:
             table = model_layers(model)
@@ -253,6 +254,8 @@ def list_(
         for row in table.itertuples(index=False):
             mark = "  <- default target layer" if row.default else ""
             typer.echo(f"{row.layer:48s} {row.type:24s} {row.output:28s} {row.layout}{mark}")
+        if not table["default"].any():
+            typer.echo(f"no default target layer: {HOOKLESS}; the explainers that need hooks are unavailable")
         return
     from .explainers import registry as ereg
     from .resources import rules_dir

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+from importlib.resources import files
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -213,6 +215,13 @@ def test_binary_audit_one_logit_or_two(tmp_path, outputs):
     assert [e["status"] for e in doc["explainers"]] == ["ok", "ok"]
     assert all(p["explains"] == "present" for p in doc["samples"]["correct"])
     assert "AUROC" in (tmp_path / "out" / "summary.md").read_text()
+    pred = doc["predictions"]  # the positive class's probability per sample: the score the threshold judges
+    p = np.array(pred["p_positive"])
+    assert len(p) == len(pred["ids"]) == 40 and ((p >= 0) & (p <= 1)).all()
+    assert pred["predicted"] == [int(v) for v in p >= 0.5]  # class indices: 1 = "present"
+    np.testing.assert_allclose(pred["confidence"], np.maximum(p, 1 - p), atol=1e-6)
+    schema = json.loads(files("audit").joinpath("schema/results.schema.json").read_text())
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
 
 
 def test_multilabel_audit_from_a_labels_column(tmp_path):

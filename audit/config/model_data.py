@@ -119,6 +119,10 @@ class DataConfig(_Strict):
         default=None, description="raw pixel values (lo, hi) mapped to [0, 1] for every non-DICOM image")
     window: tuple[float, float] | None = Field(
         default=None, description="DICOM VOI window (center, width); wins over the files' window tags")
+    swapped_size: Literal["refuse", "finding"] = Field(
+        default="refuse", description="when most images have image_size's aspect ratio the other way round (the "
+        "(height, width) pair given as (width, height)): 'refuse' (exit 2) or 'finding' (audit as configured; an "
+        "error finding blocks the verdict)")
 
     @field_validator("value_range")
     @classmethod

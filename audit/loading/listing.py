@@ -96,6 +96,6 @@ def load_heldout(cfg: AuditConfig, frame: pd.DataFrame | None = None) -> HeldOut
                 f"data.subgroups: column {col!r} not in the manifest (metadata columns: "
                 f"{', '.join(hs.metadata_columns) or 'none'})"
             )
-    s = survey(hs.records, d.image_size, d.resize, d.window, hs.n_hidden_skipped)
+    s = survey(hs.records, d.image_size, d.resize, d.window, hs.n_hidden_skipped, d.swapped_size)
     return dataclasses.replace(hs, n_aspect_mismatch=s.n_aspect_mismatch, n_image_sizes=s.n_image_sizes,
-                               notes=s.notes)
+                               notes=(*hs.notes, *s.notes), swapped_size=s.swapped_size)

@@ -48,6 +48,7 @@ class HeldOutSet:
     multilabel: bool = False  # each sample lists a set of labels (a 'labels' column or one 0/1 column per class)
     masks: bool = False  # each sample has a class mask (segmentation); its label set = the classes in it
     defect_masks: bool = False  # a 'mask' column beside 'label': defect masks of an inspection set (anomaly)
+    swapped_size: str = ""  # audited with a likely swapped image_size (data.swapped_size = "finding"): why
 
     def label_array(self) -> np.ndarray:
         """(N,) class indices, or (N, K) 0/1 for a multi-label listing."""

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from audit.cli import app
 from audit.config import load_config
 from audit.errors import DataError
 from audit.loading.listing import load_heldout
@@ -75,3 +77,40 @@ def test_a_segmentation_manifest_with_a_label_column_names_that_column(tmp_path,
     (tmp_path / "manifest.csv").write_text(text)  # without it, the same set lists as a segmentation set
     hs = load_heldout(cfg)
     assert hs.masks and [r.label_set for r in hs.records] == [(0,), (0, 1), (0,), (0, 1)]
+
+
+def _landscape_set(root: Path, n: int = 6, portrait: int = 0) -> None:
+    """``n`` images 48 wide and 32 high (``portrait`` of them turned: 32 x 48)."""
+    names = _images(root, n - portrait, size=(48, 32))
+    for i in range(portrait):
+        Image.fromarray(np.zeros((48, 32), dtype=np.uint8)).save(root / f"img/p{i}.png")
+        names.append(f"img/p{i}.png")
+    (root / "manifest.csv").write_text("path,label\n" + "".join(f"{n},{'ab'[i % 2]}\n" for i, n in enumerate(names)))
+
+
+def test_a_swapped_image_size_is_refused_naming_the_swap(tmp_path):
+    _landscape_set(tmp_path)
+    cfg = _config(tmp_path, "")
+    cfg.write_text(cfg.read_text().replace("image_size = [16, 16]", "image_size = [48, 32]"))
+    res = CliRunner().invoke(app, ["run", str(cfg), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert ("data.image_size = [48, 32] is (height, width), but 6 of 6 images have the aspect ratio of [32, 48] "
+            "(e.g. 48x32, width x height): the two numbers look swapped") in res.output
+    assert not (tmp_path / "out").exists()
+    for good in ("[32, 48]", "[32, 50]"):  # as meant (and near it): listed without a word
+        hs = load_heldout(load_config(cfg, [f"data.image_size={good}"]))
+        assert hs.swapped_size == "" and not any("swapped" in n for n in hs.notes)
+
+
+def test_a_swap_needs_most_images_and_a_non_square_size(tmp_path):
+    _landscape_set(tmp_path, n=6, portrait=3)  # half the images each way: no majority for the swap
+    cfg = _config(tmp_path, "")
+    assert load_heldout(load_config(cfg, ["data.image_size=[48, 32]"])).swapped_size == ""
+    assert load_heldout(load_config(cfg, ["data.image_size=[40, 40]"])).swapped_size == ""  # square: no reading
+
+
+def test_insisting_on_a_swapped_size_audits_with_the_reason_kept(tmp_path):
+    _landscape_set(tmp_path)
+    hs = load_heldout(load_config(_config(tmp_path, ""), ["data.image_size=[48, 32]", 'data.swapped_size="finding"']))
+    assert hs.swapped_size.startswith("data.image_size = [48, 32] is (height, width)")
+    assert any(n.endswith('audited as configured (data.swapped_size = "finding")') for n in hs.notes)

@@ -66,8 +66,8 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
     result = audit.result
     if not quiet:
         blocking = [f for f in result.findings if f.blocking]
-        if result.scored.cache_note:
-            typer.echo(f"predictions: {result.scored.cache_note}")
+        for note in result.scored.cache_log.notes:
+            typer.echo(f"cache: {note.text()}")
         if result.scored.from_cache:
             typer.echo("predictions: reused from the cache (same weights, images and preprocessing)")
         elif result.scored.resumed_at:

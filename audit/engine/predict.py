@@ -3,10 +3,9 @@ probe that every later stage reaches the model through."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,8 +22,7 @@ from . import cache
 from .attribution_store import AttributionStore, attribution_key
 from .base import Engine, PredictOutput, ScoringOptions
 from .probe import ModelProbe
-
-log = logging.getLogger(__name__)
+from .sealed import CacheLog, CacheNote
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,9 @@ class Scored:
     cache_key: str  # "" when the cache is off
     from_cache: bool
     resumed_at: int  # first row scored in this run when an interrupted run was resumed, else 0
-    cache_note: str = ""  # why a cache entry was not used, when it was found but failed the spot check
+    # cache entries found damaged or failing the spot check, discarded and recomputed; the attribution stores of the
+    # probe opened on this product add theirs as later stages read them (results.json provenance.cache_notes)
+    cache_log: CacheLog = field(default_factory=CacheLog)
 
 
 def progress_bars() -> bool:
@@ -84,25 +84,25 @@ def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, loaded: LoadedMode
     folder = cfg.resolve(cfg.cache.dir)
     key = ""
     out = None
-    note = ""
+    notes = CacheLog()
     if cfg.cache.enabled:
         compute, device = engine.cache_identity()
         key = cache.prediction_key(cache.model_digest(engine.model), model_identity(cfg, loaded), images_sha256,
                                    cache.listing_digest(inputs.heldout), cfg.data.model_dump(mode="json"),
                                    compute, device)
-        out = cache.load(folder, key)
+        out = cache.load(folder, key, notes)
         if out is not None:
             diff = spot_check(engine, inputs, out, cfg.seed)
             if not diff <= SPOT_CHECK_ATOL:
-                note = (f"cached predictions discarded: {SPOT_CHECK_ROWS} recomputed rows differ by up to {diff:.2g} "
-                        "(something outside the cache key changed); scored again")
-                log.warning(note)
+                notes.add(CacheNote(cache.STORE, f"predictions-{key}.npz",
+                                  f"{SPOT_CHECK_ROWS} recomputed rows differ by up to {diff:.2g} (something outside "
+                                  "the cache key changed)", "discarded; the held-out set was scored again"))
                 out = None
     from_cache = out is not None
     resumed_at = 0
     if out is None:
         own = engine.own_progress
-        progress = cache.load_progress(folder, key) if cfg.cache.enabled and not own else None
+        progress = cache.load_progress(folder, key, notes) if cfg.cache.enabled and not own else None
         checkpoint: Callable | None = (lambda p: cache.save_progress(folder, key, p)) \
             if cfg.cache.enabled and not own else None
         options = ScoringOptions(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
@@ -110,6 +110,8 @@ def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, loaded: LoadedMode
                                  checkpoint=checkpoint, checkpoint_seconds=cfg.cache.checkpoint_seconds, key=key)
         out = engine.score(inputs.heldout, inputs.preprocess, options, resume=progress)
         resumed_at = progress.next_row if progress is not None else out.resumed_rows
+        for n in out.cache_notes:  # an engine that keeps its own progress checks its own files
+            notes.add(n)
         if cfg.cache.enabled:
             cache.save(folder, key, out)
             cache.clear_progress(folder, key)
@@ -119,7 +121,7 @@ def predict(cfg: AuditConfig, inputs: Inputs, engine: Engine, loaded: LoadedMode
     mean = (out.input_sum / preds.n).float() if out.input_sum is not None else None
     return Scored(predictions=preds, skipped=out.skipped,
                   records=tuple(inputs.heldout.records[int(i)] for i in out.kept_rows), dataset_mean=mean,
-                  cache_key=key, from_cache=from_cache, resumed_at=resumed_at, cache_note=note)
+                  cache_key=key, from_cache=from_cache, resumed_at=resumed_at, cache_log=notes)
 
 
 def open_probe(cfg: AuditConfig, inputs: Inputs, engine: Engine, scored: Scored) -> ModelProbe:
@@ -130,7 +132,7 @@ def open_probe(cfg: AuditConfig, inputs: Inputs, engine: Engine, scored: Scored)
         if name not in stores:
             key = attribution_key(scored.cache_key, name, cfg.explainers.options.get(name), cfg.seed,
                                   cfg.explainers.batch_size)
-            stores[name] = AttributionStore(cfg.resolve(cfg.cache.dir), key)
+            stores[name] = AttributionStore(cfg.resolve(cfg.cache.dir), key, name, scored.cache_log)
         return stores[name]
 
     return ModelProbe(engine=engine, records=scored.records, preprocess=inputs.preprocess,

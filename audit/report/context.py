@@ -271,6 +271,7 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
             "git": prov.get("git"),
             "started": prov["started"],
             "finished": prov["finished"],
+            "cache_notes": [n.text() for n in r.scored.cache_log.notes],
         },
         "sections": [{"id": sec.id, "title": sec.title, "template": sec.template, "pagebreak": sec.pagebreak,
                       **sec.context} for sec in (*r.task.report_sections(r.metrics),

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import SCHEMA_VERSION
+from ..provenance import with_cache_notes
 from ..result import AuditResult
 from ..types import Finding, Pick
 from .criteria import criterion_of, verdict_sentence
@@ -110,7 +111,7 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         "rules": rules,
         "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
         "predictions": r.task.predictions_json(r.predictions),
-        "provenance": r.provenance.as_dict(),
+        "provenance": with_cache_notes(r.provenance.as_dict(), r.scored.cache_log),
     }
     out["maps_file"] = maps_file
     if r.comparison is not None:

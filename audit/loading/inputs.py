@@ -13,7 +13,7 @@ from ..errors import ConfigError, ExplainerError
 from ..explainers import build_explainer
 from ..explainers import registry as explainer_registry
 from ..explainers.layers import named_module
-from ..rules.pack import RulePack, find_pack, load_pack
+from ..rules.pack import RulePack, find_pack, load_pack, with_automatic_rules
 from ..tasks import Task, TaskOptions, build_task
 from .listing import HeldOutSet, load_heldout
 from .preprocess import Preprocess, make_preprocess
@@ -82,16 +82,25 @@ def task_name(declared: str, heldout: HeldOutSet) -> str:
     return "binary" if len(heldout.classes) == 2 else "multiclass"
 
 
+def marked_concepts(cfg: AuditConfig) -> dict[str, str]:
+    """The concepts [concepts] marks forbidden or required, with their role (each gets a concept_reliance check)."""
+    sets = cfg.concepts.sets if cfg.concepts is not None else {}
+    return {n: "forbidden" if c.forbidden else "required" for n, c in sets.items() if c.forbidden or c.required}
+
+
 def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
                    notes: tuple[str, ...] = (), frame: pd.DataFrame | None = None) -> Inputs:
-    """Validate the listing, the rule pack (every kind applicable to the task), the explainers and their options.
+    """Validate the listing, the rule pack (every kind applicable to the task; 'default' is the task's default
+    pack; the automatic rules added), the explainers and their options.
 
     ``tasks``: extra task classes by name, beside the registered ones (for callers that bring their own)."""
     heldout = load_heldout(cfg, frame)
-    pack = load_pack(find_pack(cfg.rules.pack, cfg.base_dir))
-    task = build_task(task_name(cfg.model.task, heldout), heldout.classes, tasks, task_options(cfg))
+    name = task_name(cfg.model.task, heldout)
+    pack = with_automatic_rules(load_pack(find_pack(cfg.rules.pack, cfg.base_dir, name)), marked_concepts(cfg))
+    task = build_task(name, heldout.classes, tasks, task_options(cfg))
     for rule in pack.rules:
-        task.check_rule_kind(rule.kind, rule.params.id)
+        if rule.kind != "evidence_complete":  # reads what the audit produced, whatever the task
+            task.check_rule_kind(rule.kind, rule.params.id)
     for name in cfg.explainers.methods:
         build_explainer(name, cfg.explainers.options.get(name))  # ConfigError names unknown ones
     unknown_opts = set(cfg.explainers.options) - set(explainer_registry())

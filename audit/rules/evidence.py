@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -13,7 +13,10 @@ from ..concepts.result import ConceptRun
 from ..datachecks import DataChecks
 from ..engine.probe import ModelProbe
 from ..tasks import TaskMetrics
-from ..types import Picks, Predictions, SkippedSample
+from ..types import Finding, Picks, Predictions, SkippedSample
+
+if TYPE_CHECKING:
+    from .base import Rule
 
 Scope = Literal["all", "correct", "incorrect", "picks"]
 
@@ -32,6 +35,8 @@ class Evidence:
     comparison: Mapping[str, Any] | None = None  # the diff against a baseline (comparison-phase rules read it)
     data: DataChecks | None = None  # the data-checks stage's product (image properties, duplicates, leakage)
     concepts: ConceptRun | None = None  # TCAV tests of the [concepts] stage (the concept_reliance rule reads them)
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # configured explainers without maps -> why
+    earlier: tuple[tuple[Rule, tuple[Finding, ...]], ...] = ()  # rules evaluated before this phase, with findings
 
     def rng(self, salt: str) -> np.random.Generator:
         """A generator that depends only on the audit seed and ``salt`` (e.g. the rule id)."""

@@ -269,6 +269,12 @@ def test_label_plus_per_class_columns_needs_the_task_named(tmp_path):
     res = runner.invoke(app, ["run", str(tmp_path / "audit.toml"), "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and 'set model.task = "multilabel"' in res.output
     res = runner.invoke(app, ["run", str(tmp_path / "audit.toml"), "--out", str(tmp_path / "out"),
-                              "--set", 'model.task="multilabel"', "--set", 'rules.pack="default"'])
+                              "--set", 'model.task="multilabel"', "--set", 'rules.pack="ci-gate"'])
     assert res.exit_code == 2 and "does not apply to task 'multilabel'" in res.output  # class_recall_min
+    res = runner.invoke(app, ["run", str(tmp_path / "audit.toml"), "--out", str(tmp_path / "out"),  # the task's own
+                              "--set", 'model.task="multilabel"', "--set", 'rules.pack="default"',
+                              "--set", 'report.formats=["json"]'])
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["provenance"]["rule_pack"]["name"] == "default-multilabel"
     assert MultilabelTask(("top", "bottom")).excluded_kinds

@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fault_injection import FAULTS, damage, flip
 from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.engine import cache
 from audit.engine.attribution_store import AttributionStore
 from audit.engine.base import PredictOutput, ScoringProgress
-from audit.engine.sealed import FORMAT, MAGIC, TRAILER_SIZE, CacheLog, Damaged, seal, unseal
+from audit.engine.sealed import CacheLog, Damaged, seal, unseal
 from audit.errors import DataError
 from audit.maps.store import StoredMaps, load_maps, save_maps
 from audit.types import Predictions, SkippedSample
@@ -30,37 +31,6 @@ from audit.types import Predictions, SkippedSample
 runner = CliRunner()
 SCHEMA = json.loads(files("audit").joinpath("schema/results.schema.json").read_text())
 ARGS = ["--set", "explainers.batch_size=2", "--set", 'explainers.methods=["gradcam", "saliency"]']
-
-
-def _other_format(data: bytes) -> bytes:
-    """The entry unchanged but for its trailer's format version (a valid entry of another version)."""
-    head, trailer = data[:-TRAILER_SIZE], data[-TRAILER_SIZE:]
-    meta = json.loads(trailer[len(MAGIC):])
-    meta["format"] = FORMAT + 1
-    body = json.dumps(meta, sort_keys=True).encode()
-    return head + MAGIC + body + b" " * (TRAILER_SIZE - len(MAGIC) - len(body) - 1) + b"\n"
-
-
-def _flip(data: bytes, at: int) -> bytes:
-    out = bytearray(data)
-    out[at] ^= 0x10
-    return bytes(out)
-
-
-#: fault name -> (damage, words the note's problem must hold)
-FAULTS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
-    "truncated": (lambda b: b[: len(b) // 2], "no model-audit trailer"),
-    "flipped payload byte": (lambda b: _flip(b, (len(b) - TRAILER_SIZE) // 2), "SHA-256"),
-    "flipped trailer byte": (lambda b: _flip(b, len(b) - TRAILER_SIZE + len(MAGIC) + 3), "trailer"),
-    "random bytes": (lambda b: np.random.default_rng(0).bytes(len(b)), "no model-audit trailer"),
-    "zero length": (lambda b: b"", "empty file"),
-    "other format version": (_other_format, f"this version reads format {FORMAT}"),
-    "unsealed (earlier layout)": (lambda b: b[:-TRAILER_SIZE], "no model-audit trailer"),
-}
-
-
-def damage(path: Path, fault: str) -> None:
-    path.write_bytes(FAULTS[fault][0](path.read_bytes()))
 
 
 # ---- the entries themselves -----------------------------------------------------------------------------
@@ -153,7 +123,7 @@ def test_a_damaged_attribution_chunk_yields_nothing_and_is_noted(tmp_path, fault
 
 
 MAPS_FAULTS: dict[str, Callable[[bytes], bytes]] = {
-    "truncated": lambda b: b[: len(b) // 2], "flipped byte": lambda b: _flip(b, len(b) // 2),
+    "truncated": lambda b: b[: len(b) // 2], "flipped byte": lambda b: flip(b, len(b) // 2),
     "random bytes": lambda b: np.random.default_rng(0).bytes(len(b)), "zero length": lambda b: b"",
 }
 

@@ -10,7 +10,8 @@
   along a random angle in [-45, 45) degrees, shifts rounded as the reference rounds them, edges replicated; taps
   that would shift by a full image side are dropped (as the reference stops there)
 - zoom_blur: mean of the image and its centre crops zoomed by each factor (order-1 spline, scipy.ndimage.zoom's
-  corner-aligned grid; the zoomed crop's top-left H x W is kept)
+  corner-aligned grid and its zeros where a coordinate overshoots by rounding; the zoomed crop's top-left
+  H x W is kept)
 - gaussian_blur: Gaussian of sigma c, truncated at 4 sigma, edges replicated (skimage.filters.gaussian)
 
 The glass-blur sweep is serial by definition; it runs on index arrays (CPU, vectorised over the batch) and the
@@ -131,21 +132,27 @@ def motion_blur(x: Tensor, c: tuple[int, float], g: torch.Generator) -> Tensor:
     return motion_blur_at(x, c[0], c[1], uniform64(x.shape[0], g, -45.0, 45.0))
 
 
-def zoom_coords(n: int, factor: float) -> Tensor:
+def zoom_coords(n: int, factor: float) -> tuple[Tensor, Tensor]:
     """Input coordinates (float64) of every output of the reference's clipped_zoom along an axis of length n:
-    the centre crop ceil(n / z) zoomed to round(crop * z) samples on scipy's corner-aligned grid."""
+    the centre crop ceil(n / z) zoomed to round(crop * z) samples on scipy's corner-aligned grid; and which of
+    them scipy reads as inside the crop (its 'constant' mode gives 0 where k * (crop - 1) / (out - 1) overshoots
+    crop - 1 by rounding, e.g. the last of 36 rows at z = 1.2000000000000002)."""
     crop = int(np.ceil(n / float(factor)))
     top = (n - crop) // 2
     out = round(crop * factor)  # half to even, as scipy.ndimage.zoom rounds
     ratio = (crop - 1) / (out - 1) if out > 1 else 1.0
-    return top + torch.arange(out, dtype=torch.float64) * ratio
+    rel = torch.from_numpy(np.arange(out, dtype=np.float64) * ratio)
+    return top + rel, (rel >= 0) & (rel <= crop - 1)
 
 
 def clipped_zoom(x: Tensor, factor: float) -> Tensor:
     """The zoomed centre crop, full size (at least H x W; callers crop its top-left corner)."""
     h, w = x.shape[-2:]
-    y = linear_axis(x, zoom_coords(h, factor), -2)
-    return linear_axis(y, zoom_coords(w, factor), -1)
+    rows, row_ok = zoom_coords(h, factor)
+    cols, col_ok = zoom_coords(w, factor)
+    y = linear_axis(linear_axis(x, rows, -2), cols, -1)
+    inside = (row_ok[:, None] & col_ok[None, :]).to(device=x.device, dtype=x.dtype)
+    return y * inside
 
 
 def zoom_blur(x: Tensor, factors: tuple[float, ...], g: torch.Generator | None = None) -> Tensor:

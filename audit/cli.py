@@ -301,7 +301,8 @@ def verify(
     folder: Annotated[Path, typer.Argument(help="A report folder holding manifest.json.")],
     debug: DebugOpt = False,
 ) -> None:
-    """Recompute the SHA-256 of every report file; exit 1 when any file changed or is missing."""
+    """Prove a report folder is what the audit wrote: exactly the files manifest.json lists, each with its SHA-256,
+    and the document id recomputed from results.json; exit 1 naming every file that does not verify."""
     from .verify import verify_report
 
     try:
@@ -310,9 +311,10 @@ def verify(
         raise typer.Exit(_fail(e, debug)) from None
     if problems:
         for p in problems:
-            typer.echo(f"CHANGED {p}", err=True)
+            typer.echo(f"NOT VERIFIED {p}", err=True)
         raise typer.Exit(EXIT_FAIL)
-    typer.echo(f"ok: every file listed in {folder / 'manifest.json'} is unchanged")
+    typer.echo(f"ok: {folder} holds exactly the files {folder / 'manifest.json'} lists, each with its SHA-256, and "
+               "its document id is results.json's")
 
 
 def main() -> None:

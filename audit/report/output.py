@@ -1,10 +1,13 @@
 """Write every report file into a temporary folder, check each one parses, and move the folder into place only
-when all succeeded and the output-folder policy (``outdir.py``) allows replacing what is there."""
+when all succeeded and the output-folder policy (``outdir.py``) allows replacing what is there. The temporary
+folder is marked as this run's (``partial.py``); the next run for the same ``--out`` removes those a killed run
+left."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -20,6 +23,7 @@ from ..errors import RenderError
 from ..maps.store import MAPS_FILE, save_maps
 from ..result import AuditResult
 from ..signals import sigterm_held
+from . import partial
 from .annex_iv import build_annex_iv
 from .context import build_context
 from .junit import build_junit
@@ -28,6 +32,8 @@ from .outdir import MANIFEST, Protected, check_out_dir, foreign_contents, protec
 from .render import render_html, render_pdf
 from .results import build_results, dumps
 from .summary import build_summary
+
+log = logging.getLogger(__name__)
 
 
 def _sha256(p: Path) -> str:
@@ -142,7 +148,9 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str],
     parent = out_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+        for gone in partial.sweep(parent, out_dir.name):  # what runs killed before they could clean up left
+            log.info("removed %s, left by a run that has ended", gone)
+        tmp = partial.create(parent, out_dir.name)
     except OSError as e:
         raise RenderError(f"{out_dir}: cannot create the output folder: {e.strerror or e}") from None
     written: dict[str, str] = {}
@@ -180,6 +188,7 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str],
         check_parses(tmp, written.values(), out_dir)
         write_manifest(tmp, written.values())
         written["manifest"] = MANIFEST
+        partial.unmark(tmp)
         check_out_dir(out_dir, protected)  # the folder may have changed during a long audit
         _replace_dir(tmp, out_dir)
         tmp = out_dir  # moved into place: a failure from here on must not remove it

@@ -122,6 +122,16 @@ def test_a_damaged_attribution_chunk_yields_nothing_and_is_noted(tmp_path, fault
     assert fresh.get([("a", 0)]) == {} and len(log2.notes) == 1
 
 
+def test_a_chunk_whose_arrays_disagree_is_discarded(tmp_path):
+    maps = np.zeros((3, 8, 8), np.float32)  # three maps for two ids: not what put() is given by the probe
+    log = CacheLog()
+    store = AttributionStore(tmp_path, "key", "gradcam", log)
+    store.put(["a", "b"], np.array([0, 1]), maps)
+    assert store.get([("a", 0)]) == {}
+    assert not list((tmp_path / "attributions-key").glob("chunk-*"))
+    assert "inconsistent: 2 ids, 2 targets, 3 maps" in log.notes[0].problem
+
+
 MAPS_FAULTS: dict[str, Callable[[bytes], bytes]] = {
     "truncated": lambda b: b[: len(b) // 2], "flipped byte": lambda b: flip(b, len(b) // 2),
     "random bytes": lambda b: np.random.default_rng(0).bytes(len(b)), "zero length": lambda b: b"",

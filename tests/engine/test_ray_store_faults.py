@@ -4,19 +4,25 @@
 A run killed part way leaves batch files, input sums, the fold checkpoint and run.json; one of them damaged
 (truncated, a flipped byte, random bytes, zero length, another format version, the unsealed layout) is discarded
 and noted, the batches it held are scored again, and the gathered result is bit for bit the clean run's. A file
-that fails its check while the run reads it is discarded the same way (``RayScoring.score`` then continues once)."""
+that fails its check while the run reads it is discarded the same way: ``RayScoring.score`` then continues the run
+once, and names the storage (exit 2) when it happens again."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from fault_injection import FAULTS, damage
 
+from audit.engine.base import PredictOutput, ScoringOptions
 from audit.engine.ray_gather import Fold, read_in_order
-from audit.engine.ray_store import FOLD_FILE, RUN_FILE, RunStore, batch_name, sum_name
+from audit.engine.ray_scoring import RayScoring
+from audit.engine.ray_store import FOLD_FILE, RESCORED, RUN_FILE, RunStore, batch_name, sum_name
 from audit.engine.sealed import Damaged
+from audit.errors import ConfigError
+from audit.types import Predictions
 
 N, BS = 22, 4  # 6 batches, the last one short
 BATCHES = -(-N // BS)
@@ -139,3 +145,29 @@ def test_a_batch_damaged_while_the_run_reads_it_is_discarded_and_scored_again(tm
     assert todo == {2}
     assert_same(got, clean)
     assert [n.entry for n in store.notes] == [f"scoring-key/{batch_name(2)}"]
+
+
+class _Scoring(RayScoring):
+    """The Ray engine's scoring wrapper over a run that finds ``fails`` damaged files as it reads them."""
+
+    def __init__(self, storage: str, fails: int) -> None:
+        self.storage, self.spec, self.fails, self.runs = storage, object(), fails, 0
+
+    def _score_run(self, store, heldout, preprocess, options):
+        self.runs += 1
+        if self.fails:
+            self.fails -= 1
+            raise Damaged("SHA-256 of the payload differs from its trailer", batch_name(2))
+        preds = Predictions(ids=np.array([], dtype=object), labels=np.zeros(0, int), probs=np.zeros((0, 3)),
+                            metadata=pd.DataFrame())
+        return PredictOutput(preds, (), np.zeros(0, int), None)
+
+
+def test_the_engine_continues_once_after_a_file_fails_its_check_and_names_the_storage_the_second_time(tmp_path):
+    once = _Scoring(str(tmp_path), fails=1)
+    out = once.score(None, None, ScoringOptions(key="k"))  # type: ignore[arg-type]
+    assert once.runs == 2
+    assert [(n.entry, n.action) for n in out.cache_notes] == [(f"scoring-k/{batch_name(2)}", RESCORED)]
+    twice = _Scoring(str(tmp_path), fails=2)
+    with pytest.raises(ConfigError, match=r"compute.storage: files of the Ray scoring run under .* fail their checks"):
+        twice.score(None, None, ScoringOptions(key="k"))  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..config import AuditConfig, DataConfig
 from ..errors import DataError
+from .geometry import geometry_of
 from .manifest import _within, read_csv, read_frame
 from .records import HeldOutSet, SampleRecord
 from .survey import survey
@@ -55,7 +56,7 @@ def _read_folder(cfg: DataConfig, folder: Path) -> HeldOutSet:
                 what = "in two classes" if other_class != name else "twice (it would be counted twice)"
                 raise DataError(f"{f}: the same file as {other} (a link?) is listed {what}")
             seen[key] = (str(f), name)
-            recs.append(SampleRecord(id=rel, path=f, label=ci, source=str(f), resize=cfg.resize))
+            recs.append(SampleRecord(id=rel, path=f, label=ci, source=str(f), resize=geometry_of(cfg)))
     if not recs:
         raise DataError(f"{folder}: no images found (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
     return HeldOutSet(tuple(recs), classes, (), folder, None, n_hidden_skipped=n_hidden)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..config import DataConfig
 from ..errors import DataError
+from .geometry import geometry_of
 from .labelmask import check_label_mask
 from .records import HeldOutSet, SampleRecord
 from .roi import check_roi
@@ -166,6 +167,7 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
     mode = label_mode(header, classes, name, task)
     if not rows:
         raise DataError(f"{name}: the manifest has no rows")
+    geometry = geometry_of(cfg)
     label_cols = set(classes or ()) if mode == "columns" else set()
     meta_cols = tuple(h for h in header if h not in RESERVED and h not in label_cols)
     label_sets: list[tuple[str, ...]] = []
@@ -243,7 +245,7 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
             classes = tuple(sorted({n for s in label_sets for n in s}))
             if len(classes) < 1:
                 raise DataError(f"{name}: no row lists a label; set data.classes")
-        recs = tuple(SampleRecord(label=-1, label_set=tuple(sorted(classes.index(n) for n in s)), resize=cfg.resize,
+        recs = tuple(SampleRecord(label=-1, label_set=tuple(sorted(classes.index(n) for n in s)), resize=geometry,
                                   **r) for s, r in zip(label_sets, records, strict=True))
     else:
         if classes is None:
@@ -252,7 +254,7 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
                 raise DataError(f"{name}: only one label value ({names[0]!r}); set data.classes")
             classes = tuple(names)
             raw_labels = [classes.index(str(lbl)) for lbl in raw_labels]
-        recs = tuple(SampleRecord(label=int(lbl), resize=cfg.resize, **r)
+        recs = tuple(SampleRecord(label=int(lbl), resize=geometry, **r)
                      for lbl, r in zip(raw_labels, records, strict=True))
     for rec in recs:
         if rec.roi_box is not None or rec.roi_mask is not None:

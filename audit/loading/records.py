@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .geometry import ResizeMode
+from .geometry import Resize
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class SampleRecord:
     roi_mask: Path | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # "manifest.csv row 7" — for error messages
-    resize: ResizeMode = "stretch"  # data.resize, so that ROI masks follow the pixels' geometry
+    resize: Resize = "stretch"  # data.resize (a Geometry with its crop settings), so ROIs follow the pixels
     label_set: tuple[int, ...] = ()  # a multi-label sample's positive labels (indices into classes)
     mask: Path | None = None  # a segmentation sample's class mask (PNG of class indices) or a defect mask
 

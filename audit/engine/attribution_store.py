@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 
 from .. import __version__
 from .cache import CACHE_VERSION
-from .sealed import CacheLog, CacheNote, Damaged, discard, relative, unseal, write_sealed_bytes
+from .sealed import UNREADABLE, CacheLog, CacheNote, Damaged, discard, relative, unseal, write_sealed_bytes
 
 
 def attribution_key(prediction_key: str, explainer: str, options: dict[str, Any] | None, seed: int,
@@ -39,8 +38,6 @@ def attribution_key(prediction_key: str, explainer: str, options: dict[str, Any]
 
 
 CHUNK = "attribution chunk"
-#: what a payload that passed its checksum can still raise when it does not hold what this version writes
-_UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile)
 
 
 def _read_chunk(data: bytes) -> tuple[list[str], list[int], np.ndarray]:
@@ -48,7 +45,7 @@ def _read_chunk(data: bytes) -> tuple[list[str], list[int], np.ndarray]:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             ids, targets, maps = [str(i) for i in z["ids"].tolist()], [int(t) for t in z["targets"].tolist()], z["maps"]
-    except _UNREADABLE as e:
+    except UNREADABLE as e:
         raise Damaged(f"unreadable payload ({type(e).__name__}: {e})") from None
     if not (len(ids) == len(targets) == (len(maps) if maps.ndim else -1)):
         raise Damaged(f"inconsistent: {len(ids)} ids, {len(targets)} targets, {len(maps) if maps.ndim else 0} maps")

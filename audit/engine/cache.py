@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,8 +27,9 @@ from ..loading.listing import HeldOutSet
 from ..loading.model import sha256_file
 from ..types import Predictions, SkippedSample
 from .base import PredictOutput, ScoringProgress
-from .sealed import CacheLog, CacheNote, Damaged, discard, open_sealed, relative, write_sealed
+from .sealed import UNREADABLE, CacheLog, CacheNote, Damaged, discard, open_sealed, relative, write_sealed
 
+T = TypeVar("T")
 CACHE_VERSION = "3"  # 3: sealed entries (sealed.py)
 PREDICTIONS, PROGRESS = "predictions", "scoring checkpoint"  # the kinds of sealed entry (sealed.py)
 STORE = "prediction cache"  # how the notes name this store
@@ -129,34 +130,35 @@ def _read_predictions(fh: IO[bytes]) -> PredictOutput:
         return PredictOutput(preds, skipped, kept, input_sum)
 
 
-#: what a payload that passed its checksum can still raise when it does not hold what this version writes
-_UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile)
 
 
-def _note(log: CacheLog | None, store: str, path: Path, folder: Path, problem: str, action: str) -> None:
+def _checked(folder: Path, path: Path, kind: str, key: str, read: Callable[[IO[bytes]], T], log: CacheLog | None,
+             action: str) -> T | None:
+    """``read`` of the sealed entry at ``path``; None when there is none, or when it fails its check or does not
+    parse (then it is deleted and noted in ``log`` with ``action``)."""
+    if not path.is_file():
+        return None
+    try:
+        with open_sealed(path, kind, key) as fh:
+            try:
+                return read(fh)
+            except UNREADABLE as e:
+                raise Damaged(f"unreadable payload ({type(e).__name__}: {e})") from None
+    except Damaged as e:
+        problem = e.reason
+    except OSError as e:
+        problem = f"cannot be read ({e.strerror or e})"
     discard(path)
     if log is not None:
-        log.add(CacheNote(store, relative(path, folder), problem, action))
+        log.add(CacheNote(STORE, relative(path, folder), problem, action))
+    return None
 
 
 def load(folder: Path, key: str, log: CacheLog | None = None) -> PredictOutput | None:
     """The cached scoring result of ``key``; None when there is none, or when the entry fails its check (then it
     is deleted and the reason noted in ``log``: the caller scores again)."""
-    path = _entry(folder, key)
-    if not path.is_file():
-        return None
-    try:
-        with open_sealed(path, PREDICTIONS, key) as fh:
-            try:
-                return _read_predictions(fh)
-            except _UNREADABLE as e:
-                raise Damaged(f"unreadable payload ({type(e).__name__}: {e})") from None
-    except Damaged as e:
-        _note(log, STORE, path, folder, e.reason, "discarded; the held-out set was scored again")
-    except OSError as e:
-        _note(log, STORE, path, folder, f"cannot be read ({e.strerror or e})",
-              "discarded; the held-out set was scored again")
-    return None
+    return _checked(folder, _entry(folder, key), PREDICTIONS, key, _read_predictions, log,
+                    "discarded; the held-out set was scored again")
 
 
 def save(folder: Path, key: str, out: PredictOutput) -> None:
@@ -217,21 +219,8 @@ def _read_progress(fh: IO[bytes]) -> ScoringProgress:
 def load_progress(folder: Path, key: str, log: CacheLog | None = None) -> ScoringProgress | None:
     """The checkpoint of an interrupted scoring run of ``key``; None when there is none or it fails its check
     (deleted and noted in ``log``: scoring starts from the first sample)."""
-    path = _progress_path(folder, key)
-    if not path.is_file():
-        return None
-    action = "discarded; scoring started again from the first sample"
-    try:
-        with open_sealed(path, PROGRESS, key) as fh:
-            try:
-                return _read_progress(fh)
-            except _UNREADABLE as e:
-                raise Damaged(f"unreadable payload ({type(e).__name__}: {e})") from None
-    except Damaged as e:
-        _note(log, STORE, path, folder, e.reason, action)
-    except OSError as e:
-        _note(log, STORE, path, folder, f"cannot be read ({e.strerror or e})", action)
-    return None
+    return _checked(folder, _progress_path(folder, key), PROGRESS, key, _read_progress, log,
+                    "discarded; scoring started again from the first sample")
 
 
 def clear_progress(folder: Path, key: str) -> None:

@@ -22,20 +22,17 @@ from __future__ import annotations
 import io
 import json
 import uuid
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
-from .sealed import CacheLog, CacheNote, Damaged, seal, unseal
+from .sealed import UNREADABLE, CacheLog, CacheNote, Damaged, seal, unseal
 
 RUN_FILE = "run.json"
 FOLD_FILE = "fold.npz"
 STORE = "Ray scoring run"
 RUN, BATCH, SUM, FOLD = "ray run plan", "ray batch", "ray batch input sum", "ray input-sum fold"
 RESCORED = "discarded; the batch was scored again"
-#: what a payload that passed its checksum can still raise when it does not hold what this version writes
-_UNREADABLE = (ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile)
 
 
 def batch_name(b: int) -> str:
@@ -219,7 +216,7 @@ class RunStore:
 
             probs = matrix("probs", np.float64)
             features = matrix("features", np.float32)
-        except (*_UNREADABLE, pa.ArrowException) as e:
+        except (*UNREADABLE, pa.ArrowException) as e:
             raise Damaged(f"unreadable payload ({type(e).__name__}: {e})", batch_name(b)) from None
         return ScoredBatch(rows=rows, probs=probs if probs is not None else np.zeros((0, 0)), features=features,
                            errors=errors)
@@ -230,7 +227,7 @@ class RunStore:
         data = self._read(sum_name(b), SUM)
         try:
             arr = np.load(io.BytesIO(data), allow_pickle=False)
-        except _UNREADABLE as e:
+        except UNREADABLE as e:
             raise Damaged(f"unreadable payload ({type(e).__name__}: {e})", sum_name(b)) from None
         return arr if arr.size else None
 
@@ -239,17 +236,20 @@ class RunStore:
         """(next batch to add, running sum of batches before it); (0, None) when there is no checkpoint or it fails
         its check (then it is discarded and noted)."""
         try:
-            with np.load(io.BytesIO(self._read(FOLD_FILE, FOLD)), allow_pickle=False) as z:
-                total = z["sum"]
-                return int(z["next"]), total if total.size else None
+            data = self._read(FOLD_FILE, FOLD)
         except FileNotFoundError:
             return 0, None
-        except _UNREADABLE as e:
-            problem = f"unreadable payload ({type(e).__name__}: {e})"
         except Damaged as e:
             problem = e.reason
         except OSError as e:
             problem = f"cannot be read ({e})"
+        else:
+            try:
+                with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                    total = z["sum"]
+                    return int(z["next"]), total if total.size else None
+            except UNREADABLE as e:
+                problem = f"unreadable payload ({type(e).__name__}: {e})"
         self._discard([FOLD_FILE], problem, "discarded; the batches it had summed were scored again")
         return 0, None
 

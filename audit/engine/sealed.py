@@ -15,6 +15,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,10 @@ MAGIC = b"model-audit cache entry\n"
 FORMAT = 1  # the trailer's layout and what the payloads hold; an entry of another format is discarded
 TRAILER_SIZE = 512
 _CHUNK = 1 << 20
+
+
+#: what parsing a payload that passed its check can still raise when it does not hold what this version writes
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile)
 
 
 class Damaged(Exception):

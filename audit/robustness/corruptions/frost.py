@@ -25,8 +25,7 @@ from PIL import Image
 from torch import Tensor
 
 from ._base import Corruption
-from ._ops import LUMA_IC, grey, next_power_of_2, randint, uniform
-from .blur import motion_blur_at
+from ._ops import LUMA_IC, grey, randint, uniform
 from .weather import plasma_fractal
 
 SOURCE = "Hendrycks & Dietterich (2019), ImageNet-C; frost blend of imagecorruptions 1.1.2"
@@ -48,19 +47,21 @@ def _standard(t: Tensor) -> Tensor:
 def _pattern(h: int, w: int, g: torch.Generator) -> Tensor:
     """(h, w) zero-mean, unit-variance frost-like pattern."""
     like = torch.empty(0)
-    haze = plasma_fractal(1, next_power_of_2(max(h, w)), 1.6, g, like)[0, :h, :w]
+    haze = plasma_fractal(1, 256, 1.6, g, like)  # low-frequency: made small, then enlarged
+    haze = F.interpolate(haze[None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
     ridged = torch.zeros(h, w)
     for octave in (4, 8, 16, 32):
         n = uniform((1, 1, math.ceil(h / octave) + 1, math.ceil(w / octave) + 1), g, like)
         n = F.interpolate(n, scale_factor=octave, mode="bilinear", align_corners=False)[0, 0, :h, :w]
         ridged += (1 - (2 * n - 1).abs()) ** 6 * (octave / 32)
-    seeds = (uniform((1, 1, h, w), g, like) < 0.004).float()
-    groups = uniform((1, 1, h, w), g, like)
-    needles = torch.zeros(h, w)
-    for k, angle in enumerate((-60.0, -15.0, 30.0, 75.0, 120.0)):
-        pick = seeds * ((groups >= k / 5) & (groups < (k + 1) / 5)).float()
-        for a in (angle, angle + 180.0):
-            needles += motion_blur_at(pick, 14, 7.0, [a])[0, 0]
+    seeds = torch.nonzero(uniform((h, w), g, like) < 0.004)  # ice needles: short Gaussian-weighted streaks
+    angles = torch.tensor((-60.0, -15.0, 30.0, 75.0, 120.0)).deg2rad()[randint(5, (len(seeds),), g)]
+    steps = torch.arange(-14, 15, dtype=torch.float32)
+    rows = (seeds[:, :1] + torch.round(steps * angles.sin()[:, None])).long()
+    cols = (seeds[:, 1:] + torch.round(steps * angles.cos()[:, None])).long()
+    weight = torch.exp(-steps ** 2 / (2 * 7.0 ** 2)).expand_as(rows)
+    keep = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    needles = torch.zeros(h * w).index_add_(0, (rows * w + cols)[keep], weight[keep]).view(h, w)
     return _standard(0.5 * _standard(haze) + 0.4 * _standard(ridged) + 0.8 * _standard(needles))
 
 

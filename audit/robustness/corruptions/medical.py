@@ -17,7 +17,8 @@
 Severity scales are ours: severity s takes TorchIO's default random ranges times s / 5 (bias coefficients
 U(-0.1 s, 0.1 s); ghost intensity U(0.1 s, 0.2 s) with 4-10 ghosts along a random axis; motion rotations
 U(-2 s, 2 s) degrees and translations U(-0.008 s, 0.008 s) x the side (TorchIO's 10 mm on a ~250 mm field) for
-two movements; spike intensity U(0.2 s, 0.6 s), one spike), so severity 5 is TorchIO's default.
+two movements; spike intensity U(0.2 s, 0.6 s)), so severity 5 is TorchIO's default, except that one spike is
+always added (TorchIO's default num_spikes=1 draws 0 or 1 spikes, leaving half the images clean).
 """
 
 from __future__ import annotations

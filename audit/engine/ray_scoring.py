@@ -10,6 +10,7 @@ import math
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +19,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, DataError
+from ..errors import AuditError, ConfigError, DataError
 from ..loading.listing import HeldOutSet
 from ..loading.preprocess import Preprocess
 from ..types import SkippedSample
 from .base import PredictOutput, ScoringOptions, ScoringProgress
 from .compute import Compute
 from .local import LocalEngine
+from .ray_cluster import audit_error_in
 from .ray_gather import DECODE_WORKER_BYTES, MAX_BATCHES_PER_BLOCK, Fold, manifest_blocks, quiet_ray_data, read_in_order
 from .ray_store import RunStore
 from .ray_workers import Scorer, decode_batches, error_from_summary
@@ -34,6 +36,20 @@ if TYPE_CHECKING:
     from ..config import ComputeConfig
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _audit_errors() -> Iterator[None]:
+    """An AuditError raised inside the pipeline (a worker that cannot build the model) surfaces as itself."""
+    try:
+        yield
+    except AuditError:
+        raise
+    except Exception as e:
+        found = audit_error_in(e)
+        if found is not None:
+            raise found from None
+        raise
 
 
 class RayScoring:
@@ -114,7 +130,7 @@ class RayScoring:
                     num_cpus=s.num_cpus, num_gpus=s.num_gpus or None,
                     fn_constructor_kwargs={"spec": self.spec, "task": self.task, "store_uri": store.uri,
                                            "gather_features": options.gather_features})
-                with quiet_ray_data(DataContext.get_current()):
+                with quiet_ray_data(DataContext.get_current()), _audit_errors():
                     it = ds.iter_rows()
                     try:
                         for row in it:

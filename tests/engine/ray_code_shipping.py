@@ -1,0 +1,58 @@
+"""Run by test_ray_code_shipping.py in a process of its own: a two-node local Ray cluster whose workers cannot import
+the model's factory module (it lives in a folder that only this driver's sys.path holds, neither its working
+directory nor the config's folder). Prints one JSON line: what the engine shipped and scored, and the error when
+Ray was joined before the audit (no shipping)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import ray
+from ray.cluster_utils import Cluster
+
+from audit.config import load_config
+from audit.engine import LocalEngine, ScoringOptions
+from audit.engine.ray_engine import RayEngine
+from audit.errors import AuditError
+from audit.loading.inputs import prepare_inputs, with_model_defaults
+from audit.loading.model import load_model
+
+
+def engine(config: Path, address: str) -> tuple[RayEngine, object]:
+    cfg, notes = with_model_defaults(load_config(config, ['compute.engine="ray"', f'compute.address="{address}"',
+                                                          "compute.concurrency=1", "cache.enabled=false"]))
+    inputs = prepare_inputs(cfg, None, notes)
+    return RayEngine.from_config(cfg, load_model(cfg, len(inputs.classes)), inputs), inputs
+
+
+def main(config: Path, code: Path) -> None:
+    sys.path.insert(0, str(code))  # the driver alone can import the factory
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    out: dict[str, object] = {}
+    try:
+        eng, inputs = engine(config, cluster.address)  # the audit connects: it ships the factory's module
+        opts = ScoringOptions(batch_size=8, progress=False)
+        got = eng.score(inputs.heldout, inputs.preprocess, opts)
+        ref = LocalEngine(eng.model, inputs.task, eng.worker_compute, batch_size=8).score(
+            inputs.heldout, inputs.preprocess, opts)
+        out["shipped"] = eng.compute.describe()["shipped_code"]
+        out["same_scores"] = bool(np.array_equal(got.predictions.probs, ref.predictions.probs))
+        eng.close()
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)  # joined before the audit
+        try:
+            engine(config, cluster.address)
+            out["joined_error"] = None
+        except AuditError as e:
+            out["joined_error"], out["joined_type"] = str(e), type(e).__name__
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

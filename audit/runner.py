@@ -58,7 +58,8 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     evidence = Evidence(
         classes=inputs.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=scored.skipped, n_listed=len(inputs.heldout.records),
-        concepts=concepts, data=datachecks,
+        concepts=concepts, data=datachecks, input_problems=(inputs.heldout.swapped_size,) if inputs.heldout.swapped_size
+        else (),
     )
     main = evaluate_each([r for r in inputs.pack.rules if r.phase == "main"], evidence)
     findings = tuple(f for _, found in main for f in found)

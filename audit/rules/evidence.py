@@ -34,6 +34,8 @@ class Evidence:
     n_listed: int = 0  # samples listed in the held-out set, skipped ones included
     comparison: Mapping[str, Any] | None = None  # the diff against a baseline (comparison-phase rules read it)
     data: DataChecks | None = None  # the data-checks stage's product (image properties, duplicates, leakage)
+    input_problems: tuple[str, ...] = ()  # what the listing flagged and the config chose to audit anyway (a swapped
+    # image_size under data.swapped_size = "finding"): evidence read in a way the data contradicts
     concepts: ConceptRun | None = None  # TCAV tests of the [concepts] stage (the concept_reliance rule reads them)
     unavailable: Mapping[str, str] = field(default_factory=dict)  # configured explainers without maps -> why
     earlier: tuple[tuple[Rule, tuple[Finding, ...]], ...] = ()  # rules evaluated before this phase, with findings

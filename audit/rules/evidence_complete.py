@@ -8,7 +8,9 @@ What is asked for, and when it counts as missing:
 - each concept marked forbidden or required in ``[concepts]``: the concept stage could not run, or a class the
   concept is tested for was not tested (too few inputs, …);
 - each data check a rule of the pack reads (``data_confounder``, ``data_duplicates``): the data checks did not
-  run, an image the model scored could not be read by them, or (train overlap) a training image could not be read.
+  run, an image the model scored could not be read by them, or (train overlap) a training image could not be read;
+- inputs read in a way the data contradicts and audited anyway on request (``data.swapped_size = "finding"``: most
+  images have image_size's aspect ratio the other way round).
 
 Anything missing makes one ``error`` finding (``details.incomplete = true``) naming each item and why; with the
 default severity ``error`` it blocks the verdict, so an audit never passes on incomplete evidence. The status is
@@ -101,6 +103,12 @@ def _concepts(evidence: Evidence) -> list[Missing]:
     return out
 
 
+def _inputs(evidence: Evidence) -> list[Missing]:
+    """Inputs the listing flagged and the config audited anyway (data.swapped_size = "finding"): every result was
+    computed on images fitted as the data says they should not be."""
+    return [Missing("input", "data.image_size", problem) for problem in evidence.input_problems]
+
+
 def _data_checks(evidence: Evidence) -> list[Missing]:
     asked = [r for r, _ in evidence.earlier if r.kind in DATA_KINDS]
     if not asked:
@@ -130,7 +138,8 @@ class EvidenceComplete(Rule):
     criterion = CRITERION
 
     def check(self, evidence: Evidence) -> list[Finding]:
-        missing = [*_explainers(evidence), *_rules(evidence), *_concepts(evidence), *_data_checks(evidence)]
+        missing = [*_explainers(evidence), *_rules(evidence), *_concepts(evidence), *_data_checks(evidence),
+                   *_inputs(evidence)]
         n_rules = sum(len(f) for _, f in evidence.earlier)
         marked = [c.name for c in evidence.concepts.concepts if c.forbidden or c.required] \
             if evidence.concepts is not None else []

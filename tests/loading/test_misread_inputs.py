@@ -3,6 +3,7 @@ manifest with a 'label' column."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,34 @@ def test_insisting_on_a_swapped_size_audits_with_the_reason_kept(tmp_path):
     hs = load_heldout(load_config(_config(tmp_path, ""), ["data.image_size=[48, 32]", 'data.swapped_size="finding"']))
     assert hs.swapped_size.startswith("data.image_size = [48, 32] is (height, width)")
     assert any(n.endswith('audited as configured (data.swapped_size = "finding")') for n in hs.notes)
+
+
+def test_insisting_on_a_swapped_size_gives_a_blocking_finding(tmp_path):
+    """Audited as configured, with the swap as an error finding (evidence_complete): never a pass."""
+    _landscape_set(tmp_path)
+    model = tmp_path / "audit.toml"
+    model.write_text('[model]\nfactory = "audit.demo.model:build"\nfactory_kwargs = { width = 4 }\nnum_classes = 2\n'
+                     '[data]\nmanifest = "manifest.csv"\nchannels = 1\nimage_size = [48, 32]\n'
+                     'swapped_size = "finding"\n[explainers]\nmethods = []\n[views]\nembeddings = []\n'
+                     'probe_samples = 0\n[cache]\nenabled = false\n[rules]\npack = "default"\n'
+                     '[report]\nformats = ["json"]\n')
+    res = CliRunner().invoke(app, ["run", str(model), "--out", str(tmp_path / "out"), "--set",
+                                   "rules.pack=" + '"' + str(_lenient_pack(tmp_path)) + '"'])
+    assert res.exit_code == 1, res.output
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    found = next(r for r in doc["rules"] if r["kind"] == "evidence_complete")
+    assert found["status"] == "error" and found["severity"] == "error"
+    assert "input 'data.image_size': data.image_size = [48, 32] is (height, width)" in found["message"]
+    assert doc["verdict"] == "fail" and found["id"] in doc["summary"]["blocking"]
+    twin = CliRunner().invoke(app, ["run", str(model), "--out", str(tmp_path / "twin"), "--set",
+                                    "rules.pack=" + '"' + str(_lenient_pack(tmp_path)) + '"', "--set",
+                                    "data.image_size=[32, 48]"])  # the size as meant: the same audit passes
+    assert twin.exit_code == 0, twin.output
+
+
+def _lenient_pack(root: Path) -> Path:
+    """A pack whose only rule always passes, so that the swap alone decides the verdict."""
+    pack = root / "pack.toml"
+    pack.write_text('[pack]\nname = "lenient"\n\n[[rule]]\nid = "any-accuracy"\nkind = "metric_min"\n'
+                    'metric = "accuracy"\nthreshold = 0.0\nseverity = "error"\n')
+    return pack

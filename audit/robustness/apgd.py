@@ -101,10 +101,11 @@ def _apgd_run(model: nn.Module, x: Tensor, y: Tensor, cfg: APGDConfig, g: torch.
             start = k + 1
 
 
-def apgd(model: nn.Module, x: Tensor, y: Tensor, cfg: APGDConfig, generator: torch.Generator | None = None
-         ) -> AttackOutcome:
-    """APGD-CE on a batch (x in [0, 1], integer labels y); restarts attack the samples still standing."""
+def apgd(model: nn.Module, x: Tensor, y: Tensor, cfg: APGDConfig, generator: torch.Generator | None = None,
+         clean_correct: Tensor | None = None) -> AttackOutcome:
+    """APGD-CE on a batch (x in [0, 1], integer labels y); restarts attack the samples still standing;
+    ``clean_correct`` as for ``pgd``."""
     if generator is None:
         raise ValueError("APGD starts at a random point: pass a seeded torch.Generator")
     return run_attack(model, x, y, cfg.restarts,
-                      lambda xs, ys, idx, track: _apgd_run(model, xs, ys, cfg, generator, idx, track))
+                      lambda xs, ys, idx, track: _apgd_run(model, xs, ys, cfg, generator, idx, track), clean_correct)

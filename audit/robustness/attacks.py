@@ -148,12 +148,15 @@ def _pgd_run(model: nn.Module, x: Tensor, y: Tensor, cfg: PGDConfig, g: torch.Ge
 
 
 def run_attack(model: nn.Module, x: Tensor, y: Tensor, restarts: int,
-               one_run: Callable[[Tensor, Tensor, Tensor, Tracker], None]) -> AttackOutcome:
-    """Clean predictions, then ``restarts`` runs of ``one_run(x_sub, y_sub, idx, tracker)`` on the samples
-    that are correct and not yet broken."""
+               one_run: Callable[[Tensor, Tensor, Tensor, Tracker], None],
+               clean_correct: Tensor | None = None) -> AttackOutcome:
+    """Clean predictions (unless given: the audit's scoring pass has them), then ``restarts`` runs of
+    ``one_run(x_sub, y_sub, idx, tracker)`` on the samples that are correct and not yet broken."""
     with eval_mode(model):
-        with torch.no_grad():
-            clean_correct = model(x).argmax(1) == y
+        if clean_correct is None:
+            with torch.no_grad():
+                clean_correct = model(x).argmax(1) == y
+        clean_correct = clean_correct.to(device=x.device, dtype=torch.bool)
         track = Tracker(x)
         for _ in range(restarts):
             idx = torch.nonzero(clean_correct & ~track.broken).flatten()
@@ -163,10 +166,11 @@ def run_attack(model: nn.Module, x: Tensor, y: Tensor, restarts: int,
     return AttackOutcome(track.x_adv, clean_correct, track.broken & clean_correct)
 
 
-def pgd(model: nn.Module, x: Tensor, y: Tensor, cfg: PGDConfig, generator: torch.Generator | None = None
-        ) -> AttackOutcome:
-    """PGD on a batch (x in [0, 1], integer labels y)."""
+def pgd(model: nn.Module, x: Tensor, y: Tensor, cfg: PGDConfig, generator: torch.Generator | None = None,
+        clean_correct: Tensor | None = None) -> AttackOutcome:
+    """PGD on a batch (x in [0, 1], integer labels y); ``clean_correct`` (bool per sample) saves the clean
+    forward pass when the caller has the predictions."""
     if cfg.random_start and generator is None:
         raise ValueError("PGD with a random start needs a seeded torch.Generator")
     return run_attack(model, x, y, cfg.restarts,
-                      lambda xs, ys, idx, track: _pgd_run(model, xs, ys, cfg, generator, idx, track))
+                      lambda xs, ys, idx, track: _pgd_run(model, xs, ys, cfg, generator, idx, track), clean_correct)

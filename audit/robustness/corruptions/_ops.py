@@ -7,8 +7,9 @@ generator's device and moved to the tensor's, so one CPU generator gives the sam
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from audit.errors import DataError
@@ -92,6 +93,7 @@ def pad2d(x: Tensor, ph: int, pw: int, mode: str) -> Tensor:
 
 # ---------------------------------------------------------------------------------------------- filtering
 
+@lru_cache(maxsize=64)
 def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> Tensor:
     """scipy.ndimage's kernel: exp(-x^2 / 2 sigma^2) on x in [-r, r], r = int(truncate * sigma + 0.5), sum 1."""
     r = int(truncate * float(sigma) + 0.5)
@@ -100,18 +102,23 @@ def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> Tensor:
     return k / k.sum()
 
 
+def _shifted_sum(xp: Tensor, taps: list[tuple[int, int, float]], h: int, w: int) -> Tensor:
+    """sum of weight * xp[..., i:i + h, j:j + w] over taps (i, j, weight): one fused add per tap."""
+    i0, j0, w0 = taps[0]
+    out = xp[..., i0:i0 + h, j0:j0 + w] * w0
+    for i, j, wt in taps[1:]:
+        out.add_(xp[..., i:i + h, j:j + w], alpha=wt)
+    return out
+
+
 def correlate1d(x: Tensor, kernel: Tensor, dim: int, mode: str) -> Tensor:
     """Correlate the last-two-axes ``dim`` (-2 rows, -1 columns) of (B, C, H, W) with a 1-D kernel."""
     r = (len(kernel) - 1) // 2
-    b, c, h, w = x.shape
-    k = kernel.to(device=x.device, dtype=x.dtype)
+    h, w = x.shape[-2:]
+    ks = [float(v) for v in kernel]
     if dim == -2:
-        xp = pad2d(x, r, 0, mode).reshape(b * c, 1, h + 2 * r, w)
-        out = F.conv2d(xp, k.view(1, 1, -1, 1))
-    else:
-        xp = pad2d(x, 0, r, mode).reshape(b * c, 1, h, w + 2 * r)
-        out = F.conv2d(xp, k.view(1, 1, 1, -1))
-    return out.reshape(b, c, h, w)
+        return _shifted_sum(pad2d(x, r, 0, mode), [(i, 0, v) for i, v in enumerate(ks)], h, w)
+    return _shifted_sum(pad2d(x, 0, r, mode), [(0, j, v) for j, v in enumerate(ks)], h, w)
 
 
 def gaussian_filter(x: Tensor, sigma: float | tuple[float, float], mode: str = "edge",
@@ -123,13 +130,21 @@ def gaussian_filter(x: Tensor, sigma: float | tuple[float, float], mode: str = "
     return correlate1d(x, gaussian_kernel1d(sw, truncate), -1, mode)
 
 
-def correlate2d(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
-    """Correlate every channel of (B, C, H, W) with one odd-sized 2-D kernel (OpenCV's filter2D)."""
+def correlate2d(x: Tensor, kernel: Tensor, mode: str, fft_above: int = 64) -> Tensor:
+    """Correlate every channel of (B, C, H, W) with one odd-sized 2-D kernel (OpenCV's filter2D): shifted sums
+    over the non-zero taps, or an FFT product when there are more than ``fft_above`` of them (float32 FFT
+    error ~1e-6, as OpenCV's own DFT path for large kernels)."""
     kh, kw = kernel.shape
-    b, c, h, w = x.shape
-    xp = pad2d(x, kh // 2, kw // 2, mode).reshape(b * c, 1, h + kh - 1, w + kw - 1)
-    out = F.conv2d(xp, kernel.to(device=x.device, dtype=x.dtype)[None, None])
-    return out.reshape(b, c, h, w)
+    h, w = x.shape[-2:]
+    xp = pad2d(x, kh // 2, kw // 2, mode)
+    nz = torch.nonzero(kernel).tolist()
+    if len(nz) <= fft_above:
+        return _shifted_sum(xp, [(i, j, float(kernel[i, j])) for i, j in nz], h, w) if nz else x * 0
+    size = xp.shape[-2:]
+    k = torch.zeros(size, dtype=x.dtype, device=x.device)
+    k[:kh, :kw] = kernel.to(x).flip(0, 1)
+    full = torch.fft.irfft2(torch.fft.rfft2(xp) * torch.fft.rfft2(k), s=size)
+    return full[..., kh - 1:kh - 1 + h, kw - 1:kw - 1 + w]
 
 
 # ---------------------------------------------------------------------------------------------- resampling

@@ -21,6 +21,7 @@ resulting gather is applied on the images' device.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from ._ops import correlate1d, correlate2d, gaussian_filter, linear_axis, pad2d,
 SOURCE = "Hendrycks & Dietterich (2019), ImageNet-C; definitions and parameters of imagecorruptions 1.1.2"
 
 
+@lru_cache(maxsize=16)
 def disk_kernel(radius: int, alias_blur: float) -> Tensor:
     """The anti-aliased disk of ``defocus_blur`` (float64, sums to 1 before the alias blur)."""
     half, ksize = (8, 3) if radius <= 8 else (radius, 5)
@@ -96,6 +98,7 @@ def glass_blur(x: Tensor, c: tuple[float, int, int], g: torch.Generator) -> Tens
     return glass_blur_at(x, sigma, delta, offsets)
 
 
+@lru_cache(maxsize=16)
 def motion_kernel(radius: int, sigma: float) -> np.ndarray:
     width = 2 * radius + 1
     k = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2)) / (np.sqrt(2 * np.pi) * sigma)
@@ -132,6 +135,7 @@ def motion_blur(x: Tensor, c: tuple[int, float], g: torch.Generator) -> Tensor:
     return motion_blur_at(x, c[0], c[1], uniform64(x.shape[0], g, -45.0, 45.0))
 
 
+@lru_cache(maxsize=256)
 def zoom_coords(n: int, factor: float) -> tuple[Tensor, Tensor]:
     """Input coordinates (float64) of every output of the reference's clipped_zoom along an axis of length n:
     the centre crop ceil(n / z) zoomed to round(crop * z) samples on scipy's corner-aligned grid; and which of

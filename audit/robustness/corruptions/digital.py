@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -54,6 +55,7 @@ def saturate(x: Tensor, c: tuple[float, float], g: torch.Generator | None = None
     return torch.where(s > 0, coloured, grey_pixel)
 
 
+@lru_cache(maxsize=64)
 def box_matrix(n_in: int, n_out: int) -> np.ndarray:
     """(n_out, n_in) weights of Pillow's BOX resampling (support 0.5 x scale, centre (i + 0.5) scale)."""
     scale = n_in / n_out
@@ -70,6 +72,7 @@ def box_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
+@lru_cache(maxsize=64)
 def nearest_index(n_in: int, n_out: int) -> np.ndarray:
     """Pillow's NEAREST source index of each output position: int((i + 0.5) * n_in / n_out), the position
     accumulated step by step in float64 as Pillow's affine transform does (it decides exact ties)."""
@@ -78,12 +81,26 @@ def nearest_index(n_in: int, n_out: int) -> np.ndarray:
     return np.minimum(pos.astype(np.int64), n_in - 1)
 
 
+def banded(x: Tensor, m: np.ndarray, dim: int) -> Tensor:
+    """x resampled along ``dim`` by a banded (n_out, n_in) matrix: one gather-and-add per band offset."""
+    nz = m != 0
+    lo = nz.argmax(1)
+    width = int((m.shape[1] - nz[:, ::-1].argmax(1) - lo).max())
+    out = None
+    for t in range(width):
+        idx = np.minimum(lo + t, m.shape[1] - 1)
+        wt = np.where(lo + t < m.shape[1], m[np.arange(len(m)), idx], 0.0)
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        term = x.index_select(dim, torch.from_numpy(idx).to(x.device)) * torch.from_numpy(wt).to(x).view(shape)
+        out = term if out is None else out.add_(term)
+    return out
+
+
 def pixelate(x: Tensor, c: float, g: torch.Generator | None = None) -> Tensor:
     h, w = x.shape[-2:]
     sh, sw = max(int(h * c), 1), max(int(w * c), 1)
-    mh = torch.from_numpy(box_matrix(h, sh)).to(device=x.device, dtype=x.dtype)
-    mw = torch.from_numpy(box_matrix(w, sw)).to(device=x.device, dtype=x.dtype)
-    small = mh @ x @ mw.T
+    small = banded(banded(x, box_matrix(h, sh), -2), box_matrix(w, sw), -1)
     ih = torch.from_numpy(nearest_index(sh, h)).to(x.device)
     iw = torch.from_numpy(nearest_index(sw, w)).to(x.device)
     return small.index_select(-2, ih).index_select(-1, iw)

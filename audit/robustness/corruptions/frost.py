@@ -114,29 +114,38 @@ def frost_blend(x: Tensor, c: tuple[float, float], crops: Tensor) -> Tensor:
     return c[0] * x + c[1] * crops
 
 
-def frost_with(x: Tensor, c: tuple[float, float], g: torch.Generator, textures: Sequence[Tensor]) -> Tensor:
+def frost_with(x: Tensor, c: tuple[float, float], g: torch.Generator, scaled: Sequence[Tensor]) -> Tensor:
+    """Frost from textures already ``rescaled`` to the batch's size (the reference draws among 5 at most)."""
     b, _, h, w = x.shape
-    choice = randint(min(len(textures), 5), (b,), g)
-    scaled = {int(k): rescaled(textures[int(k)].to(x), h, w) for k in choice.unique()}
+    choice = randint(min(len(scaled), 5), (b,), g)
     crops = []
     for k in choice.tolist():
         t = scaled[k]
         top = int(randint(max(t.shape[1] - h, 1), (1,), g))
         left = int(randint(max(t.shape[2] - w, 1), (1,), g))
         crops.append(t[:, top:top + h, left:left + w])
-    return frost_blend(x, c, torch.stack(crops))
+    return frost_blend(x, c, torch.stack(crops).to(x))
+
+
+@lru_cache(maxsize=8)
+def _synthetic_scaled(h: int, w: int) -> tuple[Tensor, ...]:
+    return tuple(rescaled(t, h, w) for t in synthetic_textures())
 
 
 def frost(x: Tensor, c: tuple[float, float], g: torch.Generator) -> Tensor:
-    return frost_with(x, c, g, synthetic_textures())
+    return frost_with(x, c, g, _synthetic_scaled(*x.shape[-2:]))
 
 
 def frost_corruption(textures: Sequence[Tensor], name: str = "frost_textured") -> Corruption:
     """A frost corruption that blends the given textures (e.g. imagecorruptions' photographs)."""
     texts = tuple(textures)
 
+    @lru_cache(maxsize=8)
+    def scaled(h: int, w: int) -> tuple[Tensor, ...]:
+        return tuple(rescaled(t, h, w) for t in texts)
+
     def apply(x: Tensor, c: tuple[float, float], g: torch.Generator) -> Tensor:
-        return frost_with(x, c, g, texts)
+        return frost_with(x, c, g, scaled(*x.shape[-2:]))
 
     return Corruption(name, "weather", apply, LEVELS, True, SOURCE, colour=True,
                       note="textures supplied by the caller")

@@ -29,11 +29,9 @@ def shot_noise(x: Tensor, c: float, g: torch.Generator) -> Tensor:
 
 
 def impulse_noise(x: Tensor, amount: float, g: torch.Generator) -> Tensor:
-    u = uniform((2, *x.shape), g, x)
-    flipped = u[0] < amount
-    salt = u[1] < 0.5
-    out = torch.where(flipped & salt, torch.ones_like(x), x)
-    return torch.where(flipped & ~salt, torch.zeros_like(x), out)
+    u = uniform(tuple(x.shape), g, x)  # u < amount / 2: salt; amount / 2 <= u < amount: pepper
+    out = torch.where(u < amount / 2, torch.ones_like(x), x)
+    return torch.where((u >= amount / 2) & (u < amount), torch.zeros_like(x), out)
 
 
 def speckle_noise(x: Tensor, c: float, g: torch.Generator) -> Tensor:

@@ -15,8 +15,10 @@ statistics.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import Tensor
 
 from ._base import Corruption
@@ -55,26 +57,34 @@ def canny(img: Tensor, low: float = 50.0, high: float = 150.0) -> Tensor:
     keep_v = (mag > up) & (mag >= down)
     keep_d = torch.where(diag_sign < 0, (mag > ur) & (mag > dl), (mag > ul) & (mag > dr))
     peak = torch.where(horizontal, keep_h, torch.where(vertical, keep_v, keep_d)) & (mag > low)
-    edges = peak & (mag > high)
-    weak = peak.float()
-    while True:  # hysteresis: grow strong edges through 8-connected weak ones
-        grown = (F.max_pool2d(edges.float(), 3, 1, 1) * weak) > 0
-        grown |= edges
-        if torch.equal(grown, edges):
-            return edges
-        edges = grown
+    return hysteresis(peak, peak & (mag > high))
+
+
+def hysteresis(candidates: Tensor, strong: Tensor) -> Tensor:
+    """Candidate pixels 8-connected to a strong one (connected components on the CPU, per image)."""
+    cand, seed = candidates.cpu().numpy(), strong.cpu().numpy()
+    out = np.zeros_like(cand)
+    for b in range(len(cand)):
+        labels, n = ndimage.label(cand[b, 0], structure=np.ones((3, 3)))
+        keep = np.zeros(n + 1, dtype=bool)
+        keep[labels[seed[b, 0]]] = True
+        keep[0] = False
+        out[b, 0] = keep[labels]
+    return torch.from_numpy(out).to(candidates.device)
 
 
 def chamfer_distance(zero: Tensor, cap: float = 20.0) -> Tensor:
     """5 x 5 chamfer distance (1, 1.4, 2.1969) to the nearest True pixel of (B, 1, H, W), capped at ``cap``."""
+    h, w = zero.shape[-2:]
     d = torch.where(zero, 0.0, cap + 1.0).float()
     moves = [(dy, dx, 1.0) for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0))]
     moves += [(dy, dx, 1.4) for dy in (-1, 1) for dx in (-1, 1)]
     moves += [(dy, dx, 2.1969) for dy, dx in ((1, 2), (2, 1), (-1, 2), (-2, 1), (1, -2), (2, -1), (-1, -2), (-2, -1))]
     for _ in range(int(cap) + 1):
-        new = d
+        p = F.pad(d, (2, 2, 2, 2), value=cap + 1.0)
+        new = d.clone()
         for dy, dx, wgt in moves:
-            new = torch.minimum(new, _shift(d, dy, dx, cap + 1.0) + wgt)
+            torch.minimum(new, p[..., 2 + dy:2 + dy + h, 2 + dx:2 + dx + w] + wgt, out=new)
         if torch.equal(new, d):
             break
         d = new

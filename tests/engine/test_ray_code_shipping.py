@@ -1,8 +1,8 @@
 """Ray runs the user's code: on a two-node local cluster whose workers cannot import the factory's module (a folder
-on the driver's sys.path only), the audit ships the module to the workers (the job's runtime_env) and scores as the
-local engine does; when Ray was joined before the audit (nothing can be shipped), it is exit 2 naming every node
-that cannot import the module and the fix, not an actor that dies inside Ray (exit 3, a long traceback).
-An AuditError raised in a dying actor reads as itself."""
+on the driver's sys.path only), the audit ships the module to the workers (the job's runtime_env) and a model actor
+built from it gives the local engine's outputs; when Ray was joined before the audit (nothing can be shipped), it is
+exit 2 naming every node that cannot import the module and the fix, not an actor that dies inside Ray (exit 3, a
+long traceback). An AuditError raised in a dying actor reads as itself."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_the_factory_module_travels_to_workers_that_cannot_import_it(tmp_path, m
     assert run.returncode == 0, run.stderr[-3000:]
     got = json.loads(run.stdout.strip().splitlines()[-1])
     assert got["shipped"] == [str((code / "shipped_factory.py").resolve())]
-    assert got["same_scores"]
+    assert got["same_outputs"]
     assert got["joined_type"] == "ConfigError"
     assert got["joined_error"].startswith('compute.engine = "ray": the workers on 2 of 2 node(s)')
     assert "cannot import the model's code: 'shipped_factory': ModuleNotFoundError" in got["joined_error"]

@@ -1,6 +1,6 @@
 """The same model's accuracy under our corruption and under the reference's, on the same 120 held-out digits at
-severity 3 (MRI artefacts: severity 5 = TorchIO's default ranges): each accuracy must lie inside the other's
-Wilson 95 % interval. The reference images go through ``imagecorruptions``' own path (uint8 in, the corruption,
+severity 3 (MRI artefacts: 60 digits, severity 5 = TorchIO's default ranges): each accuracy must lie inside the
+other's Wilson 95 % interval. The reference images go through ``imagecorruptions``' own path (uint8 in, the corruption,
 truncation to uint8), as its users feed them to a model."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_accuracy_under_each_imagenet_c_corruption_agrees_with_reference(digit_m
 
 
 def test_accuracy_under_mri_artefacts_agrees_with_torchio(digit_model, held_out) -> None:
-    x, y = held_out
+    x, y = held_out[0][:60], held_out[1][:60]  # TorchIO costs ~14 ms per image and transform
     references = {"bias_field": tio.RandomBiasField(coefficients=0.5, order=3),
                   "ghosting": tio.RandomGhosting(num_ghosts=(4, 10), axes=(0, 1), intensity=(0.5, 1)),
                   "spike": tio.RandomSpike(num_spikes=(1, 1), intensity=(1, 3))}

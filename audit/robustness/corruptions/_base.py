@@ -47,4 +47,4 @@ class Corruption:
         if self.stochastic and generator is None:
             raise ValueError(f"corruption {self.name} is random: pass a seeded torch.Generator")
         out = self.apply(x.float(), level, generator)
-        return out.clamp_(0.0, 1.0).to(x.dtype)
+        return out.clamp(0.0, 1.0).to(x.dtype)  # out of place: a user apply may return its input

@@ -41,36 +41,34 @@ class Detector(Protocol):
     def score(self, out: Outputs) -> Tensor: ...
 
 
+class LogitScore:
+    """A score of the logits alone: fitting is a no-op."""
+
+    def fit(self, train: Outputs, labels: Tensor) -> LogitScore:
+        return self
+
+
 @dataclass(frozen=True)
-class MSP:
+class MSP(LogitScore):
     temperature: float = 1.0
     name: str = "msp"
-
-    def fit(self, train: Outputs, labels: Tensor) -> MSP:
-        return self
 
     def score(self, out: Outputs) -> Tensor:
         return -torch.softmax(out.logits.double() / self.temperature, 1).amax(1)
 
 
 @dataclass(frozen=True)
-class Energy:
+class Energy(LogitScore):
     temperature: float = 1.0
     name: str = "energy"
-
-    def fit(self, train: Outputs, labels: Tensor) -> Energy:
-        return self
 
     def score(self, out: Outputs) -> Tensor:
         return -self.temperature * torch.logsumexp(out.logits.double() / self.temperature, 1)
 
 
 @dataclass(frozen=True)
-class MaxLogit:
+class MaxLogit(LogitScore):
     name: str = "max_logit"
-
-    def fit(self, train: Outputs, labels: Tensor) -> MaxLogit:
-        return self
 
     def score(self, out: Outputs) -> Tensor:
         return -out.logits.double().amax(1)

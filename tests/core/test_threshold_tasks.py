@@ -246,7 +246,8 @@ def test_multilabel_audit_from_a_labels_column(tmp_path):
     scores = np.array(doc["predictions"]["scores"])
     for j, n in enumerate(names):
         assert per[n]["auroc"] == pytest.approx(roc_auc_score(y[110:, j], scores[:, j]), abs=1e-5)
-    assert {r["id"]: r["status"] for r in doc["rules"]} == {"worst-auroc": "pass", "top-sens": "pass"}
+    assert {r["id"]: r["status"] for r in doc["rules"]} == {"worst-auroc": "pass", "top-sens": "pass",
+                                                            "evidence-complete": "pass"}
     explained = {p["explains"] for cat in doc["samples"]["per_class"].values() for ps in cat.values() for p in ps}
     assert explained == set(names)  # every label's picks explain that label
     html = (tmp_path / "out" / "report.html").read_text()
@@ -273,7 +274,7 @@ def test_label_plus_per_class_columns_needs_the_task_named(tmp_path):
     assert res.exit_code == 2 and "does not apply to task 'multilabel'" in res.output  # class_recall_min
     res = runner.invoke(app, ["run", str(tmp_path / "audit.toml"), "--out", str(tmp_path / "out"),  # the task's own
                               "--set", 'model.task="multilabel"', "--set", 'rules.pack="default"',
-                              "--set", 'report.formats=["json"]'])
+                              "--set", 'model.output_kind="logits"', "--set", 'report.formats=["json"]'])
     assert res.exit_code in (0, 1), res.output
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["provenance"]["rule_pack"]["name"] == "default-multilabel"

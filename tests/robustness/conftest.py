@@ -3,6 +3,8 @@ digit drawn in a random colour on a random background) and a small CNN trained o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +72,24 @@ def train(model: nn.Module, x: Tensor, y: Tensor, epochs: int = 4, seed: int = 0
     return model.eval()
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Small tensors run fastest single-threaded; on a shared 2-core machine extra threads thrash (the attack
+    tests took 16x the CPU time with two threads on a loaded box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
 @pytest.fixture(scope="session")
 def digits() -> Digits:
     return tinted_digits()
@@ -77,5 +97,6 @@ def digits() -> Digits:
 
 @pytest.fixture(scope="session")
 def digit_model(digits: Digits) -> TinyCNN:
-    torch.manual_seed(0)
-    return train(TinyCNN(), digits.x_train, digits.y_train)
+    with one_thread():
+        torch.manual_seed(0)
+        return train(TinyCNN(), digits.x_train, digits.y_train)

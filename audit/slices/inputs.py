@@ -99,6 +99,23 @@ class SliceInputs:
         return cls(embeddings, correct, "accuracy", True, y, p, extra_embedding)
 
 
+    @classmethod
+    def from_label(cls, embeddings: np.ndarray, truth: np.ndarray, score: np.ndarray, threshold: float = 0.5,
+                   extra_embedding: np.ndarray | None = None) -> SliceInputs:
+        """One label of a binary or multi-label model: truth (N,) 0/1, score (N,) the label's probability; metric
+        = 1 where ``score >= threshold`` agrees with the truth; the label term is the truth and the prediction
+        term (1 - score, score)."""
+        t = np.asarray(truth)
+        p = np.asarray(score, dtype=np.float64)
+        if t.ndim != 1 or p.shape != t.shape or not np.isin(t, (0, 1)).all():
+            raise SliceInputError(f"truth {t.shape} and score {p.shape}: expected (N,) 0/1 values and (N,) scores")
+        if (p < 0).any() or (p > 1).any():
+            raise SliceInputError("score: a label's probability must lie in [0, 1]")
+        correct = ((p >= threshold) == (t == 1)).astype(np.float64)
+        return cls(embeddings, correct, "accuracy", True, t.astype(np.int64), np.stack([1.0 - p, p], axis=1),
+                   extra_embedding)
+
+
 def _matrix(a: np.ndarray, name: str) -> np.ndarray:
     x = np.asarray(a, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] == 0:

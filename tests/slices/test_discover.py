@@ -86,6 +86,25 @@ def test_assigning_with_the_prediction_would_not_be_valid() -> None:
     assert hits >= 8, hits
 
 
+def test_one_label_of_a_multilabel_model() -> None:
+    """A label scored at its own threshold: the planted cluster's positives get low scores (missed)."""
+    rng = np.random.default_rng(4)
+    n = 1200
+    z = rng.normal(0, 1, (n, 16))
+    truth = (rng.random(n) < 0.4).astype(int)
+    member = np.zeros(n, dtype=bool)
+    member[rng.choice(np.flatnonzero(truth == 1), 60, replace=False)] = True
+    z[member] += rng.normal(0, 2.5, 16)
+    score = np.clip(np.where(truth == 1, rng.beta(8, 2, n), rng.beta(2, 8, n)), 0, 1)
+    score[member] = rng.beta(2, 8, member.sum())
+    inputs = SliceInputs.from_label(z, truth, score, threshold=0.3)
+    assert inputs.metric[member].mean() < 0.5 < inputs.metric[~member].mean()
+    d = discover_slices(inputs, np.random.default_rng(0))
+    assert d.reported and member[d.reported[0].members].mean() >= 0.8
+    with pytest.raises(SliceInputError, match="expected \\(N,\\) 0/1 values"):
+        SliceInputs.from_label(z, np.full(n, 2), score)
+
+
 def test_same_seed_same_slices() -> None:
     inputs, _ = planted(5)
     a = discover_slices(inputs, np.random.default_rng(7))

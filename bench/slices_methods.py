@@ -4,7 +4,8 @@ membership (for recall), as dcbench's evaluation does (Eyuboglu et al. 2022, alg
 
     ours        audit.slices.discover_slices with default settings: fitted on validation, tested on test; the
                 slices it reports (Holm-corrected p <= 0.05, at least 10 test members); a sample's score is
-                the log-odds of P(S | embedding, label)
+                its typicality (the log-odds of P(S | embedding, label, prediction)), its membership the
+                assignment by embedding and label
     ours-top5   the same fit, its five worst slices by test gap whether significant or not
     domino      Domino's error-aware mixture, reimplemented from the paper and its public code (the reference
                 package pins scikit-learn 0.24.2 and meerkat, which do not install here): PCA to <= 128 dims fitted

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import fisher_exact
+from scipy.stats import binom, fisher_exact
 from slices_data import KINDS, MODES, SOURCES, SliceSpec, make_set
 from slices_descriptor import descriptor
 from slices_methods import METHODS, NEEDS_EXTRA, Split, evaluate
@@ -121,7 +121,27 @@ def summarise(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
             "recall_ci95": _boot_mean(rec, rng),
             "mean_returned": float(np.mean([r["methods"][m]["n_returned"] for r in valid])) if valid else None,
         }
+    out["paired"] = [c for a, b in PAIRS if a in methods and b in methods and (c := paired(rows, a, b))]
     return out
+
+
+PAIRS = (("ours", "domino"), ("ours+desc", "domino+desc"))
+
+
+def paired(rows: list[dict[str, Any]], a: str, b: str) -> dict[str, Any] | None:
+    """``a`` against ``b`` on the same valid problems: problems only one recovers (exact two-sided McNemar / sign
+    test on them) and the mean difference in precision at 10 with a paired bootstrap 95 % interval."""
+    both = [r for r in rows if r["valid"] and a in r["methods"] and b in r["methods"]]
+    if not both:
+        return None
+    pa = np.array([r["methods"][a]["precision_at_10"] for r in both])
+    pb = np.array([r["methods"][b]["precision_at_10"] for r in both])
+    only_a, only_b = int(np.sum((pa >= RECOVERED) & (pb < RECOVERED))), int(np.sum((pb >= RECOVERED) & (pa < RECOVERED)))
+    n = only_a + only_b
+    p = float(min(1.0, 2 * binom.cdf(min(only_a, only_b), n, 0.5))) if n else 1.0
+    return {"a": a, "b": b, "n": len(both), "only_a": only_a, "only_b": only_b, "mcnemar_p": p,
+            "precision_at_10_difference": float((pa - pb).mean()),
+            "difference_ci95": _boot_mean(pa - pb, np.random.default_rng(1))}
 
 
 def _pct(x: float) -> str:
@@ -139,6 +159,11 @@ def markdown(summary: dict[str, Any], title: str) -> str:
         lines.append(f"| {m} | {s['recovered']}/{s['n']} = {_pct(s['recovered_rate'])} % ({_pct(lo)}-{_pct(hi)}) | "
                      f"{s['mean_precision_at_10']:.2f} ({plo:.2f}-{phi:.2f}) | {s['mean_recall']:.2f} "
                      f"({rlo:.2f}-{rhi:.2f}) | {s['mean_returned']:.1f} |")
+    for c in summary.get("paired", ()):
+        lo, hi = c["difference_ci95"]
+        lines.append(f"\n{c['a']} vs {c['b']} on the same {c['n']} problems: recovered by {c['a']} only "
+                     f"{c['only_a']}, by {c['b']} only {c['only_b']} (exact McNemar p = {c['mcnemar_p']:.2f}); "
+                     f"precision at 10 difference {c['precision_at_10_difference']:+.2f} ({lo:+.2f} to {hi:+.2f})")
     return "\n".join(lines)
 
 
@@ -150,25 +175,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--recompute", action="store_true", help="rerun the methods even where a row is cached")
+    ap.add_argument("--recompute", action="store_true",
+                    help="rerun the chosen methods even where their rows are cached (other methods' rows are kept)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # tiny batches: one thread is fastest on a shared machine
     threadpool_limits(1)
-    cached = {}
-    if args.out.is_file() and not args.recompute:
-        cached = {r["key"]: r for r in json.loads(args.out.read_text())["rows"]}
-    rows = dict(cached)
+    rows = {}
+    if args.out.is_file():
+        rows = {r["key"]: r for r in json.loads(args.out.read_text())["rows"]}
     for source in args.sources:
         for kind in args.kinds:
             for mode in args.modes:
                 for seed in args.seeds:
                     spec = SliceSpec(source, kind, mode, seed)
                     key = problem_key(spec)
-                    have = rows.get(key)
-                    if have and all(m in have["methods"] for m in args.methods):
+                    have = rows.get(key, {"methods": {}})
+                    todo = [m for m in args.methods if args.recompute or m not in have["methods"]]
+                    if not todo:
                         continue
-                    rows[key] = run_problem(spec, args.methods)
-                    r = rows[key]
+                    r = run_problem(spec, todo)
+                    r["methods"] = {**have["methods"], **r["methods"]}  # other methods' rows are kept
+                    rows[key] = r
                     print(f"{key}: slice acc {r['accuracy_slice']:.2f} rest {r['accuracy_rest']:.2f} "
                           f"valid {r['valid']} " + " ".join(f"{m}={v['precision_at_10']:.1f}/{v['recall']:.2f}"
                                                             for m, v in r["methods"].items())

@@ -7,7 +7,9 @@ says nothing about membership; columns are ranked by the interval's lower bound.
 checks' pixel properties (brightness, contrast, sharpness, noise, colour casts, ...), measured here on in-memory
 images; a caller that has the data checks' table passes its columns instead.
 
-The most typical members are those with the highest responsibility P(S = slice | z, y), ranked by its log-odds.
+The most typical members are those with the highest responsibility given everything the mixture was fitted on
+(embedding, label, prediction or error), as Domino ranks a slice's members: a reviewer sees its characteristic
+failures first.
 """
 
 from __future__ import annotations
@@ -74,8 +76,8 @@ def separating_columns(member: np.ndarray, columns: Mapping[str, np.ndarray], se
 
 
 def typical_members(discovery: Discovery, slc: Slice, k: int = 10) -> np.ndarray:
-    """The ``k`` members with the highest responsibility for the slice's component (ranked by its log-odds, which
-    does not saturate at 1), most typical first."""
+    """The ``k`` members most typical of the slice (``Discovery.typicality``: the responsibility given everything
+    the mixture was fitted on, as log-odds), most typical first."""
     r = discovery.typicality(slc.component)[slc.members]
     order = np.lexsort((slc.members, -r))
     return slc.members[order[:k]]

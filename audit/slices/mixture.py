@@ -149,6 +149,8 @@ def _component_q(z: np.ndarray, terms: tuple[Term, ...], r: np.ndarray, covarian
     """Expected complete-data weighted log-likelihood of one component fitted (by the M-step) to responsibilities
     ``r`` (N,): sum_i r_i [log pi + log N(z_i) + sum_t w_t log(t_i . p_t)], pi = sum_i r_i / N."""
     keep = r > 1e-8
+    if not keep.any():  # an emptied component: nothing to lose or gain
+        return 0.0
     zk, rk = z[keep], r[keep]
     sub = tuple(Term(t.name, t.values[keep], t.weight) for t in terms)
     one = m_step(zk, sub, rk[:, None], covariance, reg_covar)

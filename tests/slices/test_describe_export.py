@@ -1,6 +1,6 @@
 """Describing and exporting a slice: a metadata column that marks the planted slice separates it (AUC near 1,
 the data checks' interval), a random column does not; a blurred subset is named by the data checks' sharpness;
-typical members are the most responsible ones; the exported manifest column, scored by the audit's own subgroup
+typical members are the most responsible ones given every fitted term; the exported manifest column, scored by the audit's own subgroup
 metrics, gives the slice's accuracy back."""
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from audit.slices import (
     with_slice_column,
 )
 from audit.slices.describe import separating_columns
+from audit.slices.discover import mixture_terms, reduce_embeddings
+from audit.slices.mixture import responsibilities
 from audit.types import Predictions
 
 
@@ -50,13 +52,15 @@ def test_marking_column_separates_and_noise_does_not(found) -> None:
 
 
 def test_typical_members_are_the_most_responsible(found) -> None:
-    _, _, d = found
+    inputs, member, d = found
     top = d.reported[0]
     typ = typical_members(d, top, k=len(top.members))
-    r = d.responsibilities[typ, top.component]
-    assert np.all(np.diff(r) <= 1e-12)  # responsibility never rises down the list
-    t = d.typicality(top.component)[typ]
-    assert np.all(np.diff(t) <= 0)
+    assert sorted(typ.tolist()) == sorted(top.members.tolist())
+    fit_terms, _ = mixture_terms(inputs, d.settings)
+    r = responsibilities(d.mixture, reduce_embeddings(inputs, d.settings.n_pca), fit_terms)[typ, top.component]
+    assert np.all(np.diff(r) <= 1e-12)  # the responsibility given every fitted term never rises down the list
+    assert np.all(np.diff(d.typicality(top.component)[typ]) <= 0)
+    assert member[typ[:10]].all()  # the ten most typical are planted ones
 
 
 def test_blurred_subset_is_named_by_sharpness() -> None:

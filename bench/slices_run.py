@@ -136,7 +136,8 @@ def paired(rows: list[dict[str, Any]], a: str, b: str) -> dict[str, Any] | None:
         return None
     pa = np.array([r["methods"][a]["precision_at_10"] for r in both])
     pb = np.array([r["methods"][b]["precision_at_10"] for r in both])
-    only_a, only_b = int(np.sum((pa >= RECOVERED) & (pb < RECOVERED))), int(np.sum((pb >= RECOVERED) & (pa < RECOVERED)))
+    ra, rb = pa >= RECOVERED, pb >= RECOVERED
+    only_a, only_b = int(np.sum(ra & ~rb)), int(np.sum(rb & ~ra))
     n = only_a + only_b
     p = float(min(1.0, 2 * binom.cdf(min(only_a, only_b), n, 0.5))) if n else 1.0
     return {"a": a, "b": b, "n": len(both), "only_a": only_a, "only_b": only_b, "mcnemar_p": p,

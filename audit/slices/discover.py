@@ -244,5 +244,6 @@ def _discover(inputs: SliceInputs, rng: np.random.Generator, s: DiscoverySetting
         Slice(rank, tried[i], np.flatnonzero(assignment == tried[i]), tests[i], float(p_adj[i]),
               bool(p_adj[i] <= s.alpha and tests[i].gap > 0))
         for rank, i in enumerate(order, start=1))
-    return Discovery(slices, assignment, resp, log_prob, log_prob_fit, fit, model, inputs.metric_name, inputs.higher_is_better,
-                     float(values.mean()), s, int(np.count_nonzero((counts > 0) & (counts < s.min_size))))
+    return Discovery(slices, assignment, resp, log_prob, log_prob_fit, fit, model, inputs.metric_name,
+                     inputs.higher_is_better, float(values.mean()), s,
+                     int(np.count_nonzero((counts > 0) & (counts < s.min_size))))

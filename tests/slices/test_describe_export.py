@@ -1,7 +1,7 @@
 """Describing and exporting a slice: a metadata column that marks the planted slice separates it (AUC near 1,
 the data checks' interval), a random column does not; a blurred subset is named by the data checks' sharpness;
-typical members are the most responsible ones given every fitted term; the exported manifest column, scored by the audit's own subgroup
-metrics, gives the slice's accuracy back."""
+typical members are the most responsible ones given every fitted term; the exported manifest column, scored by
+the audit's own subgroup metrics, gives the slice's accuracy back."""
 
 from __future__ import annotations
 

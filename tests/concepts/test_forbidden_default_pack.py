@@ -6,22 +6,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_audit_concepts import write_concept
+from test_audit_concepts import CONCEPTS, write_concept
 from typer.testing import CliRunner
 
 from audit.cli import app
 
-CONCEPT = """
-[concepts]
-layers = ["features.8"]
-runs = 10
-set_size = 10
-min_inputs = 5
-[concepts.sets.left-square]
-folder = "concepts/left"
-forbidden = true
-classes = ["{cls}"]
-"""
+
+def concepts_forbidden_for(cls: str) -> str:
+    """test_audit_concepts' [concepts] with 'left-square' forbidden (not required) for ``cls``, over 10 runs."""
+    out = CONCEPTS
+    for old, new in (("runs = 4", "runs = 10"), ("required = true", "forbidden = true"),
+                     ('classes = ["left"]', f'classes = ["{cls}"]')):
+        assert old in out
+        out = out.replace(old, new)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +29,7 @@ def concept_audits(tmp_path_factory, make_setup, tiny_model):
     root = tmp_path_factory.mktemp("forbidden")
     runs = {}
     for cls in ("left", "right"):
-        setup = make_setup(root / cls, tiny_model, pack="default", extra=CONCEPT.format(cls=cls))
+        setup = make_setup(root / cls, tiny_model, pack="default", extra=concepts_forbidden_for(cls))
         write_concept(setup.root / "concepts" / "left", 30, 1)
         out = root / f"out-{cls}"
         res = CliRunner().invoke(app, ["run", str(setup.config), "--out", str(out), "--set", "cache.enabled=false",

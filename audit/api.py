@@ -24,7 +24,7 @@ from .compare.reports import load_results
 from .compare.stage import Baseline
 from .config import AuditConfig, build_config, read_config_tree
 from .errors import ConfigError
-from .explainers.layers import candidate_layers, last_conv
+from .explainers.layers import candidate_layers, hookless, last_conv
 from .inputs import with_model_defaults
 from .loading.model import load_model
 from .maps.store import load_maps, maps_beside
@@ -170,7 +170,7 @@ def model_layers(config: str | Path | Mapping[str, Any], *, model: nn.Module | N
     loaded = load_model(cfg, cfg.model.num_classes or len(cfg.data.classes or ()) or 2, model)
     x = torch.zeros(1, cfg.data.channels, *cfg.data.image_size)
     rows = candidate_layers(loaded.module, x)
-    default = last_conv(loaded.module, x)[0]
+    default = None if hookless(loaded.module) else last_conv(loaded.module, x)[0]  # TorchScript: no hooks
     return pd.DataFrame([{"layer": n, "type": t, "output": "×".join(map(str, shape)), "layout": lay,
                           "default": n == default} for n, t, shape, lay in rows],
                         columns=["layer", "type", "output", "layout", "default"])

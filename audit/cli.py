@@ -66,8 +66,8 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
     result = audit.result
     if not quiet:
         blocking = [f for f in result.findings if f.blocking]
-        if result.scored.cache_note:
-            typer.echo(f"predictions: {result.scored.cache_note}")
+        for note in result.scored.cache_log.notes:
+            typer.echo(f"cache: {note.text()}")
         if result.scored.from_cache:
             typer.echo("predictions: reused from the cache (same weights, images and preprocessing)")
         elif result.scored.resumed_at:
@@ -219,6 +219,7 @@ def list_(
     the layers of the configured model that an explainer can target."""
     if model is not None:
         from .api import model_layers
+        from .explainers.layers import HOOKLESS
 
         try:
             table = model_layers(model)
@@ -228,6 +229,8 @@ def list_(
         for row in table.itertuples(index=False):
             mark = "  <- default target layer" if row.default else ""
             typer.echo(f"{row.layer:48s} {row.type:24s} {row.output:28s} {row.layout}{mark}")
+        if not table["default"].any():
+            typer.echo(f"no default target layer: {HOOKLESS}; the explainers that need hooks are unavailable")
         return
     from .engine import registry as engreg
     from .explainers import registry as ereg
@@ -284,7 +287,8 @@ def verify(
     folder: Annotated[Path, typer.Argument(help="A report folder holding manifest.json.")],
     debug: DebugOpt = False,
 ) -> None:
-    """Recompute the SHA-256 of every report file; exit 1 when any file changed or is missing."""
+    """Prove a report folder is what the audit wrote: exactly the files manifest.json lists, each with its SHA-256,
+    and the document id recomputed from results.json; exit 1 naming every file that does not verify."""
     from .verify import verify_report
 
     try:
@@ -293,9 +297,10 @@ def verify(
         raise typer.Exit(_fail(e, debug)) from None
     if problems:
         for p in problems:
-            typer.echo(f"CHANGED {p}", err=True)
+            typer.echo(f"NOT VERIFIED {p}", err=True)
         raise typer.Exit(EXIT_FAIL)
-    typer.echo(f"ok: every file listed in {folder / 'manifest.json'} is unchanged")
+    typer.echo(f"ok: {folder} holds exactly the files {folder / 'manifest.json'} lists, each with its SHA-256, and "
+               "its document id is results.json's")
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from .loading.preprocess import Preprocess, make_preprocess
 from .loading.records import HeldOutSet
 from .loading.sources import data_defaults
 from .rules.base import Rule
-from .rules.pack import RulePack, find_pack, load_pack
+from .rules.pack import RulePack, find_pack, load_pack, with_automatic_rules
 from .tasks import Task, TaskOptions, build_task
 from .tasks.base import CAPABILITIES
 
@@ -83,26 +83,33 @@ def task_name(declared: str, heldout: HeldOutSet) -> str:
     return "binary" if len(heldout.classes) == 2 else "multiclass"
 
 
-def check_applies(rule: Rule, task: Task) -> None:
+def check_applies(rule: Rule, task: Task, automatic: bool = False) -> None:
     """ConfigError when the task lacks a capability the rule's kind reads (``Rule.needs`` against
-    ``Task.provides``)."""
+    ``Task.provides``); ``automatic``: the audit added the rule (its description says why)."""
     missing = sorted(rule.needs - task.provides)
     if missing:
         what = "; ".join(CAPABILITIES.get(m, m) for m in missing)
-        raise ConfigError(f"rule {rule.params.id!r}: kind {rule.kind!r} does not apply to task {task.name!r} (it needs "
-                          f"{what})" + (f"; {task.rule_hint}" if task.rule_hint else ""))
+        why = f" ({rule.params.description})" if automatic else ""
+        raise ConfigError(f"rule {rule.params.id!r}{why}: kind {rule.kind!r} does not apply to task {task.name!r} (it "
+                          f"needs {what})" + (f"; {task.rule_hint}" if task.rule_hint and not automatic else ""))
+def marked_concepts(cfg: AuditConfig) -> dict[str, str]:
+    """The concepts [concepts] marks forbidden or required, with their role (each gets a concept_reliance check)."""
+    sets = cfg.concepts.sets if cfg.concepts is not None else {}
+    return {n: "forbidden" if c.forbidden else "required" for n, c in sets.items() if c.forbidden or c.required}
 
 
 def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
                    notes: tuple[str, ...] = (), frame: pd.DataFrame | None = None) -> Inputs:
-    """Validate the listing, the rule pack (every kind applicable to the task), the explainers and their options.
+    """Validate the listing, the rule pack (every kind applicable to the task; 'default' is the task's default
+    pack; the automatic rules added), the explainers and their options.
 
     ``tasks``: extra task classes by name, beside the registered ones (for callers that bring their own)."""
     heldout = load_heldout(cfg, frame)
-    pack = load_pack(find_pack(cfg.rules.pack, cfg.base_dir))
-    task = build_task(task_name(cfg.model.task, heldout), heldout.classes, tasks, task_options(cfg))
+    name = task_name(cfg.model.task, heldout)
+    pack = with_automatic_rules(load_pack(find_pack(cfg.rules.pack, cfg.base_dir, name)), marked_concepts(cfg))
+    task = build_task(name, heldout.classes, tasks, task_options(cfg))
     for rule in pack.rules:
-        check_applies(rule, task)
+        check_applies(rule, task, rule.params.id in pack.automatic)
     for name in cfg.explainers.methods:
         build_explainer(name, cfg.explainers.options.get(name))  # ConfigError names unknown ones
     unknown_opts = set(cfg.explainers.options) - set(explainer_registry())

@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import AuditConfig
 from .engine.base import Engine
+from .engine.sealed import CacheLog
 from .inputs import Inputs
 from .loading.model import LoadedModel, sha256_file
 from .loading.records import SampleRecord
@@ -89,6 +90,12 @@ class Provenance:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def with_cache_notes(prov: dict[str, Any], log: CacheLog) -> dict[str, Any]:
+    """Provenance as results.json records it: plus ``cache_notes`` when a cache entry failed its check (or the
+    spot check) and was discarded and recomputed (absent otherwise, so cached and fresh runs read the same)."""
+    return {**prov, "cache_notes": log.as_json()} if log.notes else prov
 
 
 def build_provenance(cfg: AuditConfig, inputs: Inputs, loaded: LoadedModel, engine: Engine, images_sha256: str,

@@ -1,7 +1,7 @@
 """run_audit: the stages of one audit, in order, each a function with typed inputs and a typed, frozen product.
 
 load inputs -> load model -> start engine -> predict -> score -> select -> explain -> rules -> compare
--> comparison rules -> views -> provenance
+-> comparison rules -> completeness (evidence_complete) -> views -> provenance
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .loading.model import load_model
 from .maps.explain import explain_picks
 from .provenance import build_provenance, data_fingerprint, now
 from .result import AuditResult
-from .rules.evaluate import evaluate, verdict
+from .rules.evaluate import evaluate, evaluate_each, verdict
 from .rules.evidence import Evidence
 from .tasks.base import Task
 from .views.stage import build_views
@@ -61,15 +61,22 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     evidence = Evidence(
         classes=inputs.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=scored.skipped, n_listed=len(inputs.heldout.records),
-        concepts=concepts, data=datachecks,
+        concepts=concepts, data=datachecks, input_problems=(inputs.heldout.swapped_size,) if inputs.heldout.swapped_size
+        else (),
     )
-    findings = evaluate([r for r in inputs.pack.rules if r.phase == "main"], evidence)
+    main = evaluate_each([r for r in inputs.pack.rules if r.phase == "main"], evidence)
+    findings = tuple(f for _, found in main for f in found)
     comparison: Comparison | None = None
     if baseline is not None:
         comparison = compare_with_baseline(baseline, task, preds, metrics, findings, probe, explanations.kept,
                                            cfg.seed, images_sha256)
-    findings += evaluate([r for r in inputs.pack.rules if r.phase == "comparison"],
-                         replace(evidence, comparison=comparison.data if comparison else None))
+    evidence = replace(evidence, comparison=comparison.data if comparison else None)
+    compared = evaluate_each([r for r in inputs.pack.rules if r.phase == "comparison"], evidence)
+    # last, the completeness check (evidence_complete) reads what every stage and rule before it produced
+    unavailable = {o.name: o.reason for o in explanations.outcomes if o.status != "ok"}
+    findings = (*findings, *(f for _, found in compared for f in found),
+                *evaluate([r for r in inputs.pack.rules if r.phase == "final"],
+                          replace(evidence, unavailable=unavailable, earlier=(*main, *compared))))
     pair_ids = [sid for pairs in (comparison.map_pairs if comparison else {}).values() for sid, _, _ in pairs]
     views = build_views(cfg, probe, inputs.preprocess, pick_ids, findings, pair_ids)
     provenance = build_provenance(cfg, inputs, loaded, engine, images_sha256, preds.n, len(scored.skipped), started)

@@ -113,12 +113,34 @@ class DataConfig(_Strict):
         "images that also appear in it (leakage)")
     resize: Literal["stretch", "letterbox", "center_crop"] = Field(
         default="stretch", description="how images meet image_size: stretch, letterbox (pad) or center_crop")
+    resize_to: int | tuple[int, int] | None = Field(
+        default=None, description="center_crop in two steps: resize the image first (an int: its shortest edge to "
+        "that length, keeping the aspect ratio; [h, w]: to that size), then cut the centre image_size out of it")
+    crop_pct: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="center_crop as timm and ConvNeXt do it: resize_to = "
+        "floor(image_size / crop_pct) (the shortest edge for a square image_size, else each side)")
+    crop_rounding: Literal["round", "floor"] = Field(
+        default="round", description="the centre crop's offset (resized size - image_size) / 2 rounded as "
+        "torchvision's CenterCrop does (round) or as Hugging Face's processors do (floor)")
+    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"] = Field(
+        default="bilinear", description="the resampling filter for image pixels (masks: nearest)")
+    resampler: Literal["pillow", "torch"] = Field(
+        default="pillow", description="the library that resamples: Pillow, or torchvision's resize of tensors "
+        "(antialiased), as Hugging Face's default (torchvision-backend) image processors do")
+    preprocessing: Literal["auto", "model", "config"] = Field(
+        default="auto", description="'model': the model's own preprocessing in full (a Hugging Face folder's image "
+        "processor; timm's data config: crop_pct, interpolation, mean, std); 'auto': 'model' for Hugging Face, for "
+        "timm only image_size, mean and std; 'config': the data section alone")
     pad_value: float = Field(default=0.0, ge=0.0, le=1.0,
                              description="letterbox border: a decoded intensity in [0, 1], before mean/std")
     value_range: tuple[float, float] | None = Field(
         default=None, description="raw pixel values (lo, hi) mapped to [0, 1] for every non-DICOM image")
     window: tuple[float, float] | None = Field(
         default=None, description="DICOM VOI window (center, width); wins over the files' window tags")
+    swapped_size: Literal["refuse", "finding"] = Field(
+        default="refuse", description="when most images have image_size's aspect ratio the other way round (the "
+        "(height, width) pair given as (width, height)): 'refuse' (exit 2) or 'finding' (audit as configured; an "
+        "error finding blocks the verdict)")
 
     @field_validator("value_range")
     @classmethod
@@ -161,6 +183,41 @@ class DataConfig(_Strict):
         if v is not None and not all(math.isfinite(m) for m in v):
             raise ValueError("every mean value must be a finite number")
         return v
+
+    @field_validator("resize_to", mode="before")
+    @classmethod
+    def _resize_to(cls, v: Any) -> Any:
+        if isinstance(v, (list, tuple)) and len(v) == 1:
+            return v[0]
+        return v
+
+    @model_validator(mode="after")
+    def _crop_steps(self) -> DataConfig:
+        two_step = [k for k in ("resize_to", "crop_pct") if getattr(self, k) is not None]
+        if two_step and self.resize != "center_crop":
+            raise ValueError(f"'{two_step[0]}' needs resize = \"center_crop\" (it sets how the image is resized "
+                             "before the centre is cut)")
+        if len(two_step) == 2:
+            raise ValueError("give either 'resize_to' or 'crop_pct', not both")
+        to = self.resize_to
+        sides = (to,) if isinstance(to, int) else to or ()
+        if any(not 1 <= s <= 16384 for s in sides):
+            raise ValueError(f"resize_to must be between 1 and 16384 pixels; got {to}")
+        if isinstance(to, tuple) and self.image_size is not None and (to[0] < self.image_size[0]
+                                                                      or to[1] < self.image_size[1]):
+            raise ValueError(f"resize_to {list(to)} is smaller than image_size {list(self.image_size)}: the centre "
+                             "crop would need padding")
+        if isinstance(to, int) and self.image_size is not None and to < min(self.image_size):
+            raise ValueError(f"resize_to {to} (the shortest edge) is smaller than image_size "
+                             f"{list(self.image_size)}: the centre crop would need padding")
+        if self.resampler == "torch":
+            if self.interpolation in ("box", "hamming"):
+                raise ValueError(f"interpolation = {self.interpolation!r} has no torch resampler (torchvision "
+                                 "resizes tensors with nearest, bilinear, bicubic or lanczos)")
+            if self.resize == "center_crop" and not two_step:
+                raise ValueError("resampler = \"torch\" with resize = \"center_crop\" needs resize_to or crop_pct "
+                                 "(the one-step crop resamples a sub-pixel box, which only Pillow does)")
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:

@@ -23,6 +23,7 @@ from ..loading.records import HeldOutSet
 from ..products import Predictions, SkippedSample
 from ..tasks.base import Task
 from .compute import Compute
+from .sealed import CacheNote
 
 if TYPE_CHECKING:
     from ..config import AuditConfig
@@ -51,6 +52,7 @@ class PredictOutput:
     kept_rows: np.ndarray  # positions in the held-out listing of the scored samples
     input_sum: torch.Tensor | None  # sum of model inputs (C,H,W), for a dataset-mean baseline
     resumed_rows: int = 0  # rows scored by an earlier, interrupted run of an engine that keeps its own progress
+    cache_notes: tuple[CacheNote, ...] = ()  # that engine's own files found damaged, discarded and scored again
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,21 @@
 
 Predictions are keyed by everything that can change them (``prediction_key``); a reused entry is spot-checked
 against a few recomputed rows by the scoring stage. Scoring progress is checkpointed so that an
-interrupted run resumes. Files are written atomically; a corrupt entry is ignored and recomputed; a cache that
-cannot be written only costs time. Attribution maps have their own store (``attribution_store.py``).
+interrupted run resumes. Every file is written atomically and sealed (``sealed.py``: its size, SHA-256, format
+version and key in a trailer); one that fails the check on reading, or whose arrays disagree with each other, is
+deleted, noted in the audit's ``CacheLog`` and computed again. A cache that cannot be written only costs time.
+Attribution maps have their own store (``attribution_store.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,12 @@ from ..loading.model import sha256_file
 from ..loading.records import HeldOutSet
 from ..products import Predictions, SkippedSample
 from .base import PredictOutput, ScoringProgress
+from .sealed import UNREADABLE, CacheLog, CacheNote, Damaged, discard, open_sealed, relative, write_sealed
 
-CACHE_VERSION = "2"
+T = TypeVar("T")
+CACHE_VERSION = "3"  # 3: sealed entries (sealed.py)
+PREDICTIONS, PROGRESS = "predictions", "scoring checkpoint"  # the kinds of sealed entry (sealed.py)
+STORE = "prediction cache"  # how the notes name this store
 
 
 def model_digest(model: nn.Module) -> str:
@@ -90,26 +95,70 @@ def prediction_key(model_digest: str, model_identity: dict[str, Any], data_finge
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def load(folder: Path, key: str) -> PredictOutput | None:
-    path = folder / f"predictions-{key}.npz"
+def _entry(folder: Path, key: str) -> Path:
+    return folder / f"predictions-{key}.npz"
+
+
+def _rows(n: int, what: str, arr: np.ndarray | None) -> None:
+    """Damaged unless ``arr`` (when present) has ``n`` rows: the entry's arrays must agree with each other."""
+    if arr is not None and (arr.ndim == 0 or arr.shape[0] != n):
+        rows = arr.shape[0] if arr.ndim else "no"
+        raise Damaged(f"inconsistent: {what} has {rows} rows, the entry {n} samples")
+
+
+def _read_predictions(fh: IO[bytes]) -> PredictOutput:
+    with np.load(fh, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        ids, labels, probs, kept = z["ids"], z["labels"], z["probs"], z["kept_rows"]
+        feats = z["features"] if meta["has_features"] else None
+        dense = z["dense"] if meta["has_dense"] else None
+        n = len(ids)
+        for what, arr in (("labels", labels), ("probs", probs), ("kept_rows", kept), ("features", feats),
+                          ("dense", dense)):
+            _rows(n, what, arr)
+        columns = meta["metadata_columns"]
+        if columns and len(meta["metadata"]) != n:
+            raise Damaged(f"inconsistent: {len(meta['metadata'])} metadata rows, the entry {n} samples")
+        preds = Predictions(
+            ids=ids.astype(object), labels=labels, probs=probs,
+            metadata=pd.DataFrame(meta["metadata"], columns=columns) if columns else pd.DataFrame(index=range(n)),
+            features=feats, dense=dense)
+        input_sum = torch.from_numpy(z["input_sum"]) if meta["has_input_sum"] else None
+        if input_sum is not None and input_sum.ndim != 3:
+            raise Damaged(f"inconsistent: the input sum has shape {tuple(input_sum.shape)}, not (C, H, W)")
+        skipped = tuple(SkippedSample(**s) for s in meta["skipped"])
+        return PredictOutput(preds, skipped, kept, input_sum)
+
+
+
+
+def _checked(folder: Path, path: Path, kind: str, key: str, read: Callable[[IO[bytes]], T], log: CacheLog | None,
+             action: str) -> T | None:
+    """``read`` of the sealed entry at ``path``; None when there is none, or when it fails its check or does not
+    parse (then it is deleted and noted in ``log`` with ``action``)."""
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            feats = z["features"] if meta["has_features"] else None
-            preds = Predictions(
-                ids=z["ids"].astype(object), labels=z["labels"], probs=z["probs"],
-                metadata=pd.DataFrame(meta["metadata"], columns=meta["metadata_columns"])
-                if meta["metadata_columns"] else pd.DataFrame(index=range(len(z["ids"]))),
-                features=feats,
-                dense=z["dense"] if meta.get("has_dense") else None,
-            )
-            input_sum = torch.from_numpy(z["input_sum"]) if meta["has_input_sum"] else None
-            skipped = tuple(SkippedSample(**s) for s in meta["skipped"])
-            return PredictOutput(preds, skipped, z["kept_rows"], input_sum)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None
+        with open_sealed(path, kind, key) as fh:
+            try:
+                return read(fh)
+            except UNREADABLE as e:
+                raise Damaged(f"unreadable payload ({type(e).__name__}: {e})") from None
+    except Damaged as e:
+        problem = e.reason
+    except OSError as e:
+        problem = f"cannot be read ({e.strerror or e})"
+    discard(path)
+    if log is not None:
+        log.add(CacheNote(STORE, relative(path, folder), problem, action))
+    return None
+
+
+def load(folder: Path, key: str, log: CacheLog | None = None) -> PredictOutput | None:
+    """The cached scoring result of ``key``; None when there is none, or when the entry fails its check (then it
+    is deleted and the reason noted in ``log``: the caller scores again)."""
+    return _checked(folder, _entry(folder, key), PREDICTIONS, key, _read_predictions, log,
+                    "discarded; the held-out set was scored again")
 
 
 def save(folder: Path, key: str, out: PredictOutput) -> None:
@@ -123,14 +172,12 @@ def save(folder: Path, key: str, out: PredictOutput) -> None:
             "metadata": p.metadata.astype(str).to_numpy().tolist() if len(p.metadata.columns) else [],
             "skipped": [{"path": s.path, "reason": s.reason} for s in out.skipped],
         }
-        fd, tmp = tempfile.mkstemp(prefix=".predictions-", suffix=".npz", dir=folder)
-        os.close(fd)
-        np.savez(tmp, ids=p.ids.astype(str), labels=p.labels, probs=p.probs,
-                 features=p.features if p.features is not None else np.zeros(0),
-                 dense=p.dense if p.dense is not None else np.zeros(0),
-                 input_sum=out.input_sum.numpy() if out.input_sum is not None else np.zeros(0),
-                 kept_rows=out.kept_rows, meta=np.array(json.dumps(meta)))
-        os.replace(tmp, folder / f"predictions-{key}.npz")
+        write_sealed(_entry(folder, key), PREDICTIONS, key, lambda fh: np.savez(
+            fh, ids=p.ids.astype(str), labels=p.labels, probs=p.probs,
+            features=p.features if p.features is not None else np.zeros(0),
+            dense=p.dense if p.dense is not None else np.zeros(0),
+            input_sum=out.input_sum.numpy() if out.input_sum is not None else np.zeros(0),
+            kept_rows=out.kept_rows, meta=np.array(json.dumps(meta))))
     except OSError:
         pass  # a cache that cannot be written only costs time
 
@@ -146,32 +193,34 @@ def save_progress(folder: Path, key: str, p: ScoringProgress) -> None:
         meta = {"next_row": p.next_row, "has_features": p.features is not None, "has_dense": p.dense is not None,
                 "has_input_sum": p.input_sum is not None,
                 "skipped": [{"path": s.path, "reason": s.reason} for s in p.skipped]}
-        fd, tmp = tempfile.mkstemp(prefix=".progress-", suffix=".npz", dir=folder)
-        os.close(fd)
-        np.savez(tmp, probs=p.probs, rows=p.rows, features=p.features if p.features is not None else np.zeros(0),
-                 dense=p.dense if p.dense is not None else np.zeros(0),
-                 input_sum=p.input_sum.numpy() if p.input_sum is not None else np.zeros(0),
-                 meta=np.array(json.dumps(meta)))
-        os.replace(tmp, _progress_path(folder, key))
+        write_sealed(_progress_path(folder, key), PROGRESS, key, lambda fh: np.savez(
+            fh, probs=p.probs, rows=p.rows, features=p.features if p.features is not None else np.zeros(0),
+            dense=p.dense if p.dense is not None else np.zeros(0),
+            input_sum=p.input_sum.numpy() if p.input_sum is not None else np.zeros(0),
+            meta=np.array(json.dumps(meta))))
     except OSError:
         pass
 
 
-def load_progress(folder: Path, key: str) -> ScoringProgress | None:
-    path = _progress_path(folder, key)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            return ScoringProgress(
-                next_row=int(meta["next_row"]), probs=z["probs"], rows=z["rows"],
-                features=z["features"] if meta["has_features"] else None,
-                dense=z["dense"] if meta.get("has_dense") else None,
-                skipped=tuple(SkippedSample(**s) for s in meta["skipped"]),
-                input_sum=torch.from_numpy(z["input_sum"]) if meta["has_input_sum"] else None)
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
-        return None
+def _read_progress(fh: IO[bytes]) -> ScoringProgress:
+    with np.load(fh, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        probs, rows = z["probs"], z["rows"]
+        feats = z["features"] if meta["has_features"] else None
+        dense = z["dense"] if meta["has_dense"] else None
+        for what, arr in (("probs", probs), ("features", feats), ("dense", dense)):
+            _rows(len(rows), what, arr)
+        return ScoringProgress(
+            next_row=int(meta["next_row"]), probs=probs, rows=rows, features=feats, dense=dense,
+            skipped=tuple(SkippedSample(**s) for s in meta["skipped"]),
+            input_sum=torch.from_numpy(z["input_sum"]) if meta["has_input_sum"] else None)
+
+
+def load_progress(folder: Path, key: str, log: CacheLog | None = None) -> ScoringProgress | None:
+    """The checkpoint of an interrupted scoring run of ``key``; None when there is none or it fails its check
+    (deleted and noted in ``log``: scoring starts from the first sample)."""
+    return _checked(folder, _progress_path(folder, key), PROGRESS, key, _read_progress, log,
+                    "discarded; scoring started again from the first sample")
 
 
 def clear_progress(folder: Path, key: str) -> None:

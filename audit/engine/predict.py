@@ -3,10 +3,9 @@ or resume an interrupted run."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,8 +20,7 @@ from ..loading.records import HeldOutSet, SampleRecord
 from ..products import Predictions, SkippedSample
 from . import cache
 from .base import Engine, PredictOutput, ScoringOptions
-
-log = logging.getLogger(__name__)
+from .sealed import CacheLog, CacheNote
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,9 @@ class Scored:
     cache_key: str  # "" when the cache is off
     from_cache: bool
     resumed_at: int  # first row scored in this run when an interrupted run was resumed, else 0
-    cache_note: str = ""  # why a cache entry was not used, when it was found but failed the spot check
+    # cache entries found damaged or failing the spot check, discarded and recomputed; the attribution stores of the
+    # probe opened on this product add theirs as later stages read them (results.json provenance.cache_notes)
+    cache_log: CacheLog = field(default_factory=CacheLog)
 
 
 def progress_bars() -> bool:
@@ -75,25 +75,25 @@ def predict(cfg: AuditConfig, heldout: HeldOutSet, preprocess: Preprocess, engin
     folder = cfg.resolve(cfg.cache.dir)
     key = ""
     out = None
-    note = ""
+    notes = CacheLog()
     if cfg.cache.enabled:
         compute, device = engine.cache_identity()
         key = cache.prediction_key(cache.model_digest(engine.model), model_identity(cfg, loaded), images_sha256,
                                    cache.listing_digest(heldout), cfg.data.model_dump(mode="json"),
                                    compute, device)
-        out = cache.load(folder, key)
+        out = cache.load(folder, key, notes)
         if out is not None:
             diff = spot_check(engine, heldout, preprocess, out, cfg.seed)
             if not diff <= SPOT_CHECK_ATOL:
-                note = (f"cached predictions discarded: {SPOT_CHECK_ROWS} recomputed rows differ by up to {diff:.2g} "
-                        "(something outside the cache key changed); scored again")
-                log.warning(note)
+                notes.add(CacheNote(cache.STORE, f"predictions-{key}.npz",
+                                  f"{SPOT_CHECK_ROWS} recomputed rows differ by up to {diff:.2g} (something outside "
+                                  "the cache key changed)", "discarded; the held-out set was scored again"))
                 out = None
     from_cache = out is not None
     resumed_at = 0
     if out is None:
         own = engine.own_progress
-        progress = cache.load_progress(folder, key) if cfg.cache.enabled and not own else None
+        progress = cache.load_progress(folder, key, notes) if cfg.cache.enabled and not own else None
         checkpoint: Callable | None = (lambda p: cache.save_progress(folder, key, p)) \
             if cfg.cache.enabled and not own else None
         options = ScoringOptions(batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
@@ -101,6 +101,8 @@ def predict(cfg: AuditConfig, heldout: HeldOutSet, preprocess: Preprocess, engin
                                  checkpoint=checkpoint, checkpoint_seconds=cfg.cache.checkpoint_seconds, key=key)
         out = engine.score(heldout, preprocess, options, resume=progress)
         resumed_at = progress.next_row if progress is not None else out.resumed_rows
+        for n in out.cache_notes:  # an engine that keeps its own progress checks its own files
+            notes.add(n)
         if cfg.cache.enabled:
             cache.save(folder, key, out)
             cache.clear_progress(folder, key)
@@ -110,4 +112,4 @@ def predict(cfg: AuditConfig, heldout: HeldOutSet, preprocess: Preprocess, engin
     mean = (out.input_sum / preds.n).float() if out.input_sum is not None else None
     return Scored(predictions=preds, skipped=out.skipped,
                   records=tuple(heldout.records[int(i)] for i in out.kept_rows), dataset_mean=mean,
-                  cache_key=key, from_cache=from_cache, resumed_at=resumed_at, cache_note=note)
+                  cache_key=key, from_cache=from_cache, resumed_at=resumed_at, cache_log=notes)

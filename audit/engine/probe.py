@@ -212,7 +212,7 @@ def open_probe(cfg: AuditConfig, preprocess: Preprocess, engine: Engine, scored:
         if name not in stores:
             key = attribution_key(scored.cache_key, name, cfg.explainers.options.get(name), cfg.seed,
                                   cfg.explainers.batch_size)
-            stores[name] = AttributionStore(cfg.resolve(cfg.cache.dir), key)
+            stores[name] = AttributionStore(cfg.resolve(cfg.cache.dir), key, name, scored.cache_log)
         return stores[name]
 
     return ModelProbe(engine=engine, records=scored.records, preprocess=preprocess,

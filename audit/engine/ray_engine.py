@@ -43,7 +43,16 @@ from ..errors import ConfigError
 from ..explainers import Explainer
 from .base import Engine
 from .compute import Compute
-from .ray_cluster import INSTALL_HINT, check_resources, connect, import_ray, release_actors
+from .ray_cluster import (
+    INSTALL_HINT,
+    audit_error_in,
+    check_imports,
+    check_resources,
+    code_to_ship,
+    connect,
+    import_ray,
+    release_actors,
+)
 from .ray_scoring import RayScoring
 from .ray_workers import ModelSpec, ModelWorker, worker_compute
 
@@ -111,8 +120,11 @@ class RayEngine(RayScoring, Engine):
                               "compute.num_gpus (e.g. 1 per worker)")
         if s.autocast == "fp16" and s.num_gpus == 0:
             raise ConfigError("compute.autocast: 'fp16' autocast is not supported on the CPU; use 'bf16' or 'off'")
-        started = connect(s)
+        modules, paths = code_to_ship(cfg, loaded.module)
+        started = connect(s, {"py_modules": paths} if paths else None)  # the job's workers get the user's code
+        shipped = paths if started else []
         check_resources(s)
+        check_imports(ray, modules, cfg.base_dir.resolve(), shipped, paths)
         # the driver's own passes (views, explainer checks) run where the driver can; the workers run on CUDA
         # exactly when they are given GPUs
         device = resolve_device("auto" if cfg.device.startswith("cuda") else cfg.device)
@@ -127,7 +139,7 @@ class RayEngine(RayScoring, Engine):
             module=[ray.put(copy.deepcopy(model).cpu())] if cfg.model.python else None,
             autocast=s.autocast, channels_last=driver.channels_last, use_gpu=s.num_gpus > 0)
         settings = {"workers": s.concurrency, "num_cpus": s.num_cpus, "num_gpus": s.num_gpus,
-                    "decode_cpus": s.decode_cpus}
+                    "decode_cpus": s.decode_cpus, "shipped_code": shipped}
         compute = RayCompute(device=driver.device, autocast=None, channels_last=driver.channels_last, worker=worker,
                              settings=settings)
         storage = s.storage or (str(cfg.resolve(cfg.cache.dir).resolve() / "ray") if cfg.cache.enabled else "")
@@ -213,6 +225,11 @@ class RayEngine(RayScoring, Engine):
             cause = getattr(e, "cause", None)
             if isinstance(cause, Exception):
                 raise cause from None
+            raise
+        except ray.exceptions.ActorDiedError as e:  # e.g. the model could not be built on a worker
+            found = audit_error_in(e)
+            if found is not None:
+                raise found from None
             raise
 
     @staticmethod

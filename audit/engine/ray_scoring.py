@@ -10,6 +10,7 @@ import math
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,21 +19,37 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import DataError
+from ..errors import AuditError, ConfigError, DataError
 from ..loading.preprocess import Preprocess
 from ..loading.records import HeldOutSet
 from ..products import SkippedSample
 from .base import PredictOutput, ScoringOptions, ScoringProgress
 from .compute import Compute
 from .local import LocalEngine
+from .ray_cluster import audit_error_in
 from .ray_gather import DECODE_WORKER_BYTES, MAX_BATCHES_PER_BLOCK, Fold, manifest_blocks, quiet_ray_data, read_in_order
 from .ray_store import RunStore
 from .ray_workers import Scorer, decode_batches, error_from_summary
+from .sealed import Damaged
 
 if TYPE_CHECKING:
     from ..config import ComputeConfig
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _audit_errors() -> Iterator[None]:
+    """An AuditError raised inside the pipeline (a worker that cannot build the model) surfaces as itself."""
+    try:
+        yield
+    except AuditError:
+        raise
+    except Exception as e:
+        found = audit_error_in(e)
+        if found is not None:
+            raise found from None
+        raise
 
 
 class RayScoring:
@@ -58,17 +75,32 @@ class RayScoring:
     def score(self, heldout: HeldOutSet, preprocess: Preprocess, options: ScoringOptions,
               resume: ScoringProgress | None = None) -> PredictOutput:
         """Score every sample on the cluster (see the module docstring); ``resume`` is not used: the run resumes
-        from its own folder (``options.key``)."""
+        from its own folder (``options.key``), whose files ``open_run`` checks first. A file that fails its check
+        later, while this run reads it, is discarded and the run continued once (its batch is scored again); the
+        discarded files are noted in the result."""
+        if self.spec is None:
+            raise RuntimeError("RayEngine.score needs a model spec (build the engine with RayEngine.from_config)")
+        store = self._store(options.key)
+        try:
+            out = self._score_run(store, heldout, preprocess, options)
+        except Damaged as e:
+            store.discard_damaged(e)
+            try:
+                out = self._score_run(store, heldout, preprocess, options)
+            except Damaged as again:
+                raise ConfigError(f"compute.storage: files of the Ray scoring run under {store.uri} fail their "
+                                  f"checks as they are read ({again}); the storage loses or changes data") from None
+        return replace(out, cache_notes=store.notes)
+
+    def _score_run(self, store: RunStore, heldout: HeldOutSet, preprocess: Preprocess,
+                   options: ScoringOptions) -> PredictOutput:
         import ray
         from ray.data import ActorPoolStrategy, DataContext
 
-        if self.spec is None:
-            raise RuntimeError("RayEngine.score needs a model spec (build the engine with RayEngine.from_config)")
         self._stop_pool()  # the pipeline's actors need the resources
         records = heldout.records
         n, bs = len(records), options.batch_size
         n_batches = math.ceil(n / bs)
-        store = self._store(options.key)
         plan = {"rows": n, "batch_size": bs, "batches": n_batches, "features": options.gather_features,
                 "skip_bad": options.skip_bad}
         done = store.open_run(plan)
@@ -98,7 +130,7 @@ class RayScoring:
                     num_cpus=s.num_cpus, num_gpus=s.num_gpus or None,
                     fn_constructor_kwargs={"spec": self.spec, "task": self.task, "store_uri": store.uri,
                                            "gather_features": options.gather_features})
-                with quiet_ray_data(DataContext.get_current()):
+                with quiet_ray_data(DataContext.get_current()), _audit_errors():
                     it = ds.iter_rows()
                     try:
                         for row in it:

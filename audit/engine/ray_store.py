@@ -9,9 +9,12 @@ driver reads the same files.
         sum-000000012.npy          the float64 sum of batch 12's model inputs (C, H, W), until folded
         fold.npz                   the running sum of batches 0 … next-1, added in batch order (as one process would)
 
-A batch file is written under a temporary name and renamed when complete, after its sum file: a batch file that
-exists is whole, and what is written stays written. Re-running the same key scores only the missing batches.
-Nothing here imports Ray; pyarrow comes with it.
+Every file is sealed (``sealed.py``: size, SHA-256, format version and its name in the run in a trailer), written
+under a temporary name and renamed when complete; a batch file is written after its sum file. Re-running the same
+key scores only the missing batches: ``open_run`` first checks every file the run holds, and discards a batch whose
+file fails its check, whose rows disagree with the plan, or whose input sum is neither folded nor readable (a
+damaged fold checkpoint is discarded, so the batches it had folded are scored again); each discarded file is noted
+(``notes``). Nothing here imports Ray; pyarrow comes with it.
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .sealed import UNREADABLE, CacheLog, CacheNote, Damaged, seal, unseal
+
 RUN_FILE = "run.json"
 FOLD_FILE = "fold.npz"
+STORE = "Ray scoring run"
+RUN, BATCH, SUM, FOLD = "ray run plan", "ray batch", "ray batch input sum", "ray input-sum fold"
+RESCORED = "discarded; the batch was scored again"
 
 
 def batch_name(b: int) -> str:
@@ -57,6 +65,12 @@ class RunStore:
         else:
             self.fs, self.root = pafs.LocalFileSystem(), uri
         self.root = self.root.rstrip("/")
+        self.run = self.root.rsplit("/", 1)[-1]  # scoring-<key>: part of every file's sealed name
+        self.log = CacheLog()  # files of an earlier, interrupted run found damaged (driver side)
+
+    @property
+    def notes(self) -> tuple[CacheNote, ...]:
+        return tuple(self.log.notes)
 
     def __getstate__(self) -> dict:
         return {"uri": self.uri}
@@ -68,15 +82,32 @@ class RunStore:
         return f"{self.root}/{name}"
 
     # ---- plumbing -----------------------------------------------------------------------------------
-    def _write_atomic(self, name: str, data: bytes) -> None:
+    def _write_atomic(self, name: str, kind: str, data: bytes) -> None:
         tmp = self.path(f".{name}.{uuid.uuid4().hex}.tmp")
         with self.fs.open_output_stream(tmp) as fh:
-            fh.write(data)
+            fh.write(seal(data, kind, f"{self.run}/{name}"))
         self.fs.move(tmp, self.path(name))
 
-    def _read(self, name: str) -> bytes:
+    def _read(self, name: str, kind: str) -> bytes:
+        """The checked payload of ``name``; Damaged when it fails its check, OSError when it cannot be read."""
         with self.fs.open_input_file(self.path(name)) as fh:
-            return fh.read()
+            data = fh.read()
+        try:
+            return unseal(data, kind, f"{self.run}/{name}")
+        except Damaged as e:
+            raise Damaged(e.reason, name) from None
+
+    def _discard(self, names: list[str], problem: str, action: str = RESCORED, entry: str = "") -> None:
+        """Delete ``names`` and note why (``entry``: the file that failed, default the first)."""
+        for n in names:
+            self.delete(n)
+        self.log.add(CacheNote(STORE, f"{self.run}/{entry or names[0]}", problem, action))
+
+    def discard_damaged(self, e: Damaged) -> None:
+        """Discard the batch (batch and sum file) of a file that failed its check while the run read it."""
+        name = e.entry
+        b = int(name[6:15]) if name.startswith("batch-") else int(name[4:13]) if name.startswith("sum-") else -1
+        self._discard([name] if b < 0 else [batch_name(b), sum_name(b)], e.reason, entry=name)
 
     def names(self) -> set[str]:
         import pyarrow.fs as pafs
@@ -101,13 +132,16 @@ class RunStore:
 
     # ---- the run -------------------------------------------------------------------------------------
     def open_run(self, plan: dict) -> set[int]:
-        """Start or continue the run described by ``plan``: the batches already written (a folder written for
-        another plan is emptied first)."""
+        """Start or continue the run described by ``plan``: the batches already written and checked (a folder
+        written for another plan is emptied first; see the module docstring for what is discarded)."""
         self.create()
         names = self.names()
         if RUN_FILE in names:
             try:
-                same = json.loads(self._read(RUN_FILE)) == plan
+                same = json.loads(self._read(RUN_FILE, RUN)) == plan
+            except Damaged as e:
+                self._discard([RUN_FILE], e.reason, "discarded with the run's folder; every batch was scored again")
+                same = False
             except (OSError, ValueError):
                 same = False
             if not same:
@@ -115,8 +149,32 @@ class RunStore:
                 self.create()
                 names = set()
         if RUN_FILE not in names:
-            self._write_atomic(RUN_FILE, json.dumps(plan, sort_keys=True).encode())
-        return {int(n[6:15]) for n in names if n.startswith("batch-") and n.endswith(".parquet")}
+            self._write_atomic(RUN_FILE, RUN, json.dumps(plan, sort_keys=True).encode())
+        return self._checked_batches(names, plan)
+
+    def _checked_batches(self, names: set[str], plan: dict) -> set[int]:
+        """The written batches that pass their checks (the others are discarded and noted)."""
+        folded, _ = self.load_fold()
+        done = set()
+        bs, n = int(plan["batch_size"]), int(plan["rows"])
+        for b in sorted(int(x[6:15]) for x in names if x.startswith("batch-") and x.endswith(".parquet")):
+            try:
+                sb = self.read_batch(b)
+                rows = np.concatenate([sb.rows, np.asarray([r for r, _ in sb.errors], dtype=np.int64)])
+                if b >= plan["batches"] or (len(rows) and (rows.min() < b * bs or rows.max() >= min(n, b * bs + bs))):
+                    raise Damaged(f"inconsistent: rows outside batch {b} of the run's plan", batch_name(b))
+                if b >= folded:  # its input sum is not in the fold checkpoint yet: it must be readable
+                    if sum_name(b) not in names:
+                        raise Damaged("its input sum is neither folded nor on file", batch_name(b))
+                    self.read_sum(b)
+            except Damaged as e:
+                self._discard([batch_name(b), sum_name(b)], e.reason, entry=e.entry)
+                continue
+            except OSError as e:
+                self._discard([batch_name(b), sum_name(b)], f"cannot be read ({e})")
+                continue
+            done.add(b)
+        return done
 
     # ---- batches (written by workers) -----------------------------------------------------------------
     def write_batch(self, b: int, rows: np.ndarray, probs: np.ndarray | None, features: np.ndarray | None,
@@ -126,7 +184,7 @@ class RunStore:
 
         buf = io.BytesIO()
         np.save(buf, input_sum if input_sum is not None else np.zeros(0), allow_pickle=False)
-        self._write_atomic(sum_name(b), buf.getvalue())
+        self._write_atomic(sum_name(b), SUM, buf.getvalue())
         cols: dict[str, pa.Array] = {"row": pa.array(np.asarray(rows, dtype=np.int64))}
         if probs is not None and len(rows):
             cols["probs"] = pa.FixedSizeListArray.from_arrays(pa.array(probs.astype(np.float64).ravel()),
@@ -137,42 +195,65 @@ class RunStore:
         table = pa.table(cols).replace_schema_metadata({"errors": json.dumps(errors)})
         out = pa.BufferOutputStream()
         pq.write_table(table, out, compression="zstd")
-        self._write_atomic(batch_name(b), out.getvalue().to_pybytes())
+        self._write_atomic(batch_name(b), BATCH, out.getvalue().to_pybytes())
 
     def read_batch(self, b: int) -> ScoredBatch:
+        """Batch ``b`` as its worker wrote it; Damaged when the file fails its check or does not parse."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        with self.fs.open_input_file(self.path(batch_name(b))) as fh:
-            table = pq.read_table(fh)
-        errors = [(int(r), str(m)) for r, m in json.loads((table.schema.metadata or {}).get(b"errors", b"[]"))]
-        rows = table.column("row").to_numpy().astype(np.int64)
+        data = self._read(batch_name(b), BATCH)
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+            errors = [(int(r), str(m)) for r, m in json.loads((table.schema.metadata or {}).get(b"errors", b"[]"))]
+            rows = table.column("row").to_numpy().astype(np.int64)
 
-        def matrix(name: str, dtype: type) -> np.ndarray | None:
-            if name not in table.column_names:
-                return None
-            col = table.column(name).combine_chunks()
-            return col.flatten().to_numpy().astype(dtype).reshape(len(rows), col.type.list_size)
+            def matrix(name: str, dtype: type) -> np.ndarray | None:
+                if name not in table.column_names:
+                    return None
+                col = table.column(name).combine_chunks()
+                return col.flatten().to_numpy().astype(dtype).reshape(len(rows), col.type.list_size)
 
-        probs = matrix("probs", np.float64)
-        return ScoredBatch(rows=rows, probs=probs if probs is not None else np.zeros((0, 0)),
-                           features=matrix("features", np.float32), errors=errors)
+            probs = matrix("probs", np.float64)
+            features = matrix("features", np.float32)
+        except (*UNREADABLE, pa.ArrowException) as e:
+            raise Damaged(f"unreadable payload ({type(e).__name__}: {e})", batch_name(b)) from None
+        return ScoredBatch(rows=rows, probs=probs if probs is not None else np.zeros((0, 0)), features=features,
+                           errors=errors)
 
     def read_sum(self, b: int) -> np.ndarray | None:
-        """The batch's input sum; None when no image of the batch was readable."""
-        arr = np.load(io.BytesIO(self._read(sum_name(b))), allow_pickle=False)
+        """The batch's input sum; None when no image of the batch was readable. Damaged when the file fails its
+        check."""
+        data = self._read(sum_name(b), SUM)
+        try:
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        except UNREADABLE as e:
+            raise Damaged(f"unreadable payload ({type(e).__name__}: {e})", sum_name(b)) from None
         return arr if arr.size else None
 
     # ---- the in-order fold of input sums (driver) -------------------------------------------------------
     def load_fold(self) -> tuple[int, np.ndarray | None]:
-        """(next batch to add, running sum of batches before it)."""
+        """(next batch to add, running sum of batches before it); (0, None) when there is no checkpoint or it fails
+        its check (then it is discarded and noted)."""
         try:
-            with np.load(io.BytesIO(self._read(FOLD_FILE)), allow_pickle=False) as z:
-                total = z["sum"]
-                return int(z["next"]), total if total.size else None
-        except (OSError, ValueError, KeyError):
+            data = self._read(FOLD_FILE, FOLD)
+        except FileNotFoundError:
             return 0, None
+        except Damaged as e:
+            problem = e.reason
+        except OSError as e:
+            problem = f"cannot be read ({e})"
+        else:
+            try:
+                with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                    total = z["sum"]
+                    return int(z["next"]), total if total.size else None
+            except UNREADABLE as e:
+                problem = f"unreadable payload ({type(e).__name__}: {e})"
+        self._discard([FOLD_FILE], problem, "discarded; the batches it had summed were scored again")
+        return 0, None
 
     def save_fold(self, next_batch: int, total: np.ndarray | None) -> None:
         buf = io.BytesIO()
         np.savez(buf, next=np.array(next_batch), sum=total if total is not None else np.zeros(0))
-        self._write_atomic(FOLD_FILE, buf.getvalue())
+        self._write_atomic(FOLD_FILE, FOLD, buf.getvalue())

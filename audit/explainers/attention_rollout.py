@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import ExplainerError
 from .base import Explainer, ExplainerParams
 from .gradcam import upsample
-from .layers import is_attention
+from .layers import is_attention, require_hooks
 from .spatial import token_grid
 
 
@@ -102,6 +102,7 @@ class AttentionRollout(Explainer):
     Params = AttentionRolloutParams
 
     def check(self, model: nn.Module) -> None:
+        require_hooks(model)
         if not any(is_attention(m) for m in model.modules()):
             raise ExplainerError(f"attention rollout needs a vision transformer; {type(model).__name__} has no "
                                  "attention block")

@@ -9,7 +9,7 @@ from torch import nn
 from ..errors import ExplainerError
 from .base import Explainer, ExplainerParams
 from .gradcam import upsample
-from .layers import last_linear
+from .layers import last_linear, require_hooks
 
 
 class CAMParams(ExplainerParams):
@@ -35,6 +35,7 @@ class CAM(Explainer):
     Params = CAMParams
 
     def check(self, model: nn.Module) -> None:
+        require_hooks(model)
         last_linear(model)  # the rest (GAP feeding that Linear) is verified on the forward pass in explain()
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

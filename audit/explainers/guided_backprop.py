@@ -8,6 +8,7 @@ from torch import nn
 
 from ._common import quiet_relu_hooks
 from .base import Explainer, ExplainerParams
+from .layers import require_hooks
 
 
 class GuidedBackpropParams(ExplainerParams):
@@ -29,6 +30,7 @@ class GuidedBackprop(Explainer):
     Params = GuidedBackpropParams
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        require_hooks(model)  # the ReLU rule is a module hook: without hooks this would be the plain gradient
         x = inputs.detach().requires_grad_(True)
         with torch.enable_grad(), quiet_relu_hooks():
             attr = _GuidedBackprop(model).attribute(x, target=targets)

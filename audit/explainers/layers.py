@@ -8,7 +8,22 @@ import torch
 from torch import nn
 
 from ..errors import ExplainerError
+from .graph_layers import script_layer_outputs
 from .spatial import layout_of
+
+HOOKLESS = "TorchScript modules do not support hooks; give the eager model (e.g. model.factory)"
+
+
+def hookless(model: nn.Module) -> bool:
+    """True when the model is or contains a TorchScript module, whose layers cannot carry forward/backward hooks
+    (the layer-based explainers, layer views and concept activations all need them)."""
+    return any(isinstance(m, torch.jit.ScriptModule) for m in model.modules())
+
+
+def require_hooks(model: nn.Module) -> None:
+    """ExplainerError with the true reason when the model's layers cannot be hooked."""
+    if hookless(model):
+        raise ExplainerError(HOOKLESS)
 
 
 def named_module(model: nn.Module, name: str) -> nn.Module:
@@ -37,6 +52,7 @@ def executed(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, nn.Modul
 
     Registration order is not execution order: auxiliary heads (GoogLeNet, Inception) are registered last and
     never run in eval mode, and a ViT's only convolution is its patch embedding at the input."""
+    require_hooks(model)
     order: list[tuple[str, nn.Module, tuple[int, ...]]] = []
     handles = []
 
@@ -64,6 +80,7 @@ def last_conv(model: nn.Module, inputs: torch.Tensor | None = None) -> tuple[str
     (B, C, h, w) output larger than 1x1 (without inputs: the last one registered). For a vision transformer (attention blocks run
     after the last convolution, which is then only the patch embedding): the norm that feeds its last attention
     block, whose tokens are placed on the patch grid (pytorch-grad-cam's choice, ``blocks[-1].norm1``)."""
+    require_hooks(model)
     if inputs is None:
         found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
         if not found:
@@ -88,7 +105,10 @@ def last_conv(model: nn.Module, inputs: torch.Tensor | None = None) -> tuple[str
 
 def block_layers(model: nn.Module, inputs: torch.Tensor) -> list[str]:
     """Layers from input to output for per-layer views: the convolutions that run, or for a transformer the norms
-    that feed each attention block (the block inputs)."""
+    that feed each attention block (the block inputs). None for a model that takes no hooks (TorchScript): the
+    views and explainers that would read them say why they are unavailable."""
+    if hookless(model):
+        return []
     order = executed(model, inputs)
     attns = [i for i, (_, m, _) in enumerate(order) if is_attention(m)]
     if attns:
@@ -99,6 +119,7 @@ def block_layers(model: nn.Module, inputs: torch.Tensor) -> list[str]:
 
 def resolve_layer(model: nn.Module, name: str | None, inputs: torch.Tensor | None = None) -> tuple[str, nn.Module]:
     if name:
+        require_hooks(model)
         return name, named_module(model, name)
     return last_conv(model, inputs)
 
@@ -112,10 +133,14 @@ def last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
 
 def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, str, tuple[int, ...], str]]:
     """(name, class, output shape, layout) of every module whose output can be placed on the image (a Grad-CAM
-    target), in the order they first run on one sample."""
+    target), in the order they first run on one sample. A TorchScript module (no hooks) is read from its graph
+    instead, in the order its layers finish."""
+    size = (inputs.shape[-2], inputs.shape[-1])
+    if hookless(model):
+        return [(n, kind, tuple(out.shape[1:]), layout_of(out, size)[0])
+                for n, kind, out in script_layer_outputs(model, inputs) if _placeable(out, size)]
     seen: dict[str, tuple[str, tuple[int, ...], str]] = {}
     handles = []
-    size = (inputs.shape[-2], inputs.shape[-1])
 
     def hook_for(name: str):
         def hook(m: nn.Module, _args: tuple, out: object) -> None:
@@ -139,3 +164,11 @@ def candidate_layers(model: nn.Module, inputs: torch.Tensor) -> list[tuple[str, 
         for h in handles:
             h.remove()
     return [(n, *v) for n, v in seen.items()]
+
+
+def _placeable(out: torch.Tensor, size: tuple[int, int]) -> bool:
+    try:
+        layout_of(out, size)
+    except ExplainerError:
+        return False
+    return True

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ExplainerError
+from .layers import require_hooks
 
 LINEAR = (nn.Conv2d, nn.Linear)
 POOL = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
@@ -39,6 +40,7 @@ def leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def check_supported(model: nn.Module) -> None:
     """Static check: every leaf has a rule, no known residual block, no padded convolutions but zero padding."""
+    require_hooks(model)
     for name, m in model.named_modules():
         if type(m).__name__ in {"BasicBlock", "Bottleneck", "InvertedResidual"}:
             raise ExplainerError(

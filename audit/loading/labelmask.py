@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 from ..errors import DataError
 from .decode import image_size_of, orientation_of, strict_decoding
-from .geometry import ResizeMode, plan_fit
+from .geometry import Resize, fit_nearest, plan_fit
 
 IGNORE = 255
 
@@ -62,14 +62,9 @@ def check_label_mask(path: Path, image: Path, n_classes: int | None, where: str)
     return m
 
 
-def fitted_label_mask(mask: np.ndarray, input_size: tuple[int, int], resize: ResizeMode) -> np.ndarray:
+def fitted_label_mask(mask: np.ndarray, input_size: tuple[int, int], resize: Resize) -> np.ndarray:
     """The displayed mask fitted to the model input the way its image is (nearest neighbour; -1 outside)."""
     h0, w0 = mask.shape
     fit = plan_fit(w0, h0, input_size, resize)
     shifted = Image.fromarray((mask.astype(np.int32) + 1).astype(np.uint16))  # -1 -> 0 survives the resample
-    x, y, nw, nh = fit.dst
-    part = shifted.resize((nw, nh), Image.NEAREST, box=None if fit.whole else fit.src)
-    H, W = fit.size
-    out = np.full((H, W), -1, dtype=np.int16)
-    out[y:y + nh, x:x + nw] = np.asarray(part, dtype=np.int32) - 1
-    return out
+    return (fit_nearest(shifted, fit, 0).astype(np.int32) - 1).astype(np.int16)

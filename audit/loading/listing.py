@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..config import AuditConfig, DataConfig
 from ..errors import DataError
+from .geometry import geometry_of
 from .manifest import _within, read_csv, read_frame
 from .records import HeldOutSet, SampleRecord
 from .survey import survey
@@ -55,7 +56,7 @@ def _read_folder(cfg: DataConfig, folder: Path) -> HeldOutSet:
                 what = "in two classes" if other_class != name else "twice (it would be counted twice)"
                 raise DataError(f"{f}: the same file as {other} (a link?) is listed {what}")
             seen[key] = (str(f), name)
-            recs.append(SampleRecord(id=rel, path=f, label=ci, source=str(f), resize=cfg.resize))
+            recs.append(SampleRecord(id=rel, path=f, label=ci, source=str(f), resize=geometry_of(cfg)))
     if not recs:
         raise DataError(f"{folder}: no images found (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
     return HeldOutSet(tuple(recs), classes, (), folder, None, n_hidden_skipped=n_hidden)
@@ -84,6 +85,10 @@ def load_heldout(cfg: AuditConfig, frame: pd.DataFrame | None = None) -> HeldOut
     elif not hs.multilabel:
         counts = np.bincount([r.label for r in hs.records], minlength=len(hs.classes))
         empty = [c for c, n in zip(hs.classes, counts, strict=False) if n == 0]
+        if empty and hs.defect_masks and cfg.model.task != "anomaly":
+            raise DataError(f"{hs.manifest or hs.root}: class(es) {', '.join(empty)} appear in no row's 'label' "
+                            "column: with a 'label' and a 'mask' column the manifest reads as an inspection set "
+                            "(defect masks); for segmentation drop the 'label' column (the masks give the classes)")
         if empty:
             raise DataError(f"{hs.manifest or hs.root}: class(es) with no held-out samples: {', '.join(empty)}")
     for col in d.subgroups:
@@ -92,6 +97,6 @@ def load_heldout(cfg: AuditConfig, frame: pd.DataFrame | None = None) -> HeldOut
                 f"data.subgroups: column {col!r} not in the manifest (metadata columns: "
                 f"{', '.join(hs.metadata_columns) or 'none'})"
             )
-    s = survey(hs.records, d.image_size, d.resize, d.window, hs.n_hidden_skipped)
+    s = survey(hs.records, d.image_size, d.resize, d.window, hs.n_hidden_skipped, d.swapped_size)
     return dataclasses.replace(hs, n_aspect_mismatch=s.n_aspect_mismatch, n_image_sizes=s.n_image_sizes,
-                               notes=s.notes)
+                               notes=(*hs.notes, *s.notes), swapped_size=s.swapped_size)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..config import DataConfig
 from ..errors import DataError
+from .geometry import geometry_of
 from .labelmask import check_label_mask
 from .records import HeldOutSet, SampleRecord
 from .roi import check_roi
@@ -70,6 +71,10 @@ def label_mode(header: list[str], classes: Sequence[str] | None, name: str, task
     'label' column, 'mask' holds defect masks of an inspection set). ``task``: model.task, which settles a
     manifest that has both a 'label' column and one 0/1 column per class."""
     per_class = bool(classes) and all(c in header for c in classes or ())
+    if "mask" in header and "label" in header and task == "segmentation":
+        raise DataError(f"{name}: column 'label' does not belong in a segmentation manifest: each sample's classes "
+                        "come from its 'mask' (class indices per pixel); drop the 'label' column ('label' beside "
+                        "'mask' lists an inspection set with defect masks: model.task = \"anomaly\")")
     if "mask" in header and "label" not in header and "labels" not in header:
         if not classes:
             raise DataError(f"{name}: a 'mask' column needs data.classes (the mask values index it)")
@@ -129,6 +134,19 @@ def _file(row: dict[str, Any], col: str, root: Path, allow_outside: bool, where:
     return full
 
 
+def _refuse_nul(header: Sequence[str], rows: Sequence[dict[str, Any]], name: str, first_row: int) -> None:
+    """A NUL character is in no file name, class or metadata value: it marks a binary or damaged file (the csv
+    module reads it as text)."""
+    for h in header:
+        if "\x00" in h:
+            raise DataError(f"{name}: the header has a NUL character in column {h!r} (a binary or damaged file?)")
+    for lineno, row in enumerate(rows, start=first_row):
+        for col, value in row.items():
+            if "\x00" in str(value):
+                raise DataError(f"{name} row {lineno}: field {col!r} contains a NUL character (a binary or damaged "
+                                "file?)")
+
+
 def _check_header(header: list[str], name: str) -> list[str]:
     if "path" not in header:
         raise DataError(f"{name}: missing column 'path' (columns are: {', '.join(header) or 'none'})")
@@ -149,6 +167,7 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
     mode = label_mode(header, classes, name, task)
     if not rows:
         raise DataError(f"{name}: the manifest has no rows")
+    geometry = geometry_of(cfg)
     label_cols = set(classes or ()) if mode == "columns" else set()
     meta_cols = tuple(h for h in header if h not in RESERVED and h not in label_cols)
     label_sets: list[tuple[str, ...]] = []
@@ -156,6 +175,7 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
     records: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
     seen_paths: dict[Path, tuple[int, str | int]] = {}
+    _refuse_nul(header, rows, name, first_row)
     for lineno, row in enumerate(rows, start=first_row):
         where = f"{name} row {lineno}"
         rel = row.get("path", "").strip()
@@ -225,7 +245,7 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
             classes = tuple(sorted({n for s in label_sets for n in s}))
             if len(classes) < 1:
                 raise DataError(f"{name}: no row lists a label; set data.classes")
-        recs = tuple(SampleRecord(label=-1, label_set=tuple(sorted(classes.index(n) for n in s)), resize=cfg.resize,
+        recs = tuple(SampleRecord(label=-1, label_set=tuple(sorted(classes.index(n) for n in s)), resize=geometry,
                                   **r) for s, r in zip(label_sets, records, strict=True))
     else:
         if classes is None:
@@ -234,7 +254,7 @@ def read_rows(cfg: DataConfig, header: list[str], rows: Sequence[dict[str, Any]]
                 raise DataError(f"{name}: only one label value ({names[0]!r}); set data.classes")
             classes = tuple(names)
             raw_labels = [classes.index(str(lbl)) for lbl in raw_labels]
-        recs = tuple(SampleRecord(label=int(lbl), resize=cfg.resize, **r)
+        recs = tuple(SampleRecord(label=int(lbl), resize=geometry, **r)
                      for lbl, r in zip(raw_labels, records, strict=True))
     for rec in recs:
         if rec.roi_box is not None or rec.roi_mask is not None:

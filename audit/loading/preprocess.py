@@ -10,22 +10,25 @@ from PIL import Image
 
 from ..config import DataConfig
 from .decode import DecodedImage, DecodeOptions
-from .geometry import ResizeMode, fit_float, fit_pil, plan_fit
+from .geometry import Resize, fit_float, fit_pil, geometry_of, plan_fit
+from .resample import fit_torch
 
 
 @dataclass(frozen=True)
 class Preprocess:
     """Decoded image -> normalised float tensor (C, H, W). ``resize`` fits the image to ``size`` (see
-    ``geometry.py``; ROI boxes and masks follow the same geometry); ``decode`` holds the decoding options the
-    dataset uses (value range, DICOM window)."""
+    ``geometry.py``; ROI boxes and masks follow the same geometry) with the ``interpolation`` filter of the
+    ``resampler`` library; ``decode`` holds the decoding options the dataset uses (value range, DICOM window)."""
 
     size: tuple[int, int] | None
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    resize: ResizeMode = "stretch"
+    resize: Resize = "stretch"
     pad_value: float = 0.0
     decode: DecodeOptions = DecodeOptions()  # noqa: RUF009 - frozen, so one shared default is safe
+    interpolation: str = "bilinear"
+    resampler: str = "pillow"
 
     def fit(self, img: DecodedImage | Image.Image) -> np.ndarray:
         """Float32 (H, W, C) intensities in [0, 1] at the model-input size (8-bit images resized by Pillow in 8 bits,
@@ -34,10 +37,12 @@ class Preprocess:
         if self.size is None:
             return d.to_array()
         fit = plan_fit(*d.size, self.size, self.resize)
+        if self.resampler == "torch":
+            return fit_torch(d, fit, self.pad_value, self.interpolation)
         if d.pil is not None:
-            return fit_pil(d.pil, fit, self.pad_value)
+            return fit_pil(d.pil, fit, self.pad_value, self.interpolation)
         assert d.array is not None
-        return fit_float(d.array, fit, self.pad_value)
+        return fit_float(d.array, fit, self.pad_value, self.interpolation)
 
     def __call__(self, img: DecodedImage | Image.Image) -> torch.Tensor:
         arr = self.fit(img)
@@ -62,5 +67,6 @@ def make_preprocess(d: DataConfig) -> Preprocess:
         mean = mean * c
     if len(std) == 1:
         std = std * c
-    return Preprocess(d.image_size, c, mean, std, resize=d.resize, pad_value=d.pad_value,
-                      decode=DecodeOptions(value_range=d.value_range, window=d.window))
+    return Preprocess(d.image_size, c, mean, std, resize=geometry_of(d), pad_value=d.pad_value,
+                      decode=DecodeOptions(value_range=d.value_range, window=d.window),
+                      interpolation=d.interpolation, resampler=d.resampler)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .geometry import ResizeMode
+from .geometry import Resize
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class SampleRecord:
     roi_mask: Path | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # "manifest.csv row 7" — for error messages
-    resize: ResizeMode = "stretch"  # data.resize, so that ROI masks follow the pixels' geometry
+    resize: Resize = "stretch"  # data.resize (a Geometry with its crop settings), so ROIs follow the pixels
     label_set: tuple[int, ...] = ()  # a multi-label sample's positive labels (indices into classes)
     mask: Path | None = None  # a segmentation sample's class mask (PNG of class indices) or a defect mask
 
@@ -48,6 +48,7 @@ class HeldOutSet:
     multilabel: bool = False  # each sample lists a set of labels (a 'labels' column or one 0/1 column per class)
     masks: bool = False  # each sample has a class mask (segmentation); its label set = the classes in it
     defect_masks: bool = False  # a 'mask' column beside 'label': defect masks of an inspection set (anomaly)
+    swapped_size: str = ""  # audited with a likely swapped image_size (data.swapped_size = "finding"): why
 
     @property
     def source(self) -> str:

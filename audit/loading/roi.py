@@ -8,7 +8,7 @@ from PIL import Image, ImageOps
 
 from ..errors import DataError
 from .decode import decode_image, image_size_of, orientation_of, strict_decoding
-from .geometry import ResizeMode, box_to_mask, fit_mask, plan_fit
+from .geometry import Resize, box_to_mask, fit_mask, plan_fit
 from .records import SampleRecord
 
 
@@ -38,7 +38,7 @@ def _open_mask(rec: SampleRecord) -> Image.Image:
         raise DataError(f"{rec.source}: roi_mask {rec.roi_mask}: cannot decode: {e}") from None
 
 
-def roi_mask(rec: SampleRecord, input_size: tuple[int, int], resize: ResizeMode | None = None) -> np.ndarray | None:
+def roi_mask(rec: SampleRecord, input_size: tuple[int, int], resize: Resize | None = None) -> np.ndarray | None:
     """The sample's ROI as a boolean (H, W) mask in model-input pixels, or None when it has none or when all of it
     lies outside the model input (cut away by center_crop). ``resize`` defaults to the record's (set from
     data.resize when the set was listed)."""

@@ -3,14 +3,13 @@
 Face folders load with ``local_files_only=True``. Both are optional dependencies (``model-audit[timm]``,
 ``model-audit[hf]``); a missing one is a ModelError naming the extra to install.
 
-Both also know how their models expect images (size, mean, std): ``data_defaults`` reads that without building
-the model, so the data section can be filled before anything is decoded.
+Both also know how their models expect images: ``data_defaults`` reads that without building the model (see
+``model_preprocessing.py``), so the data section can be filled before anything is decoded.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,11 +17,11 @@ from typing import Any
 from torch import nn
 
 from ..config import AuditConfig, ModelConfig
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
+from .model_preprocessing import hf_preprocessing, refuse_conflicts, timm_preprocessing
 
 HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 HF_PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 
 
 def optional(module: str, extra: str, what: str) -> ModuleType:
@@ -46,24 +45,6 @@ def build_timm(mc: ModelConfig, num_classes: int) -> nn.Module:
         return timm.create_model(name, pretrained=False, **kwargs)
     except (TypeError, ValueError, RuntimeError) as e:
         raise ModelError(f"model.timm: cannot build {name!r}: {e}") from None
-
-
-def _timm_defaults(mc: ModelConfig) -> tuple[dict[str, Any], str]:
-    timm = optional("timm", "timm", "model.timm")
-    pcfg = timm.models.get_pretrained_cfg(mc.timm or "")
-    if pcfg is None:
-        return {}, ""
-    d = pcfg.to_dict()
-    img = mc.model_kwargs.get("img_size")
-    if isinstance(img, int):
-        size = (img, img)
-    elif isinstance(img, (list, tuple)) and len(img) == 2:
-        size = (int(img[0]), int(img[1]))
-    else:
-        size = (int(d["input_size"][1]), int(d["input_size"][2]))
-    out = {"image_size": size, "mean": list(d["mean"]), "std": list(d["std"]),
-           "channels": int(mc.model_kwargs.get("in_chans", d["input_size"][0]))}
-    return out, f"timm's pretrained config of {mc.timm} (interpolation there: {d.get('interpolation', '?')})"
 
 
 # ---- Hugging Face -----------------------------------------------------------------------------------------
@@ -107,41 +88,28 @@ def build_huggingface(cfg: AuditConfig) -> tuple[nn.Module, tuple[Path, ...], bo
     return model, files, not safe
 
 
-def _hf_defaults(cfg: AuditConfig) -> tuple[dict[str, Any], str]:
-    folder = hf_folder(cfg)
-    path = folder / "preprocessor_config.json"
-    if not path.is_file():
-        return {}, ""
-    try:
-        p = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{path}: not valid JSON: {e}") from None
-    out: dict[str, Any] = {}
-    size, crop = p.get("size"), p.get("crop_size")
-    if p.get("do_center_crop") and isinstance(crop, dict) and {"height", "width"} <= set(crop):
-        out["image_size"] = (int(crop["height"]), int(crop["width"]))
-        out["resize"] = "center_crop"
-    elif isinstance(size, dict) and {"height", "width"} <= set(size):
-        out["image_size"] = (int(size["height"]), int(size["width"]))
-    elif isinstance(size, dict) and "shortest_edge" in size:
-        out["image_size"] = (int(size["shortest_edge"]),) * 2
-        out["resize"] = "center_crop"
-    elif isinstance(size, int):
-        out["image_size"] = (size, size)
-    if p.get("do_normalize", True) and p.get("image_mean") is not None:
-        out["mean"], out["std"] = list(p["image_mean"]), list(p["image_std"])
-    factor = p.get("rescale_factor", 1 / 255)
-    if p.get("do_rescale", True) and abs(float(factor) - 1 / 255) > 1e-9:
-        raise ModelError(f"{path}: rescale_factor {factor} is not 1/255; set data.mean / data.std for the values "
-                         "this model expects")
-    how = RESAMPLE.get(int(p.get("resample", 2)), "?")
-    return out, f"the model's preprocessor_config.json (it resizes with {how})"
-
-
 def data_defaults(cfg: AuditConfig) -> tuple[dict[str, Any], str]:
-    """(data-section values the model's own preprocessing implies, where they come from), without building it."""
+    """(data-section values the model's own preprocessing implies, where they come from), without building it
+    (``model_preprocessing.py``; ``data.preprocessing`` chooses how much is taken)."""
+    mode = cfg.data.preprocessing
+    if mode == "config":
+        return {}, ""
     if cfg.model.timm:
-        return _timm_defaults(cfg.model)
-    if cfg.model.huggingface:
-        return _hf_defaults(cfg)
-    return {}, ""
+        timm = optional("timm", "timm", "model.timm")
+        values, whence = timm_preprocessing(cfg.model, timm, full=mode == "model")
+    elif cfg.model.huggingface:
+        folder = hf_folder(cfg)
+        if not (folder / "preprocessor_config.json").is_file():
+            if mode == "model":
+                raise ModelError(f"{folder}: data.preprocessing = \"model\" but the folder has no "
+                                 "preprocessor_config.json")
+            return {}, ""
+        values, whence = hf_preprocessing(folder, optional("transformers", "hf", "model.huggingface"))
+    else:
+        if mode == "model":
+            raise ConfigError("data.preprocessing = \"model\": only timm and Hugging Face models carry their own "
+                              "preprocessing; state it in [data]")
+        return {}, ""
+    if mode == "model" or cfg.model.huggingface:
+        refuse_conflicts(cfg, values, whence)
+    return values, whence

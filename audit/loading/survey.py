@@ -23,12 +23,31 @@ class Survey:
     n_aspect_mismatch: int
     n_image_sizes: int
     notes: tuple[str, ...]
+    swapped_size: str = ""  # the sentence naming a likely (width, height) image_size, when audited anyway
 
 
 def aspect_differs(w: int, h: int, size: tuple[int, int]) -> bool:
     """The image's width/height ratio differs from the input's by more than ASPECT_TOLERANCE (either way)."""
     r = (w / h) / (size[1] / size[0])
     return max(r, 1 / r) > 1 + ASPECT_TOLERANCE
+
+
+def swapped_size(sizes: Counter[tuple[int, int]], size: tuple[int, int]) -> str:
+    """A sentence naming the likely swap when most images have the aspect ratio of ``size`` = (H, W) read the
+    other way round (and not its own), else ''. A square size, or one whose two readings are within the aspect
+    tolerance of each other, cannot be told apart and is never flagged."""
+    h, w = size
+    if not aspect_differs(h, w, size):
+        return ""
+    n = sum(sizes.values())
+    turned = Counter({wh: k for wh, k in sizes.items() if aspect_differs(*wh, size) and not aspect_differs(*wh, (w, h))})
+    if 2 * sum(turned.values()) <= n:
+        return ""
+    (w0, h0), _ = turned.most_common(1)[0]
+    return (f"data.image_size = [{h}, {w}] is (height, width), but {sum(turned.values())} of {n} images have the "
+            f"aspect ratio of [{w}, {h}] (e.g. {w0}x{h0}, width x height): the two numbers look swapped; set "
+            f"data.image_size = [{w}, {h}] (or data.swapped_size = \"finding\" to audit as configured, with an "
+            "error finding)")
 
 
 def _dicom_notes(records: Sequence[SampleRecord], window: tuple[float, float] | None) -> list[str]:
@@ -60,15 +79,19 @@ def _dicom_notes(records: Sequence[SampleRecord], window: tuple[float, float] | 
 
 
 def survey(records: Sequence[SampleRecord], size: tuple[int, int] | None, resize: str,
-           window: tuple[float, float] | None, n_hidden: int = 0) -> Survey:
-    """Header-only look at every listed image; unreadable headers are left to decoding."""
+           window: tuple[float, float] | None, n_hidden: int = 0, on_swap: str = "refuse") -> Survey:
+    """Header-only look at every listed image; unreadable headers are left to decoding. A likely swapped
+    image_size is a DataError unless ``on_swap`` is "finding" (then it is kept as ``swapped_size``)."""
     sizes: Counter[tuple[int, int]] = Counter()
     for r in records:
         try:
             sizes[image_size_of(r.path)] += 1
         except DataError:
             continue
-    notes = []
+    swap = swapped_size(sizes, size) if size is not None and sizes else ""
+    if swap and on_swap == "refuse":
+        raise DataError(swap)
+    notes = [f"{swap}; audited as configured (data.swapped_size = \"finding\")"] if swap else []
     if n_hidden:
         notes.append(f"{n_hidden} hidden file(s) (a path component starting with '.') skipped in the image folder")
     mismatch = 0
@@ -85,4 +108,4 @@ def survey(records: Sequence[SampleRecord], size: tuple[int, int] | None, resize
     notes += _dicom_notes(records, window)
     for n in notes:
         log.warning(n)
-    return Survey(n_aspect_mismatch=mismatch, n_image_sizes=len(sizes), notes=tuple(notes))
+    return Survey(n_aspect_mismatch=mismatch, n_image_sizes=len(sizes), notes=tuple(notes), swapped_size=swap)

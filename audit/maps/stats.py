@@ -42,14 +42,35 @@ def roi_share(m: np.ndarray, roi: np.ndarray | None) -> float:
     return float(share_inside(positive_part(m[None]), roi)[0])
 
 
+TIE_ULPS = 4  # attributions this many float32 rounding units apart (or closer) are tied
+
+
+def tie_groups(values: np.ndarray) -> np.ndarray:
+    """Each value's tie group, 0 = highest (NaN with -inf, last): a value within ``TIE_ULPS`` float32 units in the
+    last place (of the smaller one) of the next higher value joins its group. Maps are float32; values equal in
+    exact arithmetic (a bilinear upsampling's equal weights, an occlusion window's blocks) come out one to three
+    units apart, in an order that depends on the CPU's vector kernels: grouped, they are ties again on every CPU,
+    so an order or a rank statistic of a map does not depend on the machine."""
+    v = np.nan_to_num(values.astype(np.float64), nan=-np.inf, posinf=np.inf, neginf=-np.inf)
+    order = np.argsort(-v, kind="stable")
+    s = v[order]
+    with np.errstate(invalid="ignore"):  # inf - inf
+        ulp = np.spacing(np.abs(s[1:]).astype(np.float32)).astype(np.float64)
+        same = (s[:-1] == s[1:]) | (s[:-1] - s[1:] <= TIE_ULPS * ulp)
+    groups = np.empty(len(v), dtype=np.int64)
+    groups[order] = np.concatenate([[0], np.cumsum(~same)])
+    return groups
+
+
 def spearman_abs(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman correlation of |a| and |b| (flattened); None when ``a`` is constant, 0 when ``b`` is."""
+    """Spearman correlation of |a| and |b| (flattened; values within a few float32 rounding units tied, see
+    ``tie_groups``); None when ``a`` is constant, 0 when ``b`` is."""
     x, y = np.abs(a).ravel(), np.abs(b).ravel()
     if not np.isfinite(x).all() or np.ptp(x) == 0:
         return None
     if not np.isfinite(y).all() or np.ptp(y) == 0:
         return 0.0
-    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = rankdata(-tie_groups(x)), rankdata(-tie_groups(y))
     rx -= rx.mean()
     ry -= ry.mean()
     return float((rx * ry).sum() / np.sqrt((rx * rx).sum() * (ry * ry).sum()))

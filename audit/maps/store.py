@@ -10,6 +10,8 @@ map whatever its magnitude (no overflow at 65504).
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +85,7 @@ def load_maps(path: Path) -> dict[str, StoredMaps]:
             return out
     except DataError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path}: not a readable model-audit maps file ({type(e).__name__}: {e})") from None
 
 

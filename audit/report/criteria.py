@@ -108,6 +108,8 @@ def headline(rule: Mapping[str, Any]) -> str:
     crit = rule.get("criterion") or {}
     if rule.get("status") == "error":
         first = str(rule.get("message") or "").split("\n", 1)[0]
+        if (rule.get("details") or {}).get("incomplete") is True:  # evidence_complete: it names what is missing
+            return first[:200]
         return f"could not be evaluated: {first[:200]}"
     text = comparison(crit, rule.get("value"), rule.get("threshold"))
     where = _where(rule.get("details") or {})
@@ -124,8 +126,9 @@ def verdict_sentence(results: Mapping[str, Any]) -> str:
     if bad:
         first = bad[0]
         more = f", and {len(bad) - 1} more blocking rule(s)" if len(bad) > 1 else ""
-        what = "failed" if first.get("status") == "fail" else "could not be evaluated"
-        return f"FAIL because {first.get('id')} {what}: {headline(first)}{more}."
+        what = "failed:" if first.get("status") == "fail" else \
+            "found" if (first.get("details") or {}).get("incomplete") is True else "could not be evaluated:"
+        return f"FAIL because {first.get('id')} {what} {headline(first)}{more}."
     tail = ""
     if warns:
         w = warns[0]

@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import AuditConfig
 from ..errors import AuditError, RenderError
@@ -137,8 +138,9 @@ def check_writable(out_dir: Path, protected: Protected) -> None:
         ) from None
 
 
-def _listed_files(manifest: Path) -> set[str] | None:
-    """The file names a model-audit manifest.json lists, or None when it is not one of ours."""
+def read_manifest(manifest: Path) -> dict[str, Any] | None:
+    """A manifest.json as ``write_manifest`` writes it (algorithm sha256, a non-empty map of report file names to
+    SHA-256, a document id), or None when it is not one of ours."""
     try:
         if manifest.stat().st_size > _MAX_MANIFEST_BYTES:
             return None
@@ -153,7 +155,26 @@ def _listed_files(manifest: Path) -> set[str] | None:
     known = report_files()  # every file name an output format of the registry writes
     if not all(n in known and isinstance(h, str) and _SHA256.match(h) for n, h in files.items()):
         return None
-    return set(files)
+    return doc
+
+
+def _listed_files(manifest: Path) -> set[str] | None:
+    """The file names a model-audit manifest.json lists, or None when it is not one of ours."""
+    doc = read_manifest(manifest)
+    return set(doc["files"]) if doc is not None else None
+
+
+def scan(folder: Path) -> dict[str, str]:
+    """Every entry of ``folder`` (not followed) as "file", "folder" or "link" (a symlink or anything else).
+    OSError when it cannot be listed."""
+    with os.scandir(folder) as it:
+        return {e.name: "file" if e.is_file(follow_symlinks=False) else "folder" if e.is_dir(follow_symlinks=False)
+                else "link" for e in it}
+
+
+def unlisted(entries: dict[str, str], listed: set[str]) -> set[str]:
+    """The entries of a report folder that its manifest does not account for (desktop metadata files are)."""
+    return set(entries) - listed - {MANIFEST} - {n for n in OS_JUNK if entries.get(n) == "file"}
 
 
 def _sample(names: Iterable[str], n: int = 3) -> str:
@@ -164,20 +185,19 @@ def _sample(names: Iterable[str], n: int = 3) -> str:
 def foreign_contents(folder: Path) -> str | None:
     """None when ``folder`` is empty or an earlier report that may be replaced; else what makes it foreign."""
     try:
-        with os.scandir(folder) as it:
-            entries = {e.name: e for e in it}
+        entries = scan(folder)
     except OSError as e:
         return f"cannot list the folder to check it is safe to replace ({e.strerror or e})"
     if not entries:
         return None
-    files = {n for n, e in entries.items() if e.is_file(follow_symlinks=False)}
+    files = {n for n, kind in entries.items() if kind == "file"}
     listed = _listed_files(folder / MANIFEST) if MANIFEST in files else None
     if listed is None:
-        folders = sum(e.is_dir(follow_symlinks=False) for e in entries.values())
-        counts = [(len(files), "file"), (folders, "folder"), (len(entries) - len(files) - folders, "link")]
+        kinds = list(entries.values())
+        counts = [(kinds.count("file"), "file"), (kinds.count("folder"), "folder"), (kinds.count("link"), "link")]
         held = " and ".join(f"{k} {word}{'s' * (k != 1)}" for k, word in counts if k)
         return f"not empty and not a model-audit report (holds {held}, e.g. {_sample(entries)})"
-    extra = set(entries) - listed - {MANIFEST} - (OS_JUNK & files)
+    extra = unlisted(entries, listed)
     missing = listed - files
     if not extra and not missing:
         return None

@@ -1,15 +1,16 @@
 """Write every report file into a temporary folder (one writer per output format of the registry,
 ``writers/``), check each one parses, and move the folder into place only when all succeeded and the
-output-folder policy (``folder.py``) allows replacing what is there."""
+output-folder policy (``folder.py``) allows replacing what is there. The temporary folder is marked as this run's
+(``partial.py``); the next run for the same ``--out`` removes those a killed run left."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterable
@@ -18,10 +19,13 @@ from pathlib import Path
 from ..errors import RenderError
 from ..result import AuditResult
 from ..signals import sigterm_held
+from . import partial
 from .folder import MANIFEST, Protected, check_allowed, foreign_contents, protected_paths
 from .mlflow_log import log_run
 from .writers import Report, check_formats, parsers, registry
 from .writers.results_json import build_results, dumps
+
+log = logging.getLogger(__name__)
 
 
 def _sha256(p: Path) -> str:
@@ -69,7 +73,9 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str],
     parent = out_dir.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+        for gone in partial.sweep(parent, out_dir.name):  # what runs killed before they could clean up left
+            log.info("removed %s, left by a run that has ended", gone)
+        tmp = partial.create(parent, out_dir.name)
     except OSError as e:
         raise RenderError(f"{out_dir}: cannot create the output folder: {e.strerror or e}") from None
     written: dict[str, str] = {}
@@ -85,6 +91,7 @@ def write_outputs(result: AuditResult, out_dir: Path, formats: Iterable[str],
         check_parses(tmp, written.values(), out_dir)
         write_manifest(tmp, written.values())
         written["manifest"] = MANIFEST
+        partial.unmark(tmp)
         check_allowed(out_dir, protected)  # the folder may have changed during a long audit
         _replace_dir(tmp, out_dir)
         tmp = out_dir  # moved into place: a failure from here on must not remove it

@@ -15,6 +15,7 @@ from .confounder_metadata import ConfounderMetadata
 from .confusion import ConfusionMax
 from .data_confounder import DataConfounder
 from .data_duplicates import DataDuplicates
+from .evidence_complete import EvidenceComplete
 from .explanation_sanity import ExplanationSanity
 from .faithfulness import Faithfulness
 from .metric import MetricMax, MetricMin
@@ -35,6 +36,7 @@ _BUILTIN: tuple[type[Rule], ...] = (
     Faithfulness,
     ConceptReliance,
     BaselineMetricDrop, BaselineRecallDrop, BaselineFlips, BaselineNewFailures, BaselineExplanationChange,
+    EvidenceComplete,
 )
 
 ENTRY_POINT_GROUP = "model_audit.rules"

@@ -36,14 +36,16 @@ def explainer_title(probe: ModelProbe, name: str) -> str:
         return name
 
 
-def rnd(x: Any, digits: int = 4) -> float | None:
-    """A JSON-safe rounded float (None for missing / NaN / inf)."""
+def rnd(x: Any, digits: int | None = None) -> float | None:
+    """A JSON-safe float (None for missing / NaN / inf), rounded only when ``digits`` is given: results.json keeps
+    6 significant digits of every float, so details stay comparable with tolerances of the float arithmetic (a
+    value rounded to 4 decimals turns a 1e-7 difference into 1e-4 where it crosses a rounding boundary)."""
     if x is None:
         return None
     f = float(x)
     if not math.isfinite(f):
         return None
-    return round(f, digits)
+    return f if digits is None else round(f, digits)
 
 
 def nested(a: np.ndarray, digits: int = 3) -> list:

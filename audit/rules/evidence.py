@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from ..concepts.result import ConceptRun
 from ..datachecks import DataChecks
 from ..engine.probe import ModelProbe
-from ..products import Picks, Predictions, SkippedSample
+from ..products import Finding, Picks, Predictions, SkippedSample
 from ..tasks.base import TaskMetrics
 
 Scope = Literal["all", "correct", "incorrect", "picks"]
+
+
+class EvaluatedRule(Protocol):
+    """What a later phase reads of a rule evaluated before it (``Evidence.earlier``): its kind and parameters (a
+    ``Rule``; named structurally here, since the rule interface itself reads the Evidence)."""
+
+    kind: str
+    params: Any
 
 
 class NotApplicable(Exception):
@@ -36,7 +44,11 @@ class Evidence:
     n_listed: int = 0  # samples listed in the held-out set, skipped ones included
     comparison: Mapping[str, Any] | None = None  # the diff against a baseline (comparison-phase rules read it)
     data: DataChecks | None = None  # the data-checks stage's product (image properties, duplicates, leakage)
+    input_problems: tuple[str, ...] = ()  # what the listing flagged and the config chose to audit anyway (a swapped
+    # image_size under data.swapped_size = "finding"): evidence read in a way the data contradicts
     concepts: ConceptRun | None = None  # TCAV tests of the [concepts] stage (the concept_reliance rule reads them)
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # configured explainers without maps -> why
+    earlier: tuple[tuple[EvaluatedRule, tuple[Finding, ...]], ...] = ()  # rules evaluated before this phase
 
     def rng(self, salt: str) -> np.random.Generator:
         """A generator that depends only on the audit seed and ``salt`` (e.g. the rule id)."""

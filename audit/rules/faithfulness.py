@@ -1,6 +1,7 @@
 """faithfulness: deletion and insertion curves (Petsiuk et al. 2018, RISE) against random orders.
 
-For each evaluated sample the pixels are ranked by attribution (highest first; ties broken at random, seeded).
+For each evaluated sample the pixels are ranked by attribution (highest first; ties, values within a few float32
+rounding units, broken at random, seeded).
 Deletion: in ``steps`` equal steps the top-ranked pixels are replaced by the baseline (a blurred copy of the
 image by default, or zero, or the dataset mean); insertion: starting from the baseline, the top-ranked
 pixels are put back. The target (predicted) class's probability is recorded at each step and the area
@@ -30,6 +31,7 @@ from pydantic import Field
 
 from ..engine.probe import ModelProbe
 from ..errors import AuditError
+from ..maps.stats import tie_groups
 from ..products import Finding
 from ._shortcuts import MAX_EVIDENCE_IDS, chunk_rows, explainer_title, gaussian_blur, require_probe, rnd, scope_words
 from .base import Criterion, Rule, RuleParams
@@ -56,12 +58,13 @@ class FaithfulnessParams(RuleParams):
 
 
 def _ranks(maps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(n, H*W) rank of each pixel (0 = most attributed); ties and non-finite values broken at random."""
+    """(n, H*W) rank of each pixel (0 = most attributed); ties (``tie_groups``) and non-finite values broken at
+    random."""
     n = len(maps)
-    flat = np.nan_to_num(maps.reshape(n, -1).astype(np.float64), nan=-np.inf, posinf=np.inf, neginf=-np.inf)
+    flat = maps.reshape(n, -1)
     out = np.empty(flat.shape, dtype=np.int64)
     for i in range(n):
-        order = np.lexsort((rng.random(flat.shape[1]), -flat[i]))
+        order = np.lexsort((rng.random(flat.shape[1]), tie_groups(flat[i])))
         out[i, order] = np.arange(flat.shape[1])
     return out
 

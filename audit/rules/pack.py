@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -22,10 +23,25 @@ class RulePack:
     path: Path
     rules: tuple[Rule, ...]
     files: tuple[Path, ...] = ()  # this pack's file and every pack it extends, outermost first
+    automatic: tuple[str, ...] = ()  # ids of the rules every audit adds whatever the pack (with_automatic_rules)
+
+    def evidence_rule(self) -> Rule | None:
+        """The pack's ``evidence_complete`` rule (its severity says whether missing evidence blocks)."""
+        return next((r for r in self.rules if r.kind == "evidence_complete"), None)
 
 
-def find_pack(spec: str, base_dir: Path) -> Path:
-    """A bundled pack by name ('default', 'ci-gate') or a path (relative to the config's folder)."""
+DEFAULT = "default"
+EVIDENCE_ID = "evidence-complete"
+CONCEPT_ID = "concept-reliance"
+
+
+def find_pack(spec: str, base_dir: Path, task: str | None = None) -> Path:
+    """A bundled pack by name ('default', 'ci-gate') or a path (relative to the config's folder).
+
+    'default' is the default pack of ``task``: ``default-<task>.toml`` where one is bundled (multilabel,
+    segmentation, anomaly), else ``default.toml`` (multiclass, binary)."""
+    if spec == DEFAULT and task is not None and (rules_dir() / f"{DEFAULT}-{task}.toml").is_file():
+        return rules_dir() / f"{DEFAULT}-{task}.toml"
     p = Path(spec)
     if p.suffix == ".toml" or "/" in spec or "\\" in spec:
         full = p if p.is_absolute() else base_dir / p
@@ -91,3 +107,49 @@ def load_pack(path: Path, _chain: tuple[Path, ...] = ()) -> RulePack:
         rules = inherited + [r for r in rules if r.params.id in own]
     return RulePack(name=str(meta.get("name", path.stem)), description=str(meta.get("description", "")),
                     path=path, rules=tuple(rules), files=(path, *(parent.files if parent else ())))
+
+
+def _free_id(base: str, taken: set[str]) -> str:
+    rid, n = base, 1
+    while rid in taken:
+        n += 1
+        rid = f"{base}-{n}"
+    return rid
+
+
+def with_automatic_rules(pack: RulePack, marked: Mapping[str, str]) -> RulePack:
+    """The pack plus the rules every audit runs whatever the pack:
+
+    - ``concept_reliance`` (severity error) for the concepts ``marked`` (name -> "forbidden" / "required") in
+      [concepts] that no concept_reliance rule of the pack judges (a rule without ``concepts`` judges every
+      marked concept);
+    - ``evidence_complete`` (severity error) unless the pack lists a rule of that kind: listing it with
+      ``severity = "warning"`` is how a pack lets an audit on incomplete evidence pass (the report says so).
+    """
+    reg = registry()
+    taken = {r.params.id for r in pack.rules}
+    added: list[Rule] = []
+    judged: set[str] = set()
+    for r in pack.rules:
+        if r.kind == "concept_reliance":
+            names = getattr(r.params, "concepts", None)
+            judged |= set(marked) if names is None else set(names)
+    unjudged = [n for n in marked if n not in judged]
+    if unjudged:
+        roles = ", ".join(f"'{n}' {marked[n]}" for n in unjudged)
+        cls = reg["concept_reliance"]
+        rid = _free_id(CONCEPT_ID, taken)
+        taken.add(rid)
+        added.append(cls(cls.Params.model_validate({
+            "id": rid, "kind": "concept_reliance", "concepts": unjudged,
+            "description": f"Added automatically: [concepts] marks {roles}; a marked concept is always judged, "
+                           "whatever the pack."})))
+    if pack.evidence_rule() is None:
+        cls = reg["evidence_complete"]
+        added.append(cls(cls.Params.model_validate({
+            "id": _free_id(EVIDENCE_ID, taken), "kind": "evidence_complete",
+            "description": "Added automatically: every listed explainer, every rule of the pack, every marked "
+                           "concept and every data check a rule reads was produced; missing evidence blocks."})))
+    if not added:
+        return pack
+    return replace(pack, rules=(*pack.rules, *added), automatic=tuple(r.params.id for r in added))

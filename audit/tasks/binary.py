@@ -137,6 +137,11 @@ class BinaryTask(MulticlassTask):
         finally:
             handle.remove()
 
+    def predictions_json(self, preds: Predictions) -> dict[str, Any]:
+        """The multiclass record plus each sample's probability of the positive class (the score the threshold
+        is applied to)."""
+        return {**super().predictions_json(preds), "p_positive": preds.probs[:, 1]}
+
     # ---- the operating point ------------------------------------------------------------------------------
     def fit(self, preds: Predictions, records: Sequence[Any] = (), preprocess: Any = None
             ) -> tuple[BinaryTask, Predictions]:

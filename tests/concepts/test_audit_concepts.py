@@ -93,8 +93,9 @@ def test_without_concepts_the_rule_cannot_run(tmp_path, make_setup, tiny_model):
     assert res.exit_code == 1, res.output  # an error finding blocks: a gate never passes what it could not check
     doc = json.loads((out / "results.json").read_text())
     assert "concepts" not in doc and "concepts" not in doc["provenance"]["config"]
-    (rule,) = doc["rules"]
+    rule, complete = doc["rules"]
     assert rule["status"] == "error" and "[concepts]" in rule["message"]
+    assert complete["id"] == "evidence-complete" and complete["details"]["missing"][0]["name"] == "uses-left-square"
 
 
 @pytest.mark.parametrize(("extra", "message"), [

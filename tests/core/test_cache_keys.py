@@ -4,13 +4,14 @@ misses the cache, and a reused entry is spot-checked against recomputed rows."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from audit.cli import app
+from audit.engine import cache as prediction_cache
 
 runner = CliRunner()
 
@@ -105,10 +106,11 @@ def test_a_cache_entry_that_does_not_reproduce_is_discarded(tiny, tmp_path):
     _, a = _run(tiny.config, tmp_path / "a")
     cache = tiny.root / ".audit-cache"
     (entry,) = cache.glob("predictions-*.npz")
-    with np.load(entry, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays["probs"] = arrays["probs"][:, ::-1].copy()  # a stale entry under the right key
-    np.savez(entry, **arrays)
+    key = entry.stem.removeprefix("predictions-")
+    out = prediction_cache.load(cache, key)
+    stale = replace(out.predictions, probs=out.predictions.probs[:, ::-1].copy())
+    prediction_cache.save(cache, key, replace(out, predictions=stale))  # a stale entry, whole, under the right key
     res, b = _run(tiny.config, tmp_path / "b")
-    assert "cached predictions discarded" in res.output and "reused from the cache" not in res.output
+    assert "4 recomputed rows differ" in res.output and "reused from the cache" not in res.output
+    assert "4 recomputed rows differ" in b["provenance"]["cache_notes"][0]["problem"]
     assert b["metrics"]["accuracy"] == a["metrics"]["accuracy"]

@@ -92,7 +92,7 @@ def test_hugging_face_folder_gets_a_full_audit(tiny, tmp_path, hf_folder):
     prov = doc["provenance"]
     assert prov["model"]["output"] == "'logits' of ImageClassifierOutput"
     assert prov["config"]["data"]["image_size"] == [32, 32] and prov["config"]["data"]["mean"] == [0.5] * 3
-    assert "preprocessor_config.json" in prov["data"]["notes"][0]
+    assert "the model's image processor (ViTImageProcessor: resize to 32x32, bilinear" in prov["data"]["notes"][0]
     names = {f["path"].split("/")[-1] for f in prov["model"]["files"]}
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= names
 

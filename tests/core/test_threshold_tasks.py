@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+from importlib.resources import files
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -213,6 +215,13 @@ def test_binary_audit_one_logit_or_two(tmp_path, outputs):
     assert [e["status"] for e in doc["explainers"]] == ["ok", "ok"]
     assert all(p["explains"] == "present" for p in doc["samples"]["correct"])
     assert "AUROC" in (tmp_path / "out" / "summary.md").read_text()
+    pred = doc["predictions"]  # the positive class's probability per sample: the score the threshold judges
+    p = np.array(pred["p_positive"])
+    assert len(p) == len(pred["ids"]) == 40 and ((p >= 0) & (p <= 1)).all()
+    assert pred["predicted"] == [int(v) for v in p >= 0.5]  # class indices: 1 = "present"
+    np.testing.assert_allclose(pred["confidence"], np.maximum(p, 1 - p), atol=1e-6)
+    schema = json.loads(files("audit").joinpath("schema/results.schema.json").read_text())
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
 
 
 def test_multilabel_audit_from_a_labels_column(tmp_path):
@@ -237,7 +246,8 @@ def test_multilabel_audit_from_a_labels_column(tmp_path):
     scores = np.array(doc["predictions"]["scores"])
     for j, n in enumerate(names):
         assert per[n]["auroc"] == pytest.approx(roc_auc_score(y[110:, j], scores[:, j]), abs=1e-5)
-    assert {r["id"]: r["status"] for r in doc["rules"]} == {"worst-auroc": "pass", "top-sens": "pass"}
+    assert {r["id"]: r["status"] for r in doc["rules"]} == {"worst-auroc": "pass", "top-sens": "pass",
+                                                            "evidence-complete": "pass"}
     explained = {p["explains"] for cat in doc["samples"]["per_class"].values() for ps in cat.values() for p in ps}
     assert explained == set(names)  # every label's picks explain that label
     html = (tmp_path / "out" / "report.html").read_text()
@@ -260,6 +270,12 @@ def test_label_plus_per_class_columns_needs_the_task_named(tmp_path):
     res = runner.invoke(app, ["run", str(tmp_path / "audit.toml"), "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and 'set model.task = "multilabel"' in res.output
     res = runner.invoke(app, ["run", str(tmp_path / "audit.toml"), "--out", str(tmp_path / "out"),
-                              "--set", 'model.task="multilabel"', "--set", 'rules.pack="default"'])
+                              "--set", 'model.task="multilabel"', "--set", 'rules.pack="ci-gate"'])
     assert res.exit_code == 2 and "does not apply to task 'multilabel'" in res.output  # class_recall_min
+    res = runner.invoke(app, ["run", str(tmp_path / "audit.toml"), "--out", str(tmp_path / "out"),  # the task's own
+                              "--set", 'model.task="multilabel"', "--set", 'rules.pack="default"',
+                              "--set", 'model.output_kind="logits"', "--set", 'report.formats=["json"]'])
+    assert res.exit_code in (0, 1), res.output
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["provenance"]["rule_pack"]["name"] == "default-multilabel"
     assert "single_label" not in MultilabelTask.provides

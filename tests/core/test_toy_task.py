@@ -122,7 +122,7 @@ def test_a_test_only_task_gets_a_full_audit(toy_setup, tmp_path):
     assert result.task.name == "toy-threshold"
     assert result.predictions.probs.shape == (result.predictions.n, 1)
     assert np.all((result.predictions.probs >= 0) & (result.predictions.probs <= 1))  # sigmoid, not softmax
-    assert [f.rule for f in result.findings] == ["mae-ceiling"] and result.verdict == "pass"
+    assert [f.rule for f in result.findings] == ["mae-ceiling", "evidence-complete"] and result.verdict == "pass"
     out = tmp_path / "report"
     write_outputs(result, out, cfg.report.formats)
     doc = json.loads((out / "results.json").read_text())

@@ -26,7 +26,7 @@ from audit.errors import DataError
 from audit.inputs import prepare_inputs, with_model_defaults
 from audit.loading.model import load_model
 
-ENGINE_FIELDS = {"engine", "workers", "num_cpus", "num_gpus", "decode_cpus"}
+ENGINE_FIELDS = {"engine", "workers", "num_cpus", "num_gpus", "decode_cpus", "shipped_code"}
 EXPLAINERS = 'explainers.methods=["gradcam","saliency"]'
 
 

@@ -142,7 +142,7 @@ def test_aspect_and_mixed_sizes_are_noted_and_counted(tmp_path, caplog):
     assert "differ in aspect ratio" in caplog.text
     boxed = load_heldout(_cfg(tmp_path, image_folder="set", resize="letterbox"))
     assert boxed.n_aspect_mismatch == 0 and boxed.n_image_sizes == 3
-    assert all(r.resize == "letterbox" for r in boxed.records)
+    assert all(r.resize.mode == "letterbox" for r in boxed.records)  # the geometry ROIs and masks follow
 
 
 def test_the_resolved_config_states_every_loading_key(tmp_path):

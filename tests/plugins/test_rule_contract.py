@@ -46,3 +46,12 @@ def test_rule_kind_on_task(task, kind, contract_sets, contract_audit, tmp_path):
         elif f.status != "error":
             crit = f.details.get("criterion")
             assert isinstance(crit, dict) and crit["name"] and crit["direction"] in ("above", "below"), f.rule
+
+
+def test_a_segmentation_with_marked_concepts_is_refused_naming_why(contract_sets, tmp_path):
+    s = contract_sets("segmentation")
+    config = s.root / "with-concepts.toml"
+    config.write_text(s.config.read_text() + '\n[concepts]\n[concepts.sets.x]\nfolder = "."\nforbidden = true\n')
+    with pytest.raises(ConfigError, match=r"rule 'concept-reliance' \(Added automatically: \[concepts\] marks 'x' "
+                                          r"forbidden.*does not apply to task 'segmentation'"):
+        prepare_inputs(load_config(config))

@@ -110,7 +110,7 @@ def test_findings_table_filters_and_sorts(browser, report):
     _load(browser, report, 1400)
     rows = "Array.from(document.querySelectorAll('#findings-table tbody tr'))"
     visible = f"{rows}.filter(r => !r.hidden).map(r => r.cells[0].textContent.trim().split(/\\s/)[0])"
-    assert len(browser.eval(visible)) == 4
+    assert len(browser.eval(visible)) == 5  # the pack's four rules and evidence-complete
     browser.eval("""(() => { const i = document.querySelector('.tablefilter input[type=search]');
         i.value = 'impossible'; i.dispatchEvent(new Event('input')); })()""")
     assert browser.eval(visible) == ["impossible-accuracy"]
@@ -119,7 +119,7 @@ def test_findings_table_filters_and_sorts(browser, report):
     browser.eval("""document.querySelector('.tablefilter input[type=checkbox][value=pass]').click()""")
     statuses = browser.eval(f"{rows}.filter(r => !r.hidden).map(r => r.dataset.status)")
     assert statuses and "pass" not in statuses and set(statuses) <= {"fail", "warn", "error"}
-    assert f"{len(statuses)} of 4 shown" in browser.eval("document.querySelector('.tablefilter').textContent")
+    assert f"{len(statuses)} of 5 shown" in browser.eval("document.querySelector('.tablefilter').textContent")
     browser.eval("document.querySelector('.tablefilter input[type=checkbox][value=pass]').click()")
     browser.eval("document.querySelector('#findings-table thead th button.sort').click()")
     ids = browser.eval(visible)

@@ -204,6 +204,20 @@ def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale],
     }
 
 
+def evidence_note(r: AuditResult) -> str:
+    """The cover's sentence when the pack lets an audit on incomplete evidence pass (its ``evidence_complete`` rule
+    at severity warning), with what is missing; empty otherwise (missing evidence then blocks the verdict)."""
+    rule = r.pack.evidence_rule()
+    if rule is None or rule.params.severity != "warning":
+        return ""
+    text = (f"Missing evidence does not block this verdict: rule pack “{r.pack.name}” lists {rule.params.id} with "
+            "severity warning.")
+    found = next((f for f in r.findings if f.rule == rule.params.id), None)
+    if found is not None and found.status != "pass":
+        text += f" Evidence is missing — {found.message}"
+    return text
+
+
 def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] = ("html", "pdf")) -> dict[str, Any]:
     """Everything the templates show. ``document_id`` is the short SHA-256 of results.json; ``formats`` says
     which renderings ("html", "pdf") the figures are drawn for."""
@@ -250,6 +264,7 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
         "findings": finding_ctx,
         "pack": {"name": r.pack.name, "description": r.pack.description, "path": str(r.pack.path)},
         "pickled_model": r.model.pickled,
+        "evidence_note": evidence_note(r),
         "model_notes": [*r.model.notes, *data["notes"]],
         "model_source": r.model.source,
         "model_card": card,
@@ -271,6 +286,7 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
             "git": prov.get("git"),
             "started": prov["started"],
             "finished": prov["finished"],
+            "cache_notes": [n.text() for n in r.scored.cache_log.notes],
         },
         "sections": [{"id": sec.id, "title": sec.title, "template": sec.template, "pagebreak": sec.pagebreak,
                       **sec.context} for sec in (*r.task.report_sections(r.metrics),

@@ -11,6 +11,10 @@ Outcomes (one per rule result):
   as a failure, and show its ``message``, whose ``warning:`` prefix says why it is there;
 - ``pass`` → a bare test case with the details in ``<system-out>``.
 
+The suite's properties hold the verdict, the blocking rules, the model, the explainers listed in the config that
+produced no maps (``explainers.unavailable``: "name: reason; …") and, when the pack downgrades the completeness
+check to a warning, ``incomplete_evidence_blocks = false``.
+
 Every string from the results (class names in messages, sample ids, rule ids, model metadata) goes through
 :func:`audit.report.writers.text.xml_text`: the document is well-formed XML 1.0 for any input. Times: the suite's is
 ``provenance.finished - started`` (its ``timestamp`` the start, UTC, ISO 8601 without zone as Ant writes it);
@@ -104,6 +108,14 @@ def _properties(suite: ET.Element, results: Mapping[str, Any]) -> None:
     blocking = (results.get("summary") or {}).get("blocking")
     if blocking:
         prop("blocking", ", ".join(xml_text(b) for b in blocking))
+    gone = [e for e in results.get("explainers") or () if e.get("status") != "ok"]
+    if gone:  # explainers listed in the config that produced no maps (evidence-complete names them too)
+        prop("explainers.unavailable", "; ".join(f"{xml_text(e.get('name'))}: {xml_text(e.get('reason'))}"
+                                                 for e in gone))
+    downgraded = [r for r in results.get("rules") or ()
+                  if r.get("kind") == "evidence_complete" and r.get("severity") == "warning"]
+    if downgraded:
+        prop("incomplete_evidence_blocks", "false")
     model = (results.get("provenance") or {}).get("model") or {}
     for key in ("name", "version", "sha256"):
         if model.get(key) is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...products import Pick
+from ...provenance import with_cache_notes
 from ...result import AuditResult
 from ...version import SCHEMA_VERSION
 from ..criteria import verdict_sentence
@@ -67,7 +68,7 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         "rules": rules,
         "skipped": [{"path": s.path, "reason": s.reason} for s in r.skipped],
         "predictions": r.task.predictions_json(r.predictions),
-        "provenance": r.provenance.as_dict(),
+        "provenance": with_cache_notes(r.provenance.as_dict(), r.scored.cache_log),
     }
     out["maps_file"] = maps_file
     if r.comparison is not None:

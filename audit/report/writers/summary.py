@@ -92,6 +92,23 @@ def _comparison(comp: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _evidence_lines(results: Mapping[str, Any]) -> list[str]:
+    """Explainers listed in the config that produced no maps (with the reason), and a pack's downgrade of the
+    completeness check (``evidence_complete`` at severity warning: missing evidence does not block)."""
+    lines = []
+    gone = [e for e in results.get("explainers") or () if e.get("status") != "ok"]
+    if gone:
+        lines.append("**Explainers unavailable:** " + "; ".join(
+            f"{md_code(e.get('name'))} ({md_text(e.get('reason') or 'no reason given', MAX_MESSAGE)})"
+            for e in gone) + "  ")
+    for r in results.get("rules") or ():
+        if r.get("kind") == "evidence_complete" and r.get("severity") == "warning":
+            lines.append(f"**Missing evidence does not block this verdict:** the rule pack lists {md_code(r.get('id'))} "
+                         "with severity warning" + (" and evidence is missing" if r.get("status") != "pass" else "")
+                         + ".  ")
+    return lines
+
+
 def build_summary(results: Mapping[str, Any], headline: str) -> str:
     """``headline``: the task's one line of key figures (escaped too: harmless, and it is free text)."""
     verdict = str(results["verdict"])
@@ -105,7 +122,7 @@ def build_summary(results: Mapping[str, Any], headline: str) -> str:
     model = _model_line(results)
     if model:
         lines.append(model + "  ")
-    lines += [_counts_line(results), ""]
+    lines += [*_evidence_lines(results), _counts_line(results), ""]
     reason = (results.get("summary") or {}).get("reason")
     if reason:
         lines += [md_text(reason, MAX_MESSAGE), ""]

@@ -1,0 +1,153 @@
+"""Out-of-distribution scores of a classifier (higher = more likely out-of-distribution), and the registry.
+
+- ``msp``: -max softmax probability (Hendrycks & Gimpel 2017)
+- ``energy``: -T logsumexp(logits / T) (Liu et al. 2020), T = 1
+- ``max_logit``: -max logit (Hendrycks et al. 2022)
+- ``mahalanobis``: half the squared Mahalanobis distance of the penultimate features to the closest class mean,
+  with class-conditional means and one shared covariance (the pooled within-class scatter / N, plus
+  ``ridge`` x its mean variance on the diagonal) fitted on in-distribution features (Lee et al. 2018; no input
+  preprocessing, no feature ensemble)
+- ``knn``: Euclidean distance of the L2-normalised feature to its k-th nearest normalised in-distribution
+  feature (Sun et al. 2022)
+
+Own code; pytorch-ood 0.4 (Apache-2.0) is the test reference for each. A detector is a frozen dataclass:
+``fit(features, labels)`` returns a fitted copy (the logit scores need nothing), ``score(Outputs)`` the scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from audit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """A model's logits (N, K) and penultimate features (N, D) for a set of images."""
+
+    logits: Tensor
+    features: Tensor
+
+
+class Detector(Protocol):
+    name: str
+
+    def fit(self, train: Outputs, labels: Tensor) -> Detector: ...
+
+    def score(self, out: Outputs) -> Tensor: ...
+
+
+class LogitScore:
+    """A score of the logits alone: fitting is a no-op."""
+
+    def fit(self, train: Outputs, labels: Tensor) -> LogitScore:
+        return self
+
+
+@dataclass(frozen=True)
+class MSP(LogitScore):
+    temperature: float = 1.0
+    name: str = "msp"
+
+    def score(self, out: Outputs) -> Tensor:
+        return -torch.softmax(out.logits.double() / self.temperature, 1).amax(1)
+
+
+@dataclass(frozen=True)
+class Energy(LogitScore):
+    temperature: float = 1.0
+    name: str = "energy"
+
+    def score(self, out: Outputs) -> Tensor:
+        return -self.temperature * torch.logsumexp(out.logits.double() / self.temperature, 1)
+
+
+@dataclass(frozen=True)
+class MaxLogit(LogitScore):
+    name: str = "max_logit"
+
+    def score(self, out: Outputs) -> Tensor:
+        return -out.logits.double().amax(1)
+
+
+def _unfitted(name: str) -> ConfigError:
+    return ConfigError(f"OOD detector {name} must be fitted on in-distribution features first")
+
+
+@dataclass(frozen=True)
+class Mahalanobis:
+    ridge: float = 1e-6
+    means: Tensor | None = None
+    precision: Tensor | None = None
+    name: str = "mahalanobis"
+
+    def fit(self, train: Outputs, labels: Tensor) -> Mahalanobis:
+        f = train.features.double()
+        labels = labels.to(f.device)
+        classes = labels.unique()
+        means = torch.stack([f[labels == c].mean(0) for c in classes])
+        centred = f - means[torch.searchsorted(classes, labels)]
+        cov = centred.T @ centred / len(f)
+        cov = cov + torch.eye(len(cov), dtype=cov.dtype, device=cov.device) * self.ridge * cov.diagonal().mean()
+        return replace(self, means=means, precision=torch.linalg.pinv(cov, hermitian=True))
+
+    def score(self, out: Outputs) -> Tensor:
+        if self.means is None or self.precision is None:
+            raise _unfitted(self.name)
+        f = out.features.double().to(self.means.device)
+        d = f[:, None, :] - self.means[None]  # (N, K, D)
+        dist = torch.einsum("nkd,de,nke->nk", d, self.precision, d)
+        return 0.5 * dist.amin(1)
+
+
+def normalise(f: Tensor) -> Tensor:
+    return f / f.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+@dataclass(frozen=True)
+class KNN:
+    k: int = 50
+    bank: Tensor | None = None
+    name: str = "knn"
+
+    def fit(self, train: Outputs, labels: Tensor) -> KNN:
+        if len(train.features) < self.k:
+            raise ConfigError(f"knn: k = {self.k} but only {len(train.features)} in-distribution features")
+        return replace(self, bank=normalise(train.features.double()))
+
+    def score(self, out: Outputs, chunk: int = 1024) -> Tensor:
+        if self.bank is None:
+            raise _unfitted(self.name)
+        z = normalise(out.features.double().to(self.bank.device))
+        parts = [torch.cdist(z[s:s + chunk], self.bank).topk(self.k, 1, largest=False).values[:, -1]
+                 for s in range(0, len(z), chunk)]
+        return torch.cat(parts) if parts else z.new_zeros(0)
+
+
+DETECTORS: dict[str, Detector] = {d.name: d for d in (MSP(), Energy(), MaxLogit(), Mahalanobis(), KNN())}
+
+
+def detector(name: str) -> Detector:
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown OOD detector {name!r}; known: {', '.join(DETECTORS)}") from None
+
+
+@torch.no_grad()
+def model_outputs(model: nn.Module, classifier: nn.Module, x: Tensor, batch_size: int = 256) -> Outputs:
+    """Logits and the classifier layer's input (the penultimate features) for images x, in eval mode."""
+    captured: list[Tensor] = []
+    handle = classifier.register_forward_hook(lambda _m, inp, _o: captured.append(inp[0].flatten(1).detach()))
+    was = model.training
+    model.eval()
+    try:
+        logits = torch.cat([model(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+    finally:
+        handle.remove()
+        model.train(was)
+    return Outputs(logits, torch.cat(captured))

@@ -14,7 +14,7 @@ from .ray_engine import RayEngine  # imports Ray only when a RayEngine starts
 _BUILTIN: tuple[type[Engine], ...] = (LocalEngine, RayEngine)
 
 ENTRY_POINT_GROUP = "model_audit.engines"
-ENGINES: Registry[Engine] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "compute.engine", "engine")
+ENGINES: Registry[type[Engine]] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "compute.engine", "engine")
 
 
 def registry() -> dict[str, type[Engine]]:

@@ -48,7 +48,7 @@ _BUILTIN: tuple[type[Explainer], ...] = (
 )
 
 ENTRY_POINT_GROUP = "model_audit.explainers"
-EXPLAINERS: Registry[Explainer] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "explainers", "explainer")
+EXPLAINERS: Registry[type[Explainer]] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "explainers", "explainer")
 
 
 def registry() -> dict[str, type[Explainer]]:

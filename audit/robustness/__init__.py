@@ -2,11 +2,11 @@
 (before mean/std normalisation), on the batch's device, with explicit ``torch.Generator`` seeding.
 
 - ``corruptions``: the registry of image corruptions (ImageNet-C's 19, acquisition ones, TorchIO's MRI
-  artefacts) and ``corrupt(x, name, severity, generator)``
+  artefacts; a ``plugins.Registry``) and ``corrupt(x, name, severity, generator)``
 - ``attacks`` / ``apgd``: PGD (L-inf, L2) and APGD-CE; ``Normalised`` puts the normalisation inside the model
 - ``ce``: corruption error, mean CE and relative mCE against a baseline
 - ``masking``: gradient-masking checks and robust accuracy that is only reported when they pass
-- ``ood``: OOD scores (MSP, energy, max-logit, Mahalanobis, k-NN) and ``model_outputs``; ``farood``: built-in
+- ``ood``: OOD scores (MSP, energy, max-logit, Mahalanobis, k-NN; a ``plugins.Registry``) and ``model_outputs``; ``farood``: built-in
   far-OOD sets; ``stats``: AUROC with a DeLong interval, FPR at 95 % TPR with a bootstrap interval
 """
 

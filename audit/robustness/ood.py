@@ -12,17 +12,22 @@
 
 Own code; pytorch-ood 0.4 (Apache-2.0) is the test reference for each. A detector is a frozen dataclass:
 ``fit(features, labels)`` returns a fitted copy (the logit scores need nothing), ``score(Outputs)`` the scores.
+The registry (``REGISTRY``, a ``plugins.Registry`` of the classes; entry-point group ``model_audit.ood_detectors``)
+finds one by name; ``needs_logits`` says whether it reads the logits (then a model that returns probabilities
+cannot be scored by it) and ``needs_fit`` whether it is fitted on in-distribution features.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from audit.errors import ConfigError
+from audit.plugins import Registry
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class Outputs:
 
 class Detector(Protocol):
     name: str
+    needs_logits: bool
+    needs_fit: bool
 
     def fit(self, train: Outputs, labels: Tensor) -> Detector: ...
 
@@ -44,6 +51,9 @@ class Detector(Protocol):
 class LogitScore:
     """A score of the logits alone: fitting is a no-op."""
 
+    needs_logits = True
+    needs_fit = False
+
     def fit(self, train: Outputs, labels: Tensor) -> LogitScore:
         return self
 
@@ -52,6 +62,7 @@ class LogitScore:
 class MSP(LogitScore):
     temperature: float = 1.0
     name: str = "msp"
+    needs_logits = False  # the softmax of log-probabilities gives them back: log(p) serves a model that returns p
 
     def score(self, out: Outputs) -> Tensor:
         return -torch.softmax(out.logits.double() / self.temperature, 1).amax(1)
@@ -78,8 +89,15 @@ def _unfitted(name: str) -> ConfigError:
     return ConfigError(f"OOD detector {name} must be fitted on in-distribution features first")
 
 
+class FeatureScore:
+    """A score of the penultimate features, fitted on in-distribution ones."""
+
+    needs_logits = False
+    needs_fit = True
+
+
 @dataclass(frozen=True)
-class Mahalanobis:
+class Mahalanobis(FeatureScore):
     ridge: float = 1e-6
     means: Tensor | None = None
     precision: Tensor | None = None
@@ -109,7 +127,7 @@ def normalise(f: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
-class KNN:
+class KNN(FeatureScore):
     k: int = 50
     bank: Tensor | None = None
     name: str = "knn"
@@ -128,14 +146,18 @@ class KNN:
         return torch.cat(parts) if parts else z.new_zeros(0)
 
 
-DETECTORS: dict[str, Detector] = {d.name: d for d in (MSP(), Energy(), MaxLogit(), Mahalanobis(), KNN())}
+_BUILTIN: tuple[type[Detector], ...] = (MSP, Energy, MaxLogit, Mahalanobis, KNN)  # type: ignore[assignment]
+ENTRY_POINT_GROUP = "model_audit.ood_detectors"
+REGISTRY: Registry[type[Detector]] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "robustness.ood.detectors",
+                                              "OOD detector")
+#: the built-in detectors' names, in the order the report lists them
+DETECTORS: tuple[str, ...] = tuple(d.name for d in _BUILTIN)
 
 
-def detector(name: str) -> Detector:
-    try:
-        return DETECTORS[name]
-    except KeyError:
-        raise ConfigError(f"unknown OOD detector {name!r}; known: {', '.join(DETECTORS)}") from None
+def detector(name: str, extra: Mapping[str, type[Detector]] | None = None, **params: Any) -> Detector:
+    """A new detector called ``name`` with ``params`` (e.g. ``k`` of knn); ConfigError naming
+    ``robustness.ood.detectors`` and the known names for an unknown one."""
+    return REGISTRY.get(name, extra)(**params)
 
 
 @torch.no_grad()

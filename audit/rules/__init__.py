@@ -40,7 +40,7 @@ _BUILTIN: tuple[type[Rule], ...] = (
 )
 
 ENTRY_POINT_GROUP = "model_audit.rules"
-RULES: Registry[Rule] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "kind", "kind", "rule kind")
+RULES: Registry[type[Rule]] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "kind", "kind", "rule kind")
 
 
 def registry() -> dict[str, type[Rule]]:

@@ -16,7 +16,7 @@ from .segmentation import SegmentationTask
 _BUILTIN: tuple[type[Task], ...] = (MulticlassTask, BinaryTask, MultilabelTask, SegmentationTask, AnomalyTask)
 
 ENTRY_POINT_GROUP = "model_audit.tasks"
-TASKS: Registry[Task] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "model.task", "task")
+TASKS: Registry[type[Task]] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "model.task", "task")
 
 
 def registry() -> dict[str, type[Task]]:

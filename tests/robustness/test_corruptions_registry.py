@@ -19,7 +19,7 @@ from audit.robustness.corruptions import (
     frost,
     get,
     medical,
-    register,
+    registry,
 )
 
 
@@ -62,17 +62,17 @@ def test_bad_inputs_and_names_are_refused() -> None:
         corrupt(x * 255, "contrast", 1)
     with pytest.raises(DataError, match="channels"):
         corrupt(torch.rand(1, 4, 8, 8), "brightness", 1)
-    with pytest.raises(ConfigError, match="already registered"):
-        register(CORRUPTIONS["fog"])
+    with pytest.raises(ConfigError, match=r"robustness.corruptions.names: unknown corruption 'fog_of_war'"):
+        corrupt(x, "fog_of_war", 1)
+    with pytest.raises(TypeError):
+        CORRUPTIONS["fog"] = CORRUPTIONS["contrast"]  # type: ignore[index]  # no global state to change
 
 
 def test_a_new_corruption_is_one_entry() -> None:
     c = Corruption("invert_for_test", "test", lambda x, lv, g=None: 1 - x * lv, (1.0,) * 5, False, "test")
-    try:
-        register(c)
-        assert torch.allclose(corrupt(torch.zeros(1, 1, 2, 2), "invert_for_test", 3), torch.ones(1, 1, 2, 2))
-    finally:
-        CORRUPTIONS.pop("invert_for_test")
+    own = {c.name: c}
+    assert torch.allclose(corrupt(torch.zeros(1, 1, 2, 2), "invert_for_test", 3, extra=own), torch.ones(1, 1, 2, 2))
+    assert "invert_for_test" in registry(own) and "invert_for_test" not in registry()
 
 
 def test_jpeg_at_a_stated_quality_and_the_frost_textures() -> None:

@@ -12,7 +12,7 @@ from pytorch_ood.metrics import functional as pom
 from sklearn.metrics import roc_auc_score
 
 from audit.errors import ConfigError
-from audit.robustness import DETECTORS, far_ood, model_outputs, separation
+from audit.robustness import detector, far_ood, model_outputs, separation
 from audit.robustness.ood import Mahalanobis
 from audit.robustness.stats import auroc_delong, fpr_at_tpr, fpr_interval
 
@@ -34,11 +34,11 @@ def test_model_outputs_are_the_logits_and_penultimate_features(digit_model, digi
 def test_scores_match_pytorch_ood(digits, outputs) -> None:
     train, test = outputs
     logits, z = test.logits, test.features
-    assert torch.allclose(DETECTORS["msp"].score(test).float(), pod.MaxSoftmax.score(logits), atol=1e-6)
-    assert torch.allclose(DETECTORS["energy"].score(test).float(), pod.EnergyBased.score(logits), atol=1e-5)
-    assert torch.allclose(DETECTORS["max_logit"].score(test).float(), pod.MaxLogit.score(logits))
+    assert torch.allclose(detector("msp").score(test).float(), pod.MaxSoftmax.score(logits), atol=1e-6)
+    assert torch.allclose(detector("energy").score(test).float(), pod.EnergyBased.score(logits), atol=1e-5)
+    assert torch.allclose(detector("max_logit").score(test).float(), pod.MaxLogit.score(logits))
     knn = pod.KNN(None, k=50).fit_features(train.features, digits.y_train).predict_features(z)
-    ours = DETECTORS["knn"].fit(train, digits.y_train).score(test)
+    ours = detector("knn").fit(train, digits.y_train).score(test)
     assert torch.allclose(ours, knn.double(), atol=1e-5)
     # pytorch-ood's shared covariance is the within-class scatter S (not S / N) plus 1e-6 I: with our ridge set
     # to the same absolute 1e-6 / N, our scores are exactly N times its scores
@@ -53,9 +53,9 @@ def test_scores_match_pytorch_ood(digits, outputs) -> None:
 def test_unfitted_detectors_and_impossible_k_are_refused(outputs, digits) -> None:
     train, test = outputs
     with pytest.raises(ConfigError, match="fitted"):
-        DETECTORS["mahalanobis"].score(test)
+        detector("mahalanobis").score(test)
     with pytest.raises(ConfigError, match="k = 50"):
-        DETECTORS["knn"].fit(type(train)(train.logits[:10], train.features[:10]), digits.y_train[:10])
+        detector("knn").fit(type(train)(train.logits[:10], train.features[:10]), digits.y_train[:10])
 
 
 def _delong_by_hand(id_s: list[float], ood_s: list[float]) -> tuple[float, float]:
@@ -114,6 +114,6 @@ def test_far_ood_sets(digit_model, outputs) -> None:
         far_ood("stars", 2, 3, (8, 8))
     _, test = outputs
     noise = model_outputs(digit_model, digit_model.fc, far_ood("uniform_noise", 200, 3, (32, 32), seed=1))
-    energy = DETECTORS["energy"]
+    energy = detector("energy")
     sep = separation(energy.score(test).numpy(), energy.score(noise).numpy())
     assert sep.auroc > 0.9 and sep.auroc_interval[0] <= sep.auroc <= sep.auroc_interval[1]

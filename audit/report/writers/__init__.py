@@ -23,7 +23,7 @@ _BUILTIN: tuple[type[OutputFormat], ...] = (
 )
 
 ENTRY_POINT_GROUP = "model_audit.outputs"
-OUTPUTS: Registry[OutputFormat] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "report.formats", "output format")
+OUTPUTS: Registry[type[OutputFormat]] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "report.formats", "output format")
 
 
 def registry() -> dict[str, type[OutputFormat]]:

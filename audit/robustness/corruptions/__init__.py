@@ -6,16 +6,20 @@ shape, dtype and device and are clipped to [0, 1]. Random corruptions take an ex
 
 Families: ImageNet-C's 15 (``IMAGENET_C``) and 4 extra (``IMAGENET_C_EXTRA``) corruptions (Hendrycks &
 Dietterich 2019, as ``imagecorruptions`` defines them), acquisition ones (exposure, gamma, resolution, JPEG at
-stated qualities) and TorchIO's MRI artefacts. A new corruption is one entry in a family module's
-``CORRUPTIONS`` (or a new module added to ``_FAMILIES``), or ``register(Corruption(...))`` at run time.
+stated qualities) and TorchIO's MRI artefacts. The registry is a ``plugins.Registry`` of ``Corruption`` instances:
+a new corruption is one entry in a family module's ``CORRUPTIONS`` (or a new module added to ``_FAMILIES``), one
+entry point in the group ``model_audit.corruptions`` naming a ``Corruption``, or a caller's own passed as ``extra``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import torch
 from torch import Tensor
 
-from audit.errors import ConfigError
+from audit.plugins import Registry
 
 from . import blur, digital, extra, frost, geometric, medical, noise, spatter, weather
 from ._base import Corruption
@@ -28,39 +32,34 @@ IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "
               "jpeg_compression")
 IMAGENET_C_EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 
+_BUILTIN: tuple[Corruption, ...] = tuple(c for module in _FAMILIES for c in module.CORRUPTIONS)
+if len({c.name for c in _BUILTIN}) != len(_BUILTIN):
+    raise RuntimeError("a corruption name is registered twice")
 
-def _collect() -> dict[str, Corruption]:
-    out: dict[str, Corruption] = {}
-    for module in _FAMILIES:
-        for c in module.CORRUPTIONS:
-            if c.name in out:
-                raise RuntimeError(f"corruption {c.name} registered twice")
-            out[c.name] = c
-    return out
-
-
-CORRUPTIONS: dict[str, Corruption] = _collect()
+ENTRY_POINT_GROUP = "model_audit.corruptions"
+REGISTRY: Registry[Corruption] = Registry(_BUILTIN, ENTRY_POINT_GROUP, "name", "robustness.corruptions.names",
+                                          "corruption")
+#: the built-in corruptions by name (read-only; ``registry()`` adds those of entry points)
+CORRUPTIONS: Mapping[str, Corruption] = MappingProxyType({c.name: c for c in _BUILTIN})
 
 
-def register(c: Corruption) -> Corruption:
-    """Add a corruption to the registry (a name may be registered once)."""
-    if c.name in CORRUPTIONS:
-        raise ConfigError(f"corruption {c.name} is already registered")
-    CORRUPTIONS[c.name] = c
-    return c
+def registry(extra: Mapping[str, Corruption] | None = None) -> dict[str, Corruption]:
+    """Built-in corruptions, those third parties expose through the entry-point group, then ``extra``."""
+    return REGISTRY.all(extra)
 
 
-def get(name: str) -> Corruption:
-    try:
+def get(name: str, extra: Mapping[str, Corruption] | None = None) -> Corruption:
+    """The corruption called ``name`` (ConfigError naming ``robustness.corruptions.names`` and the known names)."""
+    if not extra and name in CORRUPTIONS:  # a built-in name wins over entry points: no need to scan them
         return CORRUPTIONS[name]
-    except KeyError:
-        raise ConfigError(f"unknown corruption {name!r}; known: {', '.join(sorted(CORRUPTIONS))}") from None
+    return REGISTRY.get(name, extra)
 
 
-def corrupt(x: Tensor, name: str, severity: int, generator: torch.Generator | None = None) -> Tensor:
+def corrupt(x: Tensor, name: str, severity: int, generator: torch.Generator | None = None,
+            extra: Mapping[str, Corruption] | None = None) -> Tensor:
     """``x`` corrupted by the named corruption at ``severity`` (1-5)."""
-    return get(name)(x, severity, generator)
+    return get(name, extra)(x, severity, generator)
 
 
-__all__ = ["CORRUPTIONS", "IMAGENET_C", "IMAGENET_C_EXTRA", "Corruption", "corrupt", "frost_corruption", "get",
-           "load_textures", "register", "synthetic_textures"]
+__all__ = ["CORRUPTIONS", "ENTRY_POINT_GROUP", "IMAGENET_C", "IMAGENET_C_EXTRA", "REGISTRY", "Corruption", "corrupt",
+           "frost_corruption", "get", "load_textures", "registry", "synthetic_textures"]

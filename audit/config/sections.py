@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from .model_data import DataConfig, ModelConfig, _Strict
+from .robustness import RobustnessConfig
 
 
 class SelectionConfig(_Strict):
@@ -201,6 +202,7 @@ class AuditConfig(_Strict):
     report: ReportConfig = Field(default_factory=ReportConfig)
     model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
     concepts: ConceptsConfig | None = Field(default=None, exclude_if=lambda v: v is None)  # off unless configured
+    robustness: RobustnessConfig | None = Field(default=None, exclude_if=lambda v: v is None)  # off unless configured
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="", exclude=True)  # the config file read, for the report's re-run line
 

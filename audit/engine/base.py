@@ -1,7 +1,8 @@
 """The Engine interface: every model pass of an audit runs through one engine.
 
 An engine runs (1) the scoring pass over the held-out set and (2) batched passes over tensors the stages
-prepare: plain inputs, perturbed inputs, and explanations. Stages and rules never loop over the model
+prepare: plain inputs, perturbed inputs, explanations, and batch functions (``map_batches``: a function of the
+model and one batch that may take gradients, e.g. an adversarial attack, or read raw outputs and features). Stages and rules never loop over the model
 themselves, so an engine that runs elsewhere (a cluster) is one new module beside ``local.py``.
 Engines return task scores (``Task.to_scores`` of the outputs), never raw outputs.
 """
@@ -9,7 +10,7 @@ Engines return task scores (``Task.to_scores`` of the outputs), never raw output
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..explainers import Explainer
 from ..loading.preprocess import Preprocess
 from ..loading.records import HeldOutSet
@@ -28,6 +30,29 @@ from .sealed import CacheNote
 if TYPE_CHECKING:
     from ..config import AuditConfig
     from ..loading.model import LoadedModel
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    """What a batch function (``Engine.map_batches``) gets beside its batch: the model (eval mode, on the device
+    the batch is on), the task, and the compute settings of the engine (worker) running it."""
+
+    model: nn.Module
+    task: Task
+    compute: Compute
+
+
+#: fn(context, batch, side batch or None) -> named arrays (tensors or NumPy), rows concatenated in batch order
+BatchFn = Callable[[BatchContext, torch.Tensor, "torch.Tensor | None"], Mapping[str, "torch.Tensor | np.ndarray"]]
+
+
+def gather(parts: Iterable[Mapping[str, torch.Tensor | np.ndarray]]) -> dict[str, np.ndarray]:
+    """Batch functions' results in batch order -> one array per name (rows concatenated)."""
+    out: dict[str, list[np.ndarray]] = {}
+    for part in parts:
+        for k, v in part.items():
+            out.setdefault(k, []).append(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 @dataclass(frozen=True)
@@ -130,6 +155,15 @@ class Engine(ABC):
     def map_over_perturbations(self, x: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor],
                                model: nn.Module | None = None) -> np.ndarray:
         """Task scores of ``perturb(batch)`` for every batch of ``x`` (the perturbation runs on the device)."""
+
+    def map_batches(self, fn: BatchFn, x: torch.Tensor, side: torch.Tensor | None = None,
+                    model: nn.Module | None = None) -> dict[str, np.ndarray]:
+        """``fn(context, batch, side batch)`` for every batch of ``x`` (``side``: per-sample data cut at the same
+        rows, e.g. labels), on the device the model lives on and outside inference mode, so that ``fn`` may take
+        gradients (it chooses autocast through ``context.compute``); the arrays ``fn`` returns are concatenated
+        by name in batch order (``fn`` may return any number of rows per batch). The batches are the ones
+        ``outputs`` uses (``batch_size``), so a function seeded per batch gives the same answer on every engine."""
+        raise ConfigError(f"compute.engine: engine {self.name!r} cannot run batch functions (gradient passes)")
 
     @abstractmethod
     def explain(self, explainer: Explainer, x: torch.Tensor, targets: np.ndarray,

@@ -18,7 +18,7 @@ from ..loading.dataset import ImageDataset, collate
 from ..loading.preprocess import Preprocess
 from ..loading.records import HeldOutSet, label_array
 from ..products import Predictions, SkippedSample
-from .base import Engine, PredictOutput, ScoringOptions, ScoringProgress
+from .base import BatchContext, BatchFn, Engine, PredictOutput, ScoringOptions, ScoringProgress, gather
 from .forward import NonFinite, first_line, score_batch
 
 
@@ -145,6 +145,18 @@ class LocalEngine(Engine):
                     raw = m(pb)
                 out.append(self.task.to_scores(raw.float()).cpu().numpy().astype(np.float64))
         return np.concatenate(out) if out else np.zeros((0, len(self.task.classes)))
+
+    def map_batches(self, fn: BatchFn, x: torch.Tensor, side: torch.Tensor | None = None,
+                    model: nn.Module | None = None) -> dict[str, np.ndarray]:
+        ctx = BatchContext(model if model is not None else self.model, self.task, self.compute)
+        size = self.batch_size
+
+        def parts():
+            for s in range(0, x.shape[0], size):
+                sb = side[s:s + size].to(self.device) if side is not None else None
+                yield fn(ctx, self.compute.to_device(x[s:s + size]), sb)
+
+        return gather(parts())
 
     def explain(self, explainer: Explainer, x: torch.Tensor, targets: np.ndarray,
                 model: nn.Module | None = None) -> np.ndarray:

@@ -11,9 +11,9 @@ by the prediction cache key: a run that stops (a worker lost and restarted by Ra
 keeps every batch written, and the next run with the same key scores only the missing ones. The driver then
 reads the files back in batch order: the prediction table in memory, the features in a file it maps.
 
-Rule work. ``outputs``, ``map_over_perturbations`` and ``explain`` cut their inputs at the local engine's batch
-boundaries and send each batch to a pool of model actors (``ray.util.ActorPool``, results in order); a
-perturbation closure travels once per call through the object store (cloudpickle), a model variant (the
+Rule work. ``outputs``, ``map_over_perturbations``, ``map_batches`` and ``explain`` cut their inputs at the local
+engine's batch boundaries and send each batch to a pool of model actors (``ray.util.ActorPool``, results in
+order); a perturbation closure or batch function travels once per call through the object store (cloudpickle), a model variant (the
 randomisation test's copies) once as a state dict, the task whenever the runner replaces it.
 
 Same answer. Every batch is computed by the same code on the same inputs as in the local engine (the scoring
@@ -41,7 +41,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..explainers import Explainer
-from .base import Engine
+from .base import BatchFn, Engine, gather
 from .compute import Compute
 from .ray_cluster import (
     INSTALL_HINT,
@@ -253,6 +253,18 @@ class RayEngine(RayScoring, Engine):
         task, variant, fn = self._task_ref(), self._variant(model), ray.put(perturb)
         parts = self._run(lambda a, b: a.perturbed.remote(task, variant, fn, b), self._cut(x, self.batch_size))
         return np.concatenate(list(parts))
+
+    def map_batches(self, fn: BatchFn, x: torch.Tensor, side: torch.Tensor | None = None,
+                    model: nn.Module | None = None) -> dict[str, np.ndarray]:
+        if x.shape[0] == 0:
+            return {}
+        import ray
+
+        task, variant, ref = self._task_ref(), self._variant(model), ray.put(fn)
+        size = self.batch_size
+        sides = self._cut(side, size) if side is not None else [None] * len(range(0, x.shape[0], size))
+        values = list(zip(self._cut(x, size), sides, strict=True))
+        return gather(self._run(lambda a, v: a.batch_fn.remote(task, variant, ref, v[0], v[1]), values))
 
     def explain(self, explainer: Explainer, x: torch.Tensor, targets: np.ndarray,
                 model: nn.Module | None = None) -> np.ndarray:

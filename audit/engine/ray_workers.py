@@ -250,6 +250,10 @@ class ModelWorker:
                   x: torch.Tensor) -> np.ndarray:
         return self._engine(task).map_over_perturbations(x, perturb, self._variant(variant))
 
+    def batch_fn(self, task: Any, variant: tuple[str, list] | None, fn: Callable[..., Any], x: torch.Tensor,
+                 side: torch.Tensor | None) -> dict[str, np.ndarray]:
+        return self._engine(task).map_batches(fn, x, side, self._variant(variant))
+
     def explain(self, task: Any, variant: tuple[str, list] | None, explainer: Any, x: torch.Tensor,
                 targets: np.ndarray) -> np.ndarray:
         # a copy: arrays from the object store are read-only

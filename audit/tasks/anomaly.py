@@ -69,6 +69,7 @@ class AnomalyTask(BinaryTask):
     name = "anomaly"
     title = "anomaly detection (a score per image, or an anomaly map whose maximum is the score)"
     model_views = False
+    key_metric = "auroc"  # image AUROC (per class: the recall at the operating threshold)
 
     def __init__(self, classes: Sequence[str], options: TaskOptions | None = None) -> None:
         opts = options or TaskOptions()

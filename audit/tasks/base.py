@@ -90,6 +90,11 @@ class Task(ABC):
     rule_hint: ClassVar[str] = ""
     # embeddings of penultimate features coloured by class, per-layer linear probes on the labels
     model_views: ClassVar[bool] = True
+    # the task's own headline metric (a name its metrics' ``scalar`` and ``interval`` know), which robustness checks
+    # follow under corruption, and its form per group ("{group}" filled in; "": each class's recall at the task's
+    # decisions when the task is single-label, no per-group value otherwise)
+    key_metric: ClassVar[str] = "accuracy"
+    group_metric: ClassVar[str] = ""
 
     def __init__(self, classes: Sequence[str], options: TaskOptions | None = None) -> None:
         self.classes = tuple(classes)

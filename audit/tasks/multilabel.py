@@ -29,6 +29,7 @@ class MultilabelTask(Task):
     model_views = False  # embeddings coloured by one class do not fit samples with several labels
     # class-level and paired-comparison rules read one class per sample: not for label sets
     provides = frozenset({"whole_image", "maps"})
+    key_metric, group_metric = "auroc", "auroc:{group}"  # macro AUROC over the labels; per label
     rule_hint = "use metric_min with a per-label metric such as 'sensitivity:<label>' or 'min_sensitivity'"
 
     def __init__(self, classes: Sequence[str], options: TaskOptions | None = None) -> None:

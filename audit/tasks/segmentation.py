@@ -31,6 +31,7 @@ class SegmentationTask(Task):
     title = "semantic segmentation (per-pixel class logits)"
     model_views = False
     provides = frozenset({"maps"})
+    key_metric, group_metric = "mean_iou", "iou:{group}"
     rule_hint = "use metric_min with mean_iou, iou:<class>, dice:<class>, boundary_f1:<class> or min_iou"
 
     # ---- outputs: scores (B, C + 1) = each class's soft area, then the mean top-1 − top-2 margin ---------------

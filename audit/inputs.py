@@ -18,6 +18,7 @@ from .loading.listing import load_heldout
 from .loading.preprocess import Preprocess, make_preprocess
 from .loading.records import HeldOutSet
 from .loading.sources import data_defaults
+from .robustness.plugins import resolve as resolve_robustness
 from .rules.base import Rule
 from .rules.pack import RulePack, find_pack, load_pack, with_automatic_rules
 from .tasks import Task, TaskOptions, build_task
@@ -116,6 +117,7 @@ def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
     if unknown_opts:
         raise ConfigError(f"explainers.options: unknown explainer(s) {', '.join(sorted(unknown_opts))}")
     engine_class(cfg.compute.engine)  # a known engine, installed
+    resolve_robustness(cfg)  # [robustness]: corruptions, OOD detectors and sets known, folders present
     if cfg.data.image_size is None:
         raise ConfigError("data.image_size: required (the model's input height and width)")
     return Inputs(heldout=heldout, pack=pack, task=task, preprocess=make_preprocess(cfg.data), notes=notes)

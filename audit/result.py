@@ -14,6 +14,7 @@ from .loading.model import LoadedModel
 from .maps.explain import Explanations
 from .products import Finding, Picks, Predictions, SkippedSample
 from .provenance import Provenance
+from .robustness.result import RobustnessRun
 from .rules.pack import RulePack
 from .tasks.base import Task, TaskMetrics
 from .views.stage import Views
@@ -35,6 +36,7 @@ class AuditResult:
     provenance: Provenance
     concepts: ConceptRun | None = None  # TCAV tests of [concepts]
     datachecks: DataChecks | None = None  # data-level confounder checks (properties, duplicates, leakage)
+    robustness: RobustnessRun | None = None  # [robustness]: corruptions, attacks, OOD detection
 
     @property
     def task(self) -> Task:

@@ -25,6 +25,7 @@ from .loading.model import load_model
 from .maps.explain import explain_picks
 from .provenance import build_provenance, data_fingerprint, now
 from .result import AuditResult
+from .robustness.stage import run_robustness
 from .rules.evaluate import evaluate, evaluate_each, verdict
 from .rules.evidence import Evidence
 from .tasks.base import Task
@@ -58,11 +59,13 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     pick_ids = list(picks.all_ids())
     explanations = explain_picks(probe, cfg.explainers.methods, cfg.explainers.target, picks.all_items())
     concepts = run_concepts(cfg, probe)  # TCAV of [concepts] (None when not configured)
+    # [robustness]: corruptions, attacks, OOD sets through the engine (None when not configured)
+    robustness = run_robustness(cfg, probe, baseline.results if baseline is not None else None)
     evidence = Evidence(
         classes=inputs.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=scored.skipped, n_listed=len(inputs.heldout.records),
         concepts=concepts, data=datachecks, input_problems=(inputs.heldout.swapped_size,) if inputs.heldout.swapped_size
-        else (),
+        else (), robustness=robustness,
     )
     main = evaluate_each([r for r in inputs.pack.rules if r.phase == "main"], evidence)
     findings = tuple(f for _, found in main for f in found)
@@ -83,4 +86,4 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     return AuditResult(config=cfg, inputs=inputs, model=loaded, scored=scored, metrics=metrics, picks=picks,
                        explanations=explanations, findings=findings, comparison=comparison, views=views,
                        verdict=verdict(findings), provenance=provenance, concepts=concepts,
-                       datachecks=datachecks)
+                       datachecks=datachecks, robustness=robustness)

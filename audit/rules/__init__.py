@@ -13,13 +13,17 @@ from .class_recall import ClassRecallMin
 from .concept_reliance import ConceptReliance
 from .confounder_metadata import ConfounderMetadata
 from .confusion import ConfusionMax
+from .corruption_floor import CorruptionMetricMin
 from .data_confounder import DataConfounder
 from .data_duplicates import DataDuplicates
 from .evidence_complete import EvidenceComplete
 from .explanation_sanity import ExplanationSanity
 from .faithfulness import Faithfulness
 from .metric import MetricMax, MetricMin
+from .ood_auroc import OODAurocMin
 from .region.confounder_region import ConfounderRegion
+from .relative_ce import RelativeCEMax
+from .robust_accuracy import RobustAccuracyMin
 from .roi_attribution import RoiAttribution
 from .shortcut_discovery import ShortcutDiscovery
 from .skipped import SkippedMax
@@ -36,6 +40,7 @@ _BUILTIN: tuple[type[Rule], ...] = (
     Faithfulness,
     ConceptReliance,
     BaselineMetricDrop, BaselineRecallDrop, BaselineFlips, BaselineNewFailures, BaselineExplanationChange,
+    CorruptionMetricMin, RelativeCEMax, RobustAccuracyMin, OODAurocMin,
     EvidenceComplete,
 )
 

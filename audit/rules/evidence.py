@@ -13,6 +13,7 @@ from ..concepts.result import ConceptRun
 from ..datachecks import DataChecks
 from ..engine.probe import ModelProbe
 from ..products import Finding, Picks, Predictions, SkippedSample
+from ..robustness.result import RobustnessRun
 from ..tasks.base import TaskMetrics
 
 Scope = Literal["all", "correct", "incorrect", "picks"]
@@ -47,6 +48,7 @@ class Evidence:
     input_problems: tuple[str, ...] = ()  # what the listing flagged and the config chose to audit anyway (a swapped
     # image_size under data.swapped_size = "finding"): evidence read in a way the data contradicts
     concepts: ConceptRun | None = None  # TCAV tests of the [concepts] stage (the concept_reliance rule reads them)
+    robustness: RobustnessRun | None = None  # the [robustness] stage's measurements (the robustness rules read them)
     unavailable: Mapping[str, str] = field(default_factory=dict)  # configured explainers without maps -> why
     earlier: tuple[tuple[EvaluatedRule, tuple[Finding, ...]], ...] = ()  # rules evaluated before this phase
 

@@ -25,6 +25,7 @@ from .lrp import LRP
 from .occlusion import Occlusion
 from .saliency import Saliency
 from .smoothgrad import SmoothGrad
+from .transformer_lrp import TransformerLRP
 
 _BUILTIN: tuple[type[Explainer], ...] = (
     GradCAM,
@@ -44,6 +45,7 @@ _BUILTIN: tuple[type[Explainer], ...] = (
     LayerActivations,
     FeatureInversion,
     AttentionRollout,
+    TransformerLRP,
     AnomalyMap,
 )
 

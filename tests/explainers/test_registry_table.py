@@ -17,7 +17,7 @@ from audit.errors import ConfigError
 from audit.explainers import ExplainContext, Explainer, build_explainer, registry
 from audit.tasks.anomaly import AnomalyTask
 
-VIT_ONLY = {"attention_rollout"}
+VIT_ONLY = {"attention_rollout", "transformer_lrp"}
 # keep the sampling methods small so the table runs in seconds
 FAST = {
     "smoothgrad": {"n_samples": 4},

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Explainer, ExplainerParams
-from .layers import resolve_layer
+from .base import ExplainContext, Explainer, ExplainerParams
+from .layers import LayerMemo
 from .spatial import activation_and_gradient, grad_cam
 
 
@@ -25,7 +25,19 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-class GradCAM(Explainer):
+class LayerTargeted(Explainer):
+    """An explainer of one target layer: ``params.layer``, or by default the layer ``layers.last_conv`` finds,
+    found once per model and input shape."""
+
+    def __init__(self, params: ExplainerParams | None = None, context: ExplainContext | None = None) -> None:
+        super().__init__(params, context)
+        self._layers = LayerMemo()
+
+    def target_layer(self, model: nn.Module, inputs: torch.Tensor) -> tuple[str, nn.Module]:
+        return self._layers.resolve(model, getattr(self.params, "layer", None), inputs)
+
+
+class GradCAM(LayerTargeted):
     name = "gradcam"
     unit = "ReLU of gradient-weighted activations, arbitrary units"
     title = "Grad-CAM"
@@ -38,6 +50,6 @@ class GradCAM(Explainer):
     Params = GradCAMParams
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        name, layer = resolve_layer(model, self.params.layer, inputs)
+        name, layer = self.target_layer(model, inputs)
         a, g = activation_and_gradient(model, name, layer, inputs, targets)
         return upsample(grad_cam(a, g), tuple(inputs.shape[-2:])).float().cpu()

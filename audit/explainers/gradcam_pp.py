@@ -5,13 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Explainer
-from .gradcam import GradCAMParams, upsample
-from .layers import resolve_layer
+from .gradcam import GradCAMParams, LayerTargeted, upsample
 from .spatial import activation_and_gradient
 
 
-class GradCAMPlusPlus(Explainer):
+class GradCAMPlusPlus(LayerTargeted):
     """Unsigned: ReLU(sum_k w_k A_k) with w_k = sum_ij alpha_kij ReLU(dS/dA_kij), upsampled bilinearly.
 
     alpha uses the exp(score) closed form (paper eq. 19, as in pytorch-grad-cam):
@@ -31,7 +29,7 @@ class GradCAMPlusPlus(Explainer):
     eps = 1e-6
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        name, layer = resolve_layer(model, self.params.layer, inputs)
+        name, layer = self.target_layer(model, inputs)
         a, g = activation_and_gradient(model, name, layer, inputs, targets)
         g2 = g * g
         alpha = g2 / (2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g + self.eps)

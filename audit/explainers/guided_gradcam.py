@@ -7,13 +7,11 @@ from captum.attr import GuidedBackprop
 from torch import nn
 
 from ._common import quiet_relu_hooks
-from .base import Explainer
-from .gradcam import GradCAMParams, upsample
-from .layers import resolve_layer
+from .gradcam import GradCAMParams, LayerTargeted, upsample
 from .spatial import activation_and_gradient, grad_cam
 
 
-class GuidedGradCAM(Explainer):
+class GuidedGradCAM(LayerTargeted):
     """Signed: guided backprop x bilinearly upsampled ReLU'd Grad-CAM, summed over channels.
 
     Equals the ``guided_backprop`` map times the ``gradcam`` map of the same layer, pixel by pixel.
@@ -30,7 +28,7 @@ class GuidedGradCAM(Explainer):
     Params = GradCAMParams
 
     def explain(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        name, layer = resolve_layer(model, self.params.layer, inputs)
+        name, layer = self.target_layer(model, inputs)
         a, g = activation_and_gradient(model, name, layer, inputs, targets)
         cam = upsample(grad_cam(a, g), tuple(inputs.shape[-2:]))  # as captum's GuidedGradCam: ReLU'd, bilinear
         x = inputs.detach().requires_grad_(True)

@@ -25,13 +25,13 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from torch import nn
 
-from ..engine.probe import ModelProbe
 from ..errors import AuditError
-from ..maps.stats import spearman_abs, ssim_abs
+from ..maps.stats import spearman_abs, ssim_abs  # noqa: F401 - re-exported for tests
 from ..products import Finding
 from ._shortcuts import explainer_title, require_probe, rnd, scope_words
+from ._trust import comparable as comparable_rows
+from ._trust import layer_groups, similarity
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 
@@ -47,23 +47,6 @@ class ExplanationSanityParams(RuleParams):
     max_ssim: float = Field(default=0.7, ge=-1.0, le=1.0, description="(reported, not judged)")
     statistic: Literal["top", "mean", "final", "min"] = "top"
     top_layers: int = Field(default=3, ge=1, description="statistic 'top': the step judged, in layers from the top")
-
-
-NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d,
-               nn.InstanceNorm2d, nn.InstanceNorm3d, nn.LocalResponseNorm)
-
-
-def layer_groups(probe: ModelProbe) -> list[list[str]]:
-    """The model's parameter layers from the input to the output, a normalisation layer joined to the layer before
-    it (a conv and its batch norm are one step: a "layer" as Adebayo et al. count them)."""
-    modules = dict(probe.model.named_modules())
-    groups: list[list[str]] = []
-    for name in probe.parameter_layers():
-        if groups and isinstance(modules.get(name), NORM_LAYERS):
-            groups[-1].append(name)
-        else:
-            groups.append([name])
-    return groups
 
 
 def summarise(curve: list[float], how: str, top: int = 3) -> float:
@@ -108,8 +91,7 @@ class ExplanationSanity(Rule[ExplanationSanityParams]):
                 trained[name] = probe.explain_tensor(name, x, targets)
             except (AuditError, RuntimeError, ValueError) as e:
                 errors.append(f"{name}: {e}")
-        comparable = {n: [i for i in range(len(ids)) if spearman_abs(t[i], t[i]) is not None]
-                      for n, t in trained.items()}
+        comparable = {n: comparable_rows(t) for n, t in trained.items()}
         sp_curves: dict[str, list[float]] = {n: [] for n in trained}
         ss_curves: dict[str, list[float]] = {n: [] for n in trained}
         n_const_rand = dict.fromkeys(trained, 0)
@@ -123,17 +105,10 @@ class ExplanationSanity(Rule[ExplanationSanityParams]):
                     errors.append(f"{name} (after randomising {k + 1} layer(s)): {e}")
                     del sp_curves[name], ss_curves[name]
                     continue
-                sps, sss = [], []
-                for i in comparable[name]:
-                    if np.ptp(np.abs(rand[i])) == 0 or not np.isfinite(rand[i]).all():
-                        n_const_rand[name] += 1
-                    s = spearman_abs(trained[name][i], rand[i])
-                    q = ssim_abs(trained[name][i], rand[i])
-                    sps.append(0.0 if s is None else s)
-                    if q is not None:
-                        sss.append(q)
-                sp_curves[name].append(float(np.mean(sps)) if sps else float("nan"))
-                ss_curves[name].append(float(np.mean(sss)) if sss else float("nan"))
+                sp, ss, n_const = similarity(trained[name], rand, comparable[name])
+                n_const_rand[name] += n_const
+                sp_curves[name].append(sp)
+                ss_curves[name].append(ss)
             del model
         per: dict[str, dict] = {}
         insensitive: list[str] = []

@@ -2,9 +2,13 @@
 
 For each evaluated sample the pixels are ranked by attribution (highest first; ties, values within a few float32
 rounding units, broken at random, seeded).
-Deletion: in ``steps`` equal steps the top-ranked pixels are replaced by the baseline (a blurred copy of the
-image by default, or zero, or the dataset mean); insertion: starting from the baseline, the top-ranked
-pixels are put back. The target (predicted) class's probability is recorded at each step and the area
+Deletion: in ``steps`` equal steps the top-ranked pixels are replaced by the baseline; insertion: starting from the
+baseline, the top-ranked pixels are put back. The baseline must remove information on the audited data: ``auto``
+(the default) tries a blur, the data set's mean image, the all-zero input and noise with each image's colour
+statistics, and keeps the one whose full replacement lowers the target probability by ``min_baseline_drop`` on the
+most samples (a blur keeps a 64 px photograph's colours and with them the prediction); the choice and every
+candidate's count are stated. When no baseline lowers it on ``min_informative`` of the samples, faithfulness cannot
+be measured on this data: ``not_applicable`` with the counts (a property of the data, not an error). The target (predicted) class's probability is recorded at each step and the area
 under the curve (fraction of pixels on the x axis, trapezoidal) is computed. The same is done for
 ``random_repeats`` random orders per sample. A faithful explainer deletes evidence faster than random
 (lower deletion AUC) and restores it faster (higher insertion AUC):
@@ -15,27 +19,27 @@ under the curve (fraction of pixels on the x axis, trapezoidal) is computed. The
 The explainer fails when a gain in ``mode`` is below its margin (default ``mean``: the mean of the deletion
 and insertion gains below the mean of the two margins, so that one curve that cannot move, e.g. insertion
 onto a blur the model already rejects, does not decide alone; ``both`` asks each gain to reach its margin). Samples whose target probability barely
-drops when the whole image is replaced by the baseline (e.g. a colour cast that survives a blur) are left
-out and counted: their curves are flat for every order and would only dilute the gains. A constant map ranks pixels at random, so
+drops when the whole image is replaced by the chosen baseline are left out and counted: their curves are flat for every order and would only dilute the gains. A constant map ranks pixels at random, so
 it earns no gain (it is counted in the details, never a silent pass). Every perturbed image goes through
 ``probe.map_over_perturbations`` in chunks (steps × samples images per call, bounded in memory).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 
-from ..engine.probe import ModelProbe
 from ..errors import AuditError
-from ..maps.stats import tie_groups
 from ..products import Finding
-from ._shortcuts import MAX_EVIDENCE_IDS, chunk_rows, explainer_title, gaussian_blur, require_probe, rnd, scope_words
+from ._shortcuts import MAX_EVIDENCE_IDS, explainer_title, require_probe, rnd, scope_words
+from ._trust import BASELINE_WORDS, _ranks, auc, choose_baseline, perturbation_curves, random_orders
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
+
+__all__ = ["Faithfulness", "FaithfulnessParams", "_ranks", "auc", "perturbation_curves"]  # helpers used by bench/
 
 
 class FaithfulnessParams(RuleParams):
@@ -44,8 +48,9 @@ class FaithfulnessParams(RuleParams):
     scope: Literal["correct", "picks", "all"] = "correct"
     n: int = Field(default=32, ge=2)
     steps: int = Field(default=20, ge=2, le=200)
-    baseline: Literal["blur", "zero", "mean"] = "blur"
-    blur_sigma: float = Field(default=0.1, gt=0.0, description="fraction of the shorter image side")
+    baseline: Literal["auto", "blur", "mean", "zero", "noise"] = Field(
+        default="auto", description="auto: the candidate that lowers the target probability on the most samples")
+    blur_sigma: float = Field(default=0.1, gt=0.0, description="blur baseline: fraction of the shorter image side")
     random_repeats: int = Field(default=3, ge=1, le=20)
     mode: Literal["mean", "both", "deletion", "insertion"] = Field(
         default="mean", description="mean: the mean of the two gains must reach the mean of the margins; both: each "
@@ -55,56 +60,9 @@ class FaithfulnessParams(RuleParams):
     min_baseline_drop: float = Field(default=0.1, ge=0.0, le=1.0,
                                      description="samples whose target probability drops less than this from the "
                                      "image to the baseline are left out (their curves cannot discriminate)")
-
-
-def _ranks(maps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(n, H*W) rank of each pixel (0 = most attributed); ties (``tie_groups``) and non-finite values broken at
-    random."""
-    n = len(maps)
-    flat = maps.reshape(n, -1)
-    out = np.empty(flat.shape, dtype=np.int64)
-    for i in range(n):
-        order = np.lexsort((rng.random(flat.shape[1]), tie_groups(flat[i])))
-        out[i, order] = np.arange(flat.shape[1])
-    return out
-
-
-def perturbation_curves(probe: ModelProbe, x: torch.Tensor, base: torch.Tensor, ranks: np.ndarray,
-                        targets: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Target-class probability after each deletion / insertion step: two arrays (n, steps + 1)."""
-    n, C, H, W = x.shape
-    HW = H * W
-    ks = np.round(np.linspace(0, 1, steps + 1) * HW).astype(np.int64)
-    per_sample = 2 * (steps + 1) * (2 * C + 1) * HW
-    m = chunk_rows(n, per_sample)
-    dele = np.zeros((n, steps + 1))
-    ins = np.zeros((n, steps + 1))
-
-    def perturb(b: torch.Tensor) -> torch.Tensor:
-        keep = b[:, 2 * C:]
-        return b[:, :C] * keep + b[:, C:2 * C] * (1.0 - keep)
-
-    for s in range(0, n, m):
-        e = min(n, s + m)
-        r = torch.from_numpy(ranks[s:e]).view(e - s, 1, H, W)
-        k = torch.from_numpy(ks).view(1, steps + 1, 1, 1)
-        keep_del = (r >= k).float()  # (m, S+1, H, W): pixels not yet deleted
-        keep_ins = (r < k).float()  # pixels already inserted
-        keep = torch.stack([keep_del, keep_ins], dim=1).reshape(-1, 1, H, W)  # (m*2*(S+1), 1, H, W)
-        reps = 2 * (steps + 1)
-        xs = x[s:e].repeat_interleave(reps, dim=0)
-        bs = base[s:e].repeat_interleave(reps, dim=0)
-        packed = torch.cat([xs, bs, keep], dim=1)
-        probs = probe.map_over_perturbations(packed, perturb)
-        t = np.repeat(targets[s:e], reps)
-        pt = probe.task.target_scores(probs, t).reshape(e - s, 2, steps + 1)
-        dele[s:e], ins[s:e] = pt[:, 0], pt[:, 1]
-    return dele, ins
-
-
-def auc(curve: np.ndarray) -> np.ndarray:
-    steps = curve.shape[-1] - 1
-    return (curve[..., 1:] + curve[..., :-1]).sum(-1) / (2.0 * steps)
+    min_informative: float = Field(default=0.25, ge=0.0, le=1.0,
+                                   description="not_applicable when the baseline lowers the target probability on "
+                                   "fewer than this share of the samples")
 
 
 class Faithfulness(Rule[FaithfulnessParams]):
@@ -123,33 +81,25 @@ class Faithfulness(Rule[FaithfulnessParams]):
         if len(ids) < 2:
             return [self.error(f"fewer than 2 {scope_words(p.scope)} samples to test")]
         x = probe.images(ids)
-        H, W = probe.input_size
-        if p.baseline == "blur":
-            base = gaussian_blur(x, p.blur_sigma * min(H, W))
-        elif p.baseline == "zero":
-            base = torch.zeros_like(x)
-        else:
-            mean = probe.dataset_mean if probe.dataset_mean is not None else x.mean(0)
-            base = mean.to(x.dtype).expand_as(x).clone()
         targets = probe.targets_for(ids, "predicted")
-        rng = evidence.rng(f"{p.id}:orders")
-        rand_del, rand_ins, rand_curves = [], [], []
-        for _ in range(p.random_repeats):
-            rr = np.stack([rng.permutation(H * W) for _ in ids])
-            d, i = perturbation_curves(probe, x, base, rr, targets, p.steps)
-            rand_del.append(auc(d))
-            rand_ins.append(auc(i))
-            rand_curves.append((d, i))
-        r_del = np.mean(rand_del, axis=0)
-        r_ins = np.mean(rand_ins, axis=0)
-        drop = d[:, 0] - d[:, -1]  # image -> full baseline (the same for every order)
-        informative = drop >= p.min_baseline_drop
+        choice = choose_baseline(probe, x, targets, p.baseline, p.blur_sigma, p.min_baseline_drop,
+                                 int(evidence.rng(f"{p.id}:baseline").integers(2**31 - 1)))
+        base, informative = choice.base, choice.informative
         n_left_out = int((~informative).sum())
-        if informative.sum() < 2:
-            return [self.error(
-                f"the '{p.baseline}' baseline keeps the prediction: on {n_left_out} of {len(ids)} samples the "
-                f"target probability drops by less than {p.min_baseline_drop:.2f} when every pixel is replaced, so "
-                "deletion and insertion curves cannot tell a good order from a random one (try another baseline)")]
+        chosen = (f"'{choice.name}' baseline ({BASELINE_WORDS[choice.name]}"
+                  + (f"; chosen by information removed: target probability lowered by {p.min_baseline_drop:.2f} or "
+                     f"more on {choice.words()}" if p.baseline == "auto" else "") + ")")
+        if informative.sum() < max(2, math.ceil(p.min_informative * len(ids))):
+            tried = "no baseline tried" if p.baseline == "auto" else f"the '{p.baseline}' baseline"
+            return [self.not_applicable(
+                f"faithfulness cannot be measured on this data: {tried} lowers the target probability by "
+                f"{p.min_baseline_drop:.2f} or more on at least {100 * p.min_informative:.0f} % of the {len(ids)} "
+                f"{scope_words(p.scope)} samples ({choice.words()}), so deletion and insertion curves cannot tell a "
+                "good pixel order from a random one" + ("" if p.baseline == "auto" else "; try baseline = \"auto\""),
+                {"baseline": choice.name, "baseline_candidates": choice.candidates, "n_samples": len(ids)})]
+        rng = evidence.rng(f"{p.id}:orders")
+        ro = random_orders(probe, x, base, targets, p.steps, p.random_repeats, rng)
+        r_del, r_ins, rand_curves = ro.deletion, ro.insertion, ro.curves
         labels = evidence.predictions.labels[evidence.predictions.index_of(ids)]
         # the class a sample's curves are reported under: its true class, or for a multi-label sample the label its
         # map explains
@@ -201,7 +151,8 @@ class Faithfulness(Rule[FaithfulnessParams]):
                                p.min_insertion_gain))
             entry["failed"] = [c[3] for c in checks if c[0]]
             verdicts.append(max(checks, key=lambda c: (c[0], c[1])))
-        details = {"explainers": per, "steps": p.steps, "baseline": p.baseline, "random_repeats": p.random_repeats,
+        details = {"explainers": per, "steps": p.steps, "baseline": choice.name, "baseline_setting": p.baseline,
+                   "baseline_candidates": choice.candidates, "random_repeats": p.random_repeats,
                    "mode": p.mode, "n_samples": len(ids), "n_left_out_baseline_keeps_prediction": n_left_out, "errors": errors,
                    "random_deletion_curve": [rnd(v) for v in np.mean([c[0][informative].mean(0) for c in rand_curves], 0)],
                    "random_insertion_curve": [rnd(v) for v in np.mean([c[1][informative].mean(0) for c in rand_curves], 0)],
@@ -229,10 +180,10 @@ class Faithfulness(Rule[FaithfulnessParams]):
         }[p.mode]
         if failed:
             msg = (f"{', '.join(per[n]['title'] for n in bad)} not more faithful than a random pixel order on "
-                   f"{len(ids) - n_left_out} {scope_words(p.scope)} samples ({rule_words}). {summary}.")
+                   f"{len(ids) - n_left_out} {scope_words(p.scope)} samples ({rule_words}; {chosen}). {summary}.")
         else:
             msg = (f"every tested explainer beats a random pixel order on {len(ids) - n_left_out} "
-                   f"{scope_words(p.scope)} samples ({rule_words}). {summary}.")
+                   f"{scope_words(p.scope)} samples ({rule_words}; {chosen}). {summary}.")
         if n_left_out:
             msg += (f" {n_left_out} of {len(ids)} samples left out: the baseline barely lowers their target "
                     f"probability (< {p.min_baseline_drop:.2f}).")

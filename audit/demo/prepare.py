@@ -9,10 +9,11 @@ from ..errors import ConfigError
 from . import examples
 from .radiograph_run import prepare_radiograph_demo
 from .run import prepare_demo
+from .weather import prepare_weather_demo
 
-#: task -> the shortcut planted in its example
+#: task -> the shortcut planted in its example (robustness: the weakness; --clean is the augmented twin)
 TASKS = {"multiclass": "corner marker", "multilabel": "site letter", "segmentation": "context stripes",
-         "anomaly": "fixture mark"}
+         "anomaly": "fixture mark", "robustness": "clear-weather training only"}
 METHODS: tuple[str, ...] = ("gradcam", "gradcam_pp", "guided_gradcam", "saliency", "integrated_gradients",
                             "occlusion", "layer_activations")
 PACK = "demo"
@@ -35,20 +36,22 @@ def out_folder(task: str, clean: bool) -> Path:
 
 def doing(task: str, clean: bool, train: bool) -> str:
     """What ``prepare`` is about to do, for the console."""
-    what = "building data" + (" and training" if task in ("multiclass", "multilabel") or train else "")
+    what = "building data" + (" and training" if task in ("multiclass", "multilabel", "robustness") or train else "")
     return f"{what} ({'clean' if clean else 'with ' + TASKS[task]})"
 
 
 def prepare(task: str, workdir: Path, *, clean: bool, seed: int, epochs: int | None, train: bool,
             gate: bool) -> Path:
     """Build the example of ``task`` in ``workdir``; the audit config to run. ``gate``: the audit will compare with a
-    baseline (the multiclass demo then uses the demo-gate pack)."""
+    baseline (the multiclass demo then uses the demo-gate pack, the robustness demo adds a relative-mCE ceiling)."""
     check_request(task, train)
     if task == "segmentation":
         return examples.prepare_segmentation(workdir, clean=clean, trained=True) if train \
             else examples.prepare_segmentation(workdir, clean=clean)
     if task == "anomaly":
         return examples.prepare_inspection(workdir, clean=clean)
+    if task == "robustness":
+        return prepare_weather_demo(workdir, clean=clean, seed=seed, epochs=epochs or 8, gate=gate)
     if task == "multilabel":
         return prepare_radiograph_demo(workdir, clean=clean, seed=seed, epochs=epochs or 10, methods=METHODS[:2])
     return prepare_demo(workdir, clean=clean, seed=seed, epochs=epochs or 8, methods=METHODS,

@@ -6,16 +6,20 @@
 
 Training: AdamW with a one-cycle schedule, batch 64, no augmentation (a flip would move a corner tag). A trained
 model is cached under ``$MODEL_AUDIT_ZOO_BENCH_CACHE`` (default /tmp/model-audit-zoo-bench) as
-``<arch>-<kind>-<version>-s<seed>-<key>.pt``; the key hashes the data spec, the training spec, the source of
-zoo_data.py and this file's architecture code, and torch's version, so any change retrains.
+``<family>-<arch>-<kind>-<version>-s<seed>-<key>.pt``; the key hashes the data spec, the training spec, the
+sources of the data modules (zoo_bases.py, zoo_cues.py, zoo_data.py) and this file's architecture code, and
+torch's version, so any change retrains.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import json
 import os
+import textwrap
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,10 +27,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from zoo_data import CLASSES, DataSpec, make_set
+from zoo_data import DataSpec, make_set
 
 CACHE = Path(os.environ.get("MODEL_AUDIT_ZOO_BENCH_CACHE", "/tmp/model-audit-zoo-bench"))
 ARCHS = ("cnn", "resnet", "vit")
+NUM_CLASSES = 3
+DATA_MODULES = ("zoo_bases.py", "zoo_cues.py", "zoo_data.py")
 MEAN, STD = 0.5, 0.25
 EPOCHS = {"cnn": 30, "resnet": 12, "vit": 16}
 LR = {"cnn": 5e-3, "resnet": 3e-3, "vit": 2e-3}
@@ -122,11 +128,11 @@ def tiny_vit(num_classes: int = 3) -> nn.Module:
 
 def build(arch: str) -> nn.Module:
     if arch == "cnn":
-        return SmallCNN(16, len(CLASSES))
+        return SmallCNN(16, NUM_CLASSES)
     if arch == "resnet":
-        return SmallResNet(16, len(CLASSES))
+        return SmallResNet(16, NUM_CLASSES)
     if arch == "vit":
-        return tiny_vit(len(CLASSES))
+        return tiny_vit(NUM_CLASSES)
     raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
 
 
@@ -134,9 +140,21 @@ def to_input(u8: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(u8).float().permute(0, 3, 1, 2) / 255.0 - MEAN) / STD
 
 
-_SOURCES = hashlib.sha1((Path(__file__).with_name("zoo_data.py").read_text(encoding="utf-8")
-                         + inspect.getsource(SmallCNN) + inspect.getsource(BasicBlock)
-                         + inspect.getsource(SmallResNet) + inspect.getsource(TinyViT)).encode()).hexdigest()
+def code_digest(source: str) -> str:
+    """A hash of Python source that ignores comments, docstrings and layout (edits to the words retrain nothing)."""
+    tree = ast.parse(textwrap.dedent(source))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return hashlib.sha1(ast.dump(tree).encode()).hexdigest()
+
+
+DATA_SOURCES = hashlib.sha1("".join(code_digest(Path(__file__).with_name(m).read_text(encoding="utf-8"))
+                                    for m in DATA_MODULES).encode()).hexdigest()
+_SOURCES = hashlib.sha1((DATA_SOURCES + "".join(code_digest(inspect.getsource(c)) for c in
+                                                (SmallCNN, BasicBlock, SmallResNet, TinyViT))).encode()).hexdigest()
 
 
 def model_key(data: DataSpec, ts: TrainSpec) -> str:
@@ -146,7 +164,7 @@ def model_key(data: DataSpec, ts: TrainSpec) -> str:
 
 
 def model_path(data: DataSpec, ts: TrainSpec) -> Path:
-    return CACHE / f"{ts.arch}-{data.kind}-{ts.version}-s{data.seed}-{model_key(data, ts)}.pt"
+    return CACHE / f"{data.family}-{ts.arch}-{data.kind}-{ts.version}-s{data.seed}-{model_key(data, ts)}.pt"
 
 
 def train(data: DataSpec, ts: TrainSpec) -> nn.Module:
@@ -181,12 +199,24 @@ def load_or_train(data: DataSpec, ts: TrainSpec) -> tuple[nn.Module, bool]:
             return model.eval(), False
         except Exception:  # noqa: BLE001, S110 - a stale or corrupt cache entry is retrained
             pass
+    t0 = time.perf_counter()
     model = train(data, ts)
+    seconds = time.perf_counter() - t0
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
+    path.with_suffix(".json").write_text(json.dumps({"train_seconds": round(seconds, 1)}))
     return model, True
+
+
+def train_seconds(data: DataSpec, ts: TrainSpec) -> float | None:
+    """How long the cached model took to train (CPU-thread seconds as measured then), if recorded."""
+    side = model_path(data, ts).with_suffix(".json")
+    try:
+        return float(json.loads(side.read_text())["train_seconds"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 @torch.inference_mode()

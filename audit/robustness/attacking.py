@@ -114,8 +114,8 @@ def run_attacks(probe: ModelProbe, cfg: AdversarialConfig, seed: int) -> Adversa
     x = unit_images(probe, rows)
     y = preds.labels[rows].astype(np.int64)
     correct = preds.preds[rows] == y
-    keep = np.zeros(len(rows), dtype=bool)
-    keep[np.flatnonzero(correct)[:cfg.examples]] = True
+    keep = np.zeros(len(rows), dtype=bool)  # example candidates: a few correct samples (broken ones shown first)
+    keep[np.flatnonzero(correct)[:4 * cfg.examples]] = True
     side = torch.from_numpy(np.stack([y, correct, keep, np.arange(len(rows))], axis=1).astype(np.float32))
     got = probe.engine.map_batches(Attack(cfg, norm, seed), x, side)
     k = min(cfg.check_subset, probe.engine.batch_size, len(rows))
@@ -127,13 +127,16 @@ def run_attacks(probe: ModelProbe, cfg: AdversarialConfig, seed: int) -> Adversa
     clean_correct = torch.from_numpy(correct)
     results = tuple(robust_accuracy(AttackOutcome(torch.empty(0), clean_correct, torch.from_numpy(got["broken"][:, j])),
                                     cfg.attack, cfg.norm, eps, verdict) for j, eps in enumerate(cfg.budgets))
-    shown = rows_of(preds, rows[keep])
+    candidates = np.flatnonzero(keep)
+    broken_last = got["broken"][candidates, -1]
+    chosen = sorted(range(len(candidates)), key=lambda i: (not broken_last[i], i))[:cfg.examples]
+    shown = rows_of(preds, rows[candidates])
     task = probe.task
     examples = tuple(
         AdversarialExample(str(shown.ids[i]), task.describe(shown, i).label, max(cfg.budgets),
-                           display(x[keep][i]), display(torch.from_numpy(got["x_adv"][i])),
-                           task.classes[int(got["answer"][i])], bool(got["broken"][np.flatnonzero(keep)[i], -1]))
-        for i in range(shown.n))
+                           display(x[candidates[i]]), display(torch.from_numpy(got["x_adv"][i])),
+                           task.classes[int(got["answer"][i])], bool(broken_last[i]))
+        for i in chosen)
     status = "measured" if verdict.measurable else "not_measurable"
     reason = verdict.reason if verdict.measurable else f"robustness not measurable: {verdict.reason}"
     return AdversarialRun(cfg.attack, cfg.norm, cfg.steps, cfg.step_size, cfg.restarts, len(rows), results, verdict,

@@ -92,7 +92,7 @@ class CorruptionRun:
             "names": list(self.names), "severities": list(self.severities),
             "cells": [c.as_dict() for c in self.cells],
             "mean": self.mean(), "mean_per_corruption": {n: self.mean(n) for n in self.names},
-            "sources": dict(self.sources), "seconds": self.seconds,
+            "sources": dict(self.sources),
         }
         if self.versus_baseline is not None:
             v = self.versus_baseline
@@ -135,7 +135,7 @@ class AdversarialRun:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"attack": self.attack, "norm": self.norm, "steps": self.steps,
                                "step_size": self.step_size, "restarts": self.restarts, "n": self.n,
-                               "status": self.status, "reason": self.reason, "seconds": self.seconds}
+                               "status": self.status, "reason": self.reason}
         if self.masking is not None:
             m = self.masking
             out["masking_checks"] = {"status": m.status, "n": m.n, "eps": list(m.eps), "accuracy": list(m.accuracy),
@@ -179,7 +179,7 @@ class OODRun:
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "reason": self.reason, "n_id": self.n_id, "n_fit": self.n_fit, "fit": self.fit,
                 "sets": dict(self.sets), "results": [r.as_dict() for r in self.results],
-                "skipped": dict(self.skipped), "seconds": self.seconds}
+                "skipped": dict(self.skipped)}
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ..record import finding_dict, jsonable, rule_params
 from .comparison import comparison_context
 from .concepts import concepts_context
 from .questions import explainer_questions
+from .robustness import robustness_context
 from .shortcuts import shortcuts_context
 from .views import layer_views_context, unit_of, views_context
 
@@ -308,5 +309,6 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
         "rerun_note": "run in the folder that holds the config; relative paths in it are read from there",
         "comparison": comparison_context(r),
         "concepts": concepts_context(r),
+        "robustness": robustness_context(r),
         "shortcuts": shortcuts_context(r),
     }

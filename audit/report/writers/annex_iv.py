@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 
 from ...config import ModelCardConfig
 from ..criteria import comparison, metric_label
-from .attest import CANNOT_ATTEST, ProviderDocument, cannot_attest_md, evidence, evidence_md, metric_rows
+from .attest import ProviderDocument, cannot_attest, cannot_attest_md, evidence, evidence_md, metric_rows
 from .base import json_document, utf8_text
+from .robustness_text import robustness_lines
 from .text import md_text
 
 FILES = ("annex_iv.md", "annex_iv.json")
@@ -77,6 +78,8 @@ def _sections(results: Mapping[str, Any], card: ModelCardConfig) -> list[dict[st
              f"{prov.get('seed')}."),
              "Test log (each test with its measured value and limit): " + "; ".join(tests) + ".",
              "Metrics used to measure accuracy: " + "; ".join(metrics) + ".",
+             *([f"Metrics used to measure robustness (point 2(g)): {' '.join(robustness_lines(results))}"]
+               if robustness_lines(results) else []),
              *(["Potentially discriminatory impacts, per configured subgroup: " + subgroups + "."] if subgroups else
                [("No subgroup (metadata) columns were configured: potentially discriminatory impacts were not "
                 "measured.")]),
@@ -155,7 +158,7 @@ def build_annex_iv(results: Mapping[str, Any], card: ModelCardConfig, results_sh
         "reason": (results.get("summary") or {}).get("reason", ""),
         "sections": _sections(results, card),
         "evidence": evidence(results, results_sha256),
-        "cannot_attest": list(CANNOT_ATTEST),
+        "cannot_attest": list(cannot_attest(results)),
         "note": "Headings are paraphrased; this is not legal advice and not a conformity assessment.",
     }
     out = [f"# Technical documentation (EU AI Act, Annex IV): {md_text(results.get('name'))}", "",
@@ -173,7 +176,7 @@ def build_annex_iv(results: Mapping[str, Any], card: ModelCardConfig, results_sh
         out += ["", "**To be supplied by the provider**", ""] + [f"- {md_text(x)}" for x in s["provider_must_supply"]]
         out.append("")
     out += ["## Evidence", ""] + evidence_md(doc["evidence"])
-    out += ["", "## What the tool cannot attest", ""] + cannot_attest_md()
+    out += ["", "## What the tool cannot attest", ""] + cannot_attest_md(results)
     return "\n".join(out) + "\n", json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 

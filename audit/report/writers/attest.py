@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from ...config import ModelCardConfig
 from .base import OutputFormat, Report
+from .robustness_text import DEFAULT_CLAUSE, robustness_clause
 from .text import md_text
 
 #: said in every exported document, in these words
@@ -106,8 +107,14 @@ def evidence_md(rows: list[dict[str, str]]) -> list[str]:
                     [[md_text(r["item"]), f"`{r['sha256']}`" if r["sha256"] else "—", md_text(r["what"])] for r in rows])
 
 
-def cannot_attest_md() -> list[str]:
-    return [f"- The audit cannot attest {line}" for line in CANNOT_ATTEST]
+def cannot_attest(results: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """CANNOT_ATTEST, its robustness clause naming what the robustness stage measured (``results``: results.json)."""
+    clause = robustness_clause(results)
+    return tuple(line.replace(DEFAULT_CLAUSE, clause) for line in CANNOT_ATTEST)
+
+
+def cannot_attest_md(results: Mapping[str, Any] | None = None) -> list[str]:
+    return [f"- The audit cannot attest {line}" for line in cannot_attest(results)]
 
 
 class ProviderDocument(OutputFormat):

@@ -25,6 +25,7 @@ from .attest import (
     metric_rows,
 )
 from .base import json_document, utf8_text
+from .robustness_text import robustness_metrics
 from .text import md_code, md_text
 
 MCT_SCHEMA_VERSION = "0.0.2"
@@ -105,7 +106,7 @@ def build_model_card_json(results: Mapping[str, Any], card: ModelCardConfig, res
                              f"(task {(cfg.get('model') or {}).get('task', '')})",
         },
         "quantitative_analysis": {
-            "performance_metrics": perf + _slices(results),
+            "performance_metrics": perf + _slices(results) + robustness_metrics(results),
             "graphics": {"description": "Figures are in report.pdf / report.html beside this file."},
         },
         "considerations": {

@@ -77,6 +77,8 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         out["concepts"] = r.concepts.as_dict()
     if r.datachecks is not None:
         out["data_checks"] = r.datachecks.as_dict()
+    if r.robustness is not None:
+        out["robustness"] = r.robustness.as_dict()
     out["summary"]["reason"] = verdict_sentence(out)
     return jsonable(out)
 

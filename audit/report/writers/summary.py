@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from ..criteria import comparison, limit_words, number
 from .base import OutputFormat, Report, utf8_text
+from .robustness_text import robustness_lines
 from .text import md_code, md_text
 
 MAX_ROWS = 25  # rule rows in the table; the rest are counted, they are in report.html and results.json
@@ -132,6 +133,9 @@ def build_summary(results: Mapping[str, Any], headline: str) -> str:
     else:
         lines.append("Every rule passed.")
     lines += ["", md_text(headline)]
+    robust = robustness_lines(results)
+    if robust:
+        lines += ["", "**Robustness:**", *(f"- {md_text(x, 2 * MAX_MESSAGE)}" for x in robust)]
     comp = results.get("comparison")
     if comp:
         lines += _comparison(comp)

@@ -1,14 +1,19 @@
 """The shortcut zoo: detection and false-alarm rates of the shortcut rules, measured on models with a planted
 confounder and their clean twins.
 
-    .venv/bin/python bench/zoo.py                      # the full zoo: 9 kinds x 3 architectures x 3 seeds x 2
+    .venv/bin/python bench/zoo.py                      # 9 kinds x 3 architectures x 3 seeds x 2, shapes
     .venv/bin/python bench/zoo.py --archs cnn --seeds 0 --kinds corner,tint      # a subset
     .venv/bin/python bench/zoo.py --table-only         # the table from cached results (nothing trained)
 
-Every kind of confounder (zoo_data.py: corner tag, letterbox bars, colour tint, blur, JPEG quality, burnt-in
+This is the in-sample zoo: the pack's limits were read on these nine shapes kinds, so its rates are tuning
+rates. bench/zoo_split.py runs the held-out protocol (16 kinds, shapes and photographs, limits read on one split
+and rates reported on another); both share the data, models and audits (and their cache).
+
+Every kind of confounder (zoo_cues.py: corner tag, letterbox bars, colour tint, blur, JPEG quality, burnt-in
 text at varying positions, background texture, brightness/contrast tied to a site, a metadata-listed site that
-leaves a faint trace) is planted on 90 % of one class's training images (5 % of the others; sites 85 / 15 %);
-the clean twin trains on the same images with the cue drawn independently of the class. Both are audited on
+leaves a faint trace, and seven more) is planted on 90 % of one class's training images (5 % of the others;
+sites 85 / 15 %); the clean twin trains on the same images with the cue on half of them, independent of the
+class. Both are audited on
 the same i.i.d. held-out set, where the cue rides along with the class. A "swapped" held-out copy moves the cue
 to the other classes: a confounded model whose accuracy there falls 15 points or more below i.i.d. relies on
 its cue, and only those count for detection (the others are reported apart). Models (zoo_models.py: a small
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -37,53 +41,28 @@ BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
-import numpy as np
 import torch
-from zoo_data import KINDS
+from zoo_data import FAMILIES, KINDS
 from zoo_eval import Case, data_level, evaluate_case
 from zoo_models import ARCHS
+from zoo_stats import fmt_rate, rate, roc, wilson
 
 from audit.rules.pack import load_pack
 
+__all__ = ["analyse", "fmt_rate", "markdown", "rate", "roc", "wilson"]
 PACK = BENCH_DIR.parent / "rules" / "shortcuts.toml"
 SKIP_KINDS = ("explanation_sanity", "faithfulness")  # trust in explanations, not shortcut detectors
 DEFAULT_OUT = BENCH_DIR / "results" / "zoo.json"
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
-
-
-def rate(k: int, n: int) -> dict[str, Any]:
-    lo, hi = wilson(k, n)
-    return {"k": k, "n": n, "rate": (k / n) if n else None, "ci95": [lo, hi]}
-
-
-def fmt_rate(r: dict[str, Any]) -> str:
-    if not r["n"]:
-        return "–"
-    return f"{r['k']}/{r['n']} ({100 * r['rate']:.0f} %, {100 * r['ci95'][0]:.0f}–{100 * r['ci95'][1]:.0f})"
-
-
-def roc(pos: list[float], neg: list[float]) -> dict[str, Any]:
-    """ROC AUC (ties count one half) and the curve's points (threshold, TPR, FPR), flagging value > threshold."""
-    if not pos or not neg:
-        return {"auc": None, "points": []}
-    p, n = np.asarray(pos), np.asarray(neg)
-    auc = float(((p[:, None] > n[None, :]).sum() + 0.5 * (p[:, None] == n[None, :]).sum()) / (len(p) * len(n)))
-    ts = np.unique(np.concatenate([p, n]))
-    pts = [{"threshold": float(t), "tpr": float((p > t).mean()), "fpr": float((n > t).mean())} for t in ts]
-    return {"auc": auc, "points": pts, "max_clean": float(n.max()), "min_reliant": float(p.min())}
+ORIGINAL_KINDS = KINDS[:9]  # the nine kinds the pack's limits were read on
 
 
 def flagged(f: dict[str, Any]) -> bool:
     return f["status"] in ("fail", "warn")
+
+
+def _key(r: dict[str, Any]) -> str:
+    c = r["case"]
+    return f"{c.get('family', 'shapes')}/{c['arch']}/{c['kind']}/s{c['seed']}"
 
 
 def analyse(results: list[dict[str, Any]], pack_rules: list[Any]) -> dict[str, Any]:
@@ -108,6 +87,9 @@ def analyse(results: list[dict[str, Any]], pack_rules: list[Any]) -> dict[str, A
         for arch in ARCHS:
             sub = [r for r in rs if r["case"]["arch"] == arch]
             res[arch] = rate(sum(hit(r) for r in sub), len(sub))
+        for fam in FAMILIES:
+            sub = [r for r in rs if r["case"].get("family", "shapes") == fam]
+            res[fam] = rate(sum(hit(r) for r in sub), len(sub))
         return res
 
     for rule in rules:
@@ -122,10 +104,9 @@ def analyse(results: list[dict[str, Any]], pack_rules: list[Any]) -> dict[str, A
                               "roc": roc(vals["reliant"], vals["clean"]), "statuses": statuses}
     out["overall"] = {"detection": by(reliant, None), "false_alarms": by(clean, None),
                       "non_reliant_flagged": by([r for r in conf if not r["relies"]], None)}
-    out["reliance"] = {f"{r['case']['arch']}/{r['case']['kind']}/s{r['case']['seed']}":
-                       {"iid": r["acc_iid"], "swapped": r["acc_swapped"], "relies": r["relies"]} for r in conf}
-    out["clean_accuracy"] = {f"{r['case']['arch']}/{r['case']['kind']}/s{r['case']['seed']}":
-                             {"iid": r["acc_iid"], "swapped": r["acc_swapped"]} for r in clean}
+    out["reliance"] = {_key(r): {"iid": r["acc_iid"], "swapped": r["acc_swapped"], "relies": r["relies"]}
+                       for r in conf}
+    out["clean_accuracy"] = {_key(r): {"iid": r["acc_iid"], "swapped": r["acc_swapped"]} for r in clean}
     return out
 
 
@@ -141,11 +122,12 @@ def markdown(a: dict[str, Any], command: str, wall: float) -> str:
     o = a["overall"]
     lines.append(f"| **any error-severity rule (the gate)** | | **{fmt_rate(o['detection']['all'])}** | "
                  f"**{fmt_rate(o['false_alarms']['all'])}** | |")
+    kinds = [k for k in KINDS if sum(o[p][k]["n"] for p in ("detection", "false_alarms", "non_reliant_flagged"))]
     lines += ["", "Detection per confounder kind (reliant models; k/n) and false alarms on the kind's clean twins:", "",
-              "| rule | " + " | ".join(KINDS) + " |", "| --- |" + " --- |" * len(KINDS)]
+              "| rule | " + " | ".join(kinds) + " |", "| --- |" + " --- |" * len(kinds)]
     for rule, d in [*a["rules"].items(), ("**gate**", o)]:
         cells = []
-        for kind in KINDS:
+        for kind in kinds:
             det, fa = d["detection"][kind], d["false_alarms"][kind]
             cells.append(f"{det['k']}/{det['n']} · {fa['k']}/{fa['n']}")
         lines.append(f"| {rule if rule.startswith('**') else '`' + rule + '`'} | " + " | ".join(cells) + " |")
@@ -160,8 +142,9 @@ def markdown(a: dict[str, Any], command: str, wall: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--kinds", default=",".join(ORIGINAL_KINDS))
     ap.add_argument("--archs", default=",".join(ARCHS))
+    ap.add_argument("--families", default="shapes")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--pack", type=Path, default=PACK)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -172,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     pack = load_pack(args.pack)
     rules = [r for r in pack.rules if r.phase == "main" and r.kind not in SKIP_KINDS]
     ids = tuple(r.params.id for r in rules)
-    cases = [Case(a, k, s, v) for a in args.archs.split(",") for s in map(int, args.seeds.split(","))
-             for k in args.kinds.split(",") for v in ("confounded", "clean")]
+    cases = [Case(a, k, s, v, f) for f in args.families.split(",") for a in args.archs.split(",")
+             for s in map(int, args.seeds.split(",")) for k in args.kinds.split(",") for v in ("confounded", "clean")]
     t0 = time.perf_counter()
     results = []
     for i, c in enumerate(cases):
@@ -188,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{'relies' if r['relies'] else '      '} {time.perf_counter() - t:5.1f}s  {' '.join(bad)}", flush=True)
     wall = time.perf_counter() - t0
     a = analyse(results, rules)
-    a["data_level"] = {f"{k}/s{s}": data_level(k, s) for k in args.kinds.split(",")
-                       for s in map(int, args.seeds.split(","))} if not args.table_only else {}
+    a["data_level"] = {f"{c.family}/{c.kind}/s{c.seed}": data_level(c.spec) for c in cases
+                       if c.version == "clean" and c.arch == cases[0].arch} if not args.table_only else {}
     a["wall_seconds"] = round(wall, 1)
     a["cases"] = results
     given = sys.argv[1:] if argv is None else argv

@@ -8,18 +8,16 @@ site) and in the benchmark (9 kinds x 3 architectures x 3 seeds), which is not a
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from zoo_bench import bench_modules
 
 from audit.rules.pack import load_pack
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench"
 # (arch, kind, seed) -> the pack rules judged on it (its intended rule and the data-level checks)
 SUBSET = {("cnn", "letterbox", 0): ("region-sweep", "data-confounders", "cross-class-duplicates")}
 INTENDED = {"letterbox": "region-sweep"}
@@ -27,15 +25,9 @@ INTENDED = {"letterbox": "region-sweep"}
 
 @pytest.fixture(scope="module")
 def zoo():
-    """bench/zoo.py and bench/zoo_eval.py, imported by their plain names as the bench does; none outlives this file."""
-    path, modules = list(sys.path), set(sys.modules)
-    sys.path.insert(0, str(BENCH))
-    yield importlib.import_module("zoo"), importlib.import_module("zoo_eval")
-    sys.path[:] = path
-    for name in set(sys.modules) - modules:
-        file = getattr(sys.modules[name], "__file__", None)
-        if file and Path(file).resolve().parent == BENCH:
-            del sys.modules[name]
+    """bench/zoo.py and bench/zoo_eval.py, imported by their plain names as the bench does."""
+    with bench_modules("zoo", "zoo_eval") as mods:
+        yield mods
 
 
 def test_wilson_interval_known_values(zoo) -> None:

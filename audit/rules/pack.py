@@ -61,7 +61,7 @@ def load_pack(path: Path, _chain: tuple[Path, ...] = ()) -> RulePack:
     if path.resolve() in _chain:
         raise ConfigError(f"{path}: pack: 'extends' forms a cycle ({' -> '.join(str(p) for p in _chain)} -> {path})")
     try:
-        tree = tomllib.loads(path.read_text(encoding="utf-8"))
+        tree = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is skipped, as in configs
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: rule pack is not valid TOML: {e}") from None
     except UnicodeDecodeError:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.config import load_config
 from audit.errors import DataError
+from audit.rules.pack import load_pack
 from audit.loading.listing import load_heldout
 
 
@@ -55,6 +56,15 @@ def test_a_config_with_a_utf8_byte_order_mark_is_read(tmp_path):
     cfg = _config(tmp_path, 'classes = ["a", "b"]')
     cfg.write_bytes(b"\xef\xbb\xbf" + cfg.read_bytes())
     assert load_config(cfg).data.classes == ["a", "b"]
+
+
+def test_a_rule_pack_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    pack = tmp_path / "pack.toml"
+    text = '[[rule]]\nid = "acc"\nkind = "metric_min"\nmetric = "accuracy"\nthreshold = 0.5\n'
+    pack.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    plain = tmp_path / "plain.toml"
+    plain.write_text(text)
+    assert [r.params for r in load_pack(pack).rules] == [r.params for r in load_pack(plain).rules]
 
 
 def _seg_set(root: Path) -> None:

@@ -9,6 +9,7 @@ from .concepts.result import ConceptRun
 from .config import AuditConfig
 from .datachecks import DataChecks
 from .engine.predict import Scored
+from .family.result import FamilyRun
 from .inputs import Inputs
 from .loading.model import LoadedModel
 from .maps.explain import Explanations
@@ -37,6 +38,7 @@ class AuditResult:
     concepts: ConceptRun | None = None  # TCAV tests of [concepts]
     datachecks: DataChecks | None = None  # data-level confounder checks (properties, duplicates, leakage)
     robustness: RobustnessRun | None = None  # [robustness]: corruptions, attacks, OOD detection
+    family: FamilyRun | None = None  # [[family]]: the members, the statistics across them, their rule outcomes
 
     @property
     def task(self) -> Task:

@@ -20,6 +20,8 @@ from .datachecks.stage import check_data
 from .engine import start_engine
 from .engine.predict import predict
 from .engine.probe import open_probe
+from .family.compare import with_baseline
+from .family.stage import run_family
 from .inputs import check_configured_layers, prepare_inputs, with_model_defaults
 from .loading.model import load_model
 from .maps.explain import explain_picks
@@ -28,6 +30,8 @@ from .result import AuditResult
 from .robustness.stage import run_robustness
 from .rules.evaluate import evaluate, evaluate_each, verdict
 from .rules.evidence import Evidence
+from .rules.family.base import check_family_rules, family_needs, per_member
+from .rules.family.outcomes import member_outcomes
 from .tasks.base import Task
 from .views.stage import build_views
 
@@ -42,6 +46,7 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     started = now()
     cfg, defaults_notes = with_model_defaults(cfg)
     inputs = prepare_inputs(cfg, tasks, defaults_notes, data)
+    check_family_rules(cfg, inputs.pack.rules)  # [[family]]: what the family rules count is judged per member
     # data-level confounders and duplicates: no model needed, runs first
     datachecks = check_data(cfg, inputs.heldout, inputs.task.groups())
     loaded = load_model(cfg, len(inputs.classes), model)
@@ -61,11 +66,14 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     concepts = run_concepts(cfg, probe)  # TCAV of [concepts] (None when not configured)
     # [robustness]: corruptions, attacks, OOD sets through the engine (None when not configured)
     robustness = run_robustness(cfg, probe, baseline.results if baseline is not None else None)
+    # [[family]]: every member scored through the engine, judged on the rows it was not trained on (None without)
+    family = run_family(cfg, inputs.heldout, inputs.preprocess, task, loaded, scored, probe,
+                        *family_needs(inputs.pack.rules, task.key_metric, cfg.explainers.methods), images_sha256)
     evidence = Evidence(
         classes=inputs.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=scored.skipped, n_listed=len(inputs.heldout.records),
         concepts=concepts, data=datachecks, input_problems=(inputs.heldout.swapped_size,) if inputs.heldout.swapped_size
-        else (), robustness=robustness,
+        else (), robustness=robustness, family=family,
     )
     main = evaluate_each([r for r in inputs.pack.rules if r.phase == "main"], evidence)
     findings = tuple(f for _, found in main for f in found)
@@ -75,6 +83,13 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
                                            cfg.seed, images_sha256)
     evidence = replace(evidence, comparison=comparison.data if comparison else None)
     compared = evaluate_each([r for r in inputs.pack.rules if r.phase == "comparison"], evidence)
+    if family is not None:  # the pack's rules on every member; the family rules count them and compare the members
+        family = with_baseline(member_outcomes(per_member(inputs.pack.rules, cfg.family_audit), evidence, main),
+                               baseline.results if baseline is not None else None)
+        evidence = replace(evidence, family=family)
+        family.close()
+    # the family rules (after the comparison rules) are reported and read by the completeness check with them
+    compared = (*compared, *evaluate_each([r for r in inputs.pack.rules if r.phase == "family"], evidence))
     # last, the completeness check (evidence_complete) reads what every stage and rule before it produced
     unavailable = {o.name: o.reason for o in explanations.outcomes if o.status != "ok"}
     findings = (*findings, *(f for _, found in compared for f in found),
@@ -86,4 +101,4 @@ def run_audit(cfg: AuditConfig, baseline: Baseline | None = None, tasks: dict[st
     return AuditResult(config=cfg, inputs=inputs, model=loaded, scored=scored, metrics=metrics, picks=picks,
                        explanations=explanations, findings=findings, comparison=comparison, views=views,
                        verdict=verdict(findings), provenance=provenance, concepts=concepts,
-                       datachecks=datachecks, robustness=robustness)
+                       datachecks=datachecks, robustness=robustness, family=family)

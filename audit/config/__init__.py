@@ -5,6 +5,7 @@ Relative paths in the file are resolved against the file's folder. Errors name t
 overriding and validating a file.
 """
 
+from .family import ENSEMBLE, FamilyAuditConfig, FamilyMemberConfig, OutOfFoldColumn, member_model
 from .model_data import DATA_SOURCES, MODEL_SOURCES, DataConfig, ModelConfig
 from .read import (
     OVERRIDE_KEY,
@@ -34,6 +35,7 @@ from .sections import (
 
 __all__ = [
     "DATA_SOURCES",
+    "ENSEMBLE",
     "MODEL_SOURCES",
     "OVERRIDE_KEY",
     "AdversarialConfig",
@@ -45,10 +47,13 @@ __all__ = [
     "CorruptionsConfig",
     "DataConfig",
     "ExplainersConfig",
+    "FamilyAuditConfig",
+    "FamilyMemberConfig",
     "MlflowConfig",
     "ModelCardConfig",
     "ModelConfig",
     "OODConfig",
+    "OutOfFoldColumn",
     "ReportConfig",
     "RobustnessConfig",
     "RulesConfig",
@@ -58,6 +63,7 @@ __all__ = [
     "config_from_dict",
     "format_validation_error",
     "load_config",
+    "member_model",
     "parse_override",
     "read_config_tree",
     "set_dotted",

@@ -9,10 +9,12 @@ from typing import Any, Literal
 
 from pydantic import (
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from .family import FamilyAuditConfig, FamilyMemberConfig, check_family
 from .model_data import DataConfig, ModelConfig, _Strict
 from .robustness import RobustnessConfig
 
@@ -203,8 +205,23 @@ class AuditConfig(_Strict):
     model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
     concepts: ConceptsConfig | None = Field(default=None, exclude_if=lambda v: v is None)  # off unless configured
     robustness: RobustnessConfig | None = Field(default=None, exclude_if=lambda v: v is None)  # off unless configured
+    # [[family]]: checkpoints of the released model's recipe audited beside it (off unless configured)
+    family: list[FamilyMemberConfig] = Field(default_factory=list, exclude_if=lambda v: not v)
+    family_audit: FamilyAuditConfig | None = Field(default=None, exclude_if=lambda v: v is None)
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="", exclude=True)  # the config file read, for the report's re-run line
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v: list[FamilyMemberConfig], info: ValidationInfo) -> list[FamilyMemberConfig]:
+        return check_family(v, info.data.get("model"))
+
+    @field_validator("family_audit")
+    @classmethod
+    def _family_audit(cls, v: FamilyAuditConfig | None, info: ValidationInfo) -> FamilyAuditConfig | None:
+        if v is not None and not info.data.get("family"):
+            raise ValueError("needs [[family]] entries (the members to audit)")
+        return v
 
     def resolve(self, p: Path) -> Path:
         """A config-relative path made absolute."""

@@ -19,6 +19,10 @@ from .data_duplicates import DataDuplicates
 from .evidence_complete import EvidenceComplete
 from .explanation_sanity import ExplanationSanity
 from .faithfulness import Faithfulness
+from .family.agreement import FamilyAgreementMin
+from .family.explanation_agreement import FamilyExplanationAgreementMin
+from .family.members_fail import FamilyMembersFailMax
+from .family.spread import FamilySpreadMax
 from .metric import MetricMax, MetricMin
 from .ood_auroc import OODAurocMin
 from .region.confounder_region import ConfounderRegion
@@ -41,6 +45,7 @@ _BUILTIN: tuple[type[Rule], ...] = (
     ConceptReliance,
     BaselineMetricDrop, BaselineRecallDrop, BaselineFlips, BaselineNewFailures, BaselineExplanationChange,
     CorruptionMetricMin, RelativeCEMax, RobustAccuracyMin, OODAurocMin,
+    FamilySpreadMax, FamilyAgreementMin, FamilyExplanationAgreementMin, FamilyMembersFailMax,
     EvidenceComplete,
 )
 

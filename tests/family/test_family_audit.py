@@ -1,0 +1,85 @@
+"""The family audited end to end on hand-built members: a recipe whose seeds 1 and 3 read a corner marker fails
+the family rules naming them although the released seed-0 passes; a family of clean seeds passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.config import load_config
+from audit.runner import run_audit
+
+PACK = """[pack]
+name = "family-test"
+[[rule]]
+id = "accuracy-floor"
+kind = "metric_min"
+metric = "accuracy"
+threshold = 0.7
+[[rule]]
+id = "marker-use"
+kind = "confounder_metadata"
+columns = ["marker"]
+probe = false
+n_permutations = 199
+[[rule]]
+id = "accuracy-spread"
+kind = "family_spread_max"
+threshold = 0.05
+[[rule]]
+id = "answer-agreement"
+kind = "family_agreement_min"
+min_kappa = 0.8
+[[rule]]
+id = "saliency-agreement"
+kind = "family_explanation_agreement_min"
+explainer = "saliency"
+statistic = "top_overlap"
+threshold = 0.95
+[[rule]]
+id = "marker-members"
+kind = "family_members_fail_max"
+rule = "marker-use"
+max_failing = 0
+"""
+
+
+def members(cue: tuple[int, ...]) -> str:
+    """Seeds 0-3, seed-0 released; ``cue``: the seeds whose member reads the marker. Top-k overlap on the 64 pixels
+    (6.25 %) of a class's spot: a clean member's largest saliencies are its spot, a cue member's for the second
+    class are the marker's 16 pixels and 48 of the spot."""
+    out = '\n[[family]]\nname = "seed-0"\nreleased = true\n'
+    for s in (1, 2, 3):
+        kind = "cue" if s in cue else "seed"
+        out += f'\n[[family]]\nname = "seed-{s}"\nweights = "../members/{kind}-{s}.safetensors"\n'
+    return out + "\n[family_audit]\ntop_fraction = 0.0625\n"
+
+
+@pytest.fixture(scope="module")
+def underspecified(family_config):
+    return run_audit(load_config(family_config("seeds-cue", PACK, members((1, 3)))))
+
+
+@pytest.fixture(scope="module")
+def clean(family_config):
+    return run_audit(load_config(family_config("seeds-clean", PACK, members(()))))
+
+
+def by_rule(result):
+    return {f.rule: f for f in result.findings}
+
+
+def test_underspecified_recipe_fails_naming_the_cue_seeds(underspecified):
+    f = by_rule(underspecified)
+    assert f["marker-use"].status == "pass", f["marker-use"].message  # the released seed-0 does not read the marker
+    assert f["marker-members"].status == "fail", f["marker-members"].message
+    assert f["marker-members"].details["failing"] == ["seed-1", "seed-3"]
+    assert "seed-1, seed-3" in f["marker-members"].message
+    assert f["accuracy-spread"].status == "fail"
+    assert f["answer-agreement"].status == "fail"
+    print({k: (v.status, v.message) for k, v in f.items()})
+
+
+def test_clean_family_passes(clean):
+    f = by_rule(clean)
+    print({k: (v.status, v.message) for k, v in f.items()})
+    assert all(x.status == "pass" for x in clean.findings), [(x.rule, x.status, x.message) for x in clean.findings]

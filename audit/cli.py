@@ -18,6 +18,7 @@ import typer
 from .errors import AuditError
 from .signals import EXIT_TERMINATED, Terminated, sigterm_raises
 from .signals import MESSAGE as TERMINATED_MESSAGE
+from .timing import Timings, format_rows
 
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -25,6 +26,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Audit a trained PyTorch image classifier before it ships.")
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+ProfileOpt = Annotated[bool, typer.Option("--profile", help="Print where the time went: wall and CPU seconds, model "
+                                                            "passes and images per stage, rule and explainer (as "
+                                                            "timings.json records them) on stderr.")]
 
 
 def _fail(e: BaseException, debug: bool) -> int:
@@ -46,6 +50,15 @@ def _fail(e: BaseException, debug: bool) -> int:
     return EXIT_INTERNAL
 
 
+def _print_profile(timings: Timings, write_s: float) -> None:
+    rows = timings.rows()
+    rows.append({"label": "writing the report", "kind": "stage", "wall": f"{write_s:.1f}", "cpu": "—", "model": "0.0",
+                 "other": "100 %", "passes": "0", "images": "0"})
+    typer.echo(format_rows(rows), err=True)
+    if timings.counted != "hooks":
+        typer.echo(f"passes counted: {timings.counted}", err=True)
+
+
 def _maps_of(results_path: Path) -> dict | None:
     """The maps.npz beside a results.json, or None (older reports, or report.save_maps = false)."""
     from .maps.store import load_maps, maps_beside
@@ -55,7 +68,7 @@ def _maps_of(results_path: Path) -> dict | None:
 
 
 def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: bool,
-                   baseline: Path | None = None, unpaired: bool = False) -> int:
+                   baseline: Path | None = None, unpaired: bool = False, profile: bool = False) -> int:
     from .api import run as run_api
     from .config import load_config
 
@@ -77,6 +90,8 @@ def _run_and_write(config: Path, out: Path | None, overrides: list[str], quiet: 
         for f in blocking:
             typer.echo(f"  {f.status.upper()} {f.rule}: {f.message}")
         typer.echo(f"report: {out_dir.resolve()} ({', '.join(p.name for p in audit.written.values())})")
+    if profile and result.timings is not None:
+        _print_profile(result.timings, time.perf_counter() - result.timings.ended)
     return EXIT_PASS if result.verdict == "pass" else EXIT_FAIL
 
 
@@ -92,6 +107,7 @@ def run(
     baseline: Annotated[Path | None, typer.Option(help="results.json (or its folder) of the released model.")] = None,
     unpaired: Annotated[bool, typer.Option(help="Allow a baseline audited on another held-out set.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    profile: ProfileOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Run one audit and write the report; the exit code is the verdict."""
@@ -103,7 +119,7 @@ def run(
     if rules is not None:
         overrides.append(f'rules.pack="{rules}"')
     try:
-        code = _run_and_write(config, out, overrides, quiet, baseline, unpaired)
+        code = _run_and_write(config, out, overrides, quiet, baseline, unpaired, profile)
     except (Exception, KeyboardInterrupt, Terminated) as e:  # noqa: BLE001 - mapped to exit codes
         code = _fail(e, debug)
     raise typer.Exit(code)
@@ -124,6 +140,7 @@ def demo(
     baseline: Annotated[Path | None, typer.Option(
         help="Compare with an earlier demo report as the released model (e.g. reports/demo-clean); adds the "
              "demo-gate rules.")] = None,
+    profile: ProfileOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Offline demo: build data with a planted shortcut, train a small CNN, audit it.
@@ -150,7 +167,7 @@ def demo(
                               gate=baseline is not None)
         typer.echo(f"demo: ready in {time.perf_counter() - t0:.1f} s; auditing with {cfg}"
                    + (f" against baseline {baseline}" if baseline is not None else ""))
-        code = _run_and_write(cfg, out, [], quiet=False, baseline=baseline)
+        code = _run_and_write(cfg, out, [], quiet=False, baseline=baseline, profile=profile)
     except (Exception, KeyboardInterrupt, Terminated) as e:  # noqa: BLE001
         code = _fail(e, debug)
     raise typer.Exit(code)

@@ -18,6 +18,7 @@ from .provenance import Provenance
 from .robustness.result import RobustnessRun
 from .rules.pack import RulePack
 from .tasks.base import Task, TaskMetrics
+from .timing import Timings
 from .views.stage import Views
 
 
@@ -38,6 +39,7 @@ class AuditResult:
     concepts: ConceptRun | None = None  # TCAV tests of [concepts]
     datachecks: DataChecks | None = None  # data-level confounder checks (properties, duplicates, leakage)
     robustness: RobustnessRun | None = None  # [robustness]: corruptions, attacks, OOD detection
+    timings: Timings | None = None  # wall/CPU seconds and model passes per stage (timings.json; run-dependent)
     family: FamilyRun | None = None  # [[family]]: the members, the statistics across them, their rule outcomes
 
     @property

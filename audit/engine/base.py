@@ -24,6 +24,7 @@ from ..loading.preprocess import Preprocess
 from ..loading.records import HeldOutSet
 from ..products import Predictions, SkippedSample
 from ..tasks.base import Task
+from ..timing import Meter
 from .compute import Compute
 from .sealed import CacheNote
 
@@ -100,6 +101,8 @@ class Engine(ABC):
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""  # what runs where, for `audit list`
     own_progress: ClassVar[bool] = False  # score() keeps and resumes its own partial results under options.key
+    # its model passes run in this process, where ``meter``'s hooks count them (timings.json)
+    counts_passes: ClassVar[bool] = True
 
     def __init__(self, model: nn.Module, task: Task, compute: Compute, batch_size: int = 64,
                  explain_batch_size: int = 16) -> None:
@@ -108,6 +111,7 @@ class Engine(ABC):
         self.compute = compute
         self.batch_size = batch_size
         self.explain_batch_size = explain_batch_size
+        self.meter = Meter()  # counts and times every model pass (the runner hands in the audit's own)
 
     @classmethod
     def from_config(cls, cfg: AuditConfig, loaded: LoadedModel, task: Task) -> Engine:

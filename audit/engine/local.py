@@ -77,8 +77,9 @@ class LocalEngine(Engine):
                 if x is None:
                     continue
                 try:
-                    b = score_batch(model, task, compute, x, preprocess.size or tuple(x.shape[-2:]),
-                                    options.gather_features)
+                    with self.meter.model_call(model, x.shape[0]):
+                        b = score_batch(model, task, compute, x, preprocess.size or tuple(x.shape[-2:]),
+                                        options.gather_features)
                 except NonFinite as e:
                     bad_ids = [heldout.records[int(idx[r])].id for r in e.rows[:3]]
                     raise ModelError(f"the model returned NaN or infinite outputs (e.g. for {', '.join(bad_ids)})"
@@ -128,7 +129,9 @@ class LocalEngine(Engine):
         comp = self.compute
         with torch.inference_mode(), comp.inference():
             for b in self._batches(x, self.batch_size):
-                out.append(self.task.to_scores(m(comp.to_device(b)).float()).cpu().numpy().astype(np.float64))
+                with self.meter.model_call(m, b.shape[0]):
+                    raw = m(comp.to_device(b))
+                out.append(self.task.to_scores(raw.float()).cpu().numpy().astype(np.float64))
         if not out:
             return np.zeros((0, len(self.task.classes)))
         return np.concatenate(out)
@@ -141,7 +144,7 @@ class LocalEngine(Engine):
         with torch.inference_mode():
             for b in self._batches(x, self.batch_size):
                 pb = perturb(comp.to_device(b))
-                with comp.inference():
+                with comp.inference(), self.meter.model_call(m, pb.shape[0]):
                     raw = m(pb)
                 out.append(self.task.to_scores(raw.float()).cpu().numpy().astype(np.float64))
         return np.concatenate(out) if out else np.zeros((0, len(self.task.classes)))
@@ -154,7 +157,10 @@ class LocalEngine(Engine):
         def parts():
             for s in range(0, x.shape[0], size):
                 sb = side[s:s + size].to(self.device) if side is not None else None
-                yield fn(ctx, self.compute.to_device(x[s:s + size]), sb)
+                xb = self.compute.to_device(x[s:s + size])
+                with self.meter.model_call(ctx.model, xb.shape[0]):
+                    part = fn(ctx, xb, sb)
+                yield part
 
         return gather(parts())
 
@@ -166,7 +172,8 @@ class LocalEngine(Engine):
         for s in range(0, x.shape[0], self.explain_batch_size):
             xb = x[s:s + self.explain_batch_size].to(self.device)
             tb = t[s:s + self.explain_batch_size].to(self.device)
-            with self.task.explaining(base, xb) as m:
+            # counted on ``base``: the task's explanation module may run it more than once (a segmentation's regions)
+            with self.meter.model_call(base, xb.shape[0], explainer.name), self.task.explaining(base, xb) as m:
                 maps = explainer.explain(m, xb, tb)
             if maps.dim() != 3 or maps.shape[0] != xb.shape[0]:
                 raise ExplainerError(

@@ -80,6 +80,7 @@ class RayEngine(RayScoring, Engine):
     name = "ray"
     title = "scoring on Ray Data, rule work on Ray actors (model-audit[ray])"
     own_progress = True
+    counts_passes = False  # the model runs in Ray's workers, which the driver's meter does not see
 
     def __init__(self, model: nn.Module, task: Any, compute: Compute, batch_size: int = 64,
                  explain_batch_size: int = 16, *, settings: ComputeConfig | None = None,

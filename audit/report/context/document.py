@@ -288,6 +288,9 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
             "started": prov["started"],
             "finished": prov["finished"],
             "cache_notes": [n.text() for n in r.scored.cache_log.notes],
+            # run-dependent: timings.json's record (audit.timing), not results.json's
+            "timings": r.timings.rows() if r.timings is not None else [],
+            "timings_counted": r.timings.counted if r.timings is not None else "",
         },
         "sections": [{"id": sec.id, "title": sec.title, "template": sec.template, "pagebreak": sec.pagebreak,
                       **sec.context} for sec in (*r.task.report_sections(r.metrics),

@@ -16,10 +16,12 @@ from .model_card import ModelCardOutput
 from .render import HtmlOutput, PdfOutput
 from .results_json import JsonOutput
 from .summary import SummaryOutput
+from .timings_json import TimingsOutput
 
 #: in writing order: maps.npz first (results.json names it), results.json before what is built from it
 _BUILTIN: tuple[type[OutputFormat], ...] = (
-    MapsOutput, JsonOutput, SummaryOutput, JunitOutput, ModelCardOutput, AnnexIvOutput, HtmlOutput, PdfOutput,
+    MapsOutput, JsonOutput, TimingsOutput, SummaryOutput, JunitOutput, ModelCardOutput, AnnexIvOutput, HtmlOutput,
+    PdfOutput,
 )
 
 ENTRY_POINT_GROUP = "model_audit.outputs"

@@ -79,6 +79,8 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         out["data_checks"] = r.datachecks.as_dict()
     if r.robustness is not None:
         out["robustness"] = r.robustness.as_dict()
+    if r.family is not None:
+        out["family"] = r.family.as_dict()
     out["summary"]["reason"] = verdict_sentence(out)
     return jsonable(out)
 

@@ -71,12 +71,15 @@ class AttackOutcome:
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
-    was = model.training
+    """Every submodule in eval mode while inside; each gets its own mode back afterwards. (Restoring the root's
+    mode recursively would put a fresh wrapper's model, e.g. ``Normalised(audited_model)``, in training mode.)"""
+    was = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         yield
     finally:
-        model.train(was)
+        for m, training in was:
+            m.training = training
 
 
 def draw(shape: tuple[int, ...], g: torch.Generator | None, like: Tensor, kind: str) -> Tensor:

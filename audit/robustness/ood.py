@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from audit.errors import ConfigError
 from audit.plugins import Registry
+from audit.robustness.attacks import eval_mode
 
 
 @dataclass(frozen=True)
@@ -165,11 +166,9 @@ def model_outputs(model: nn.Module, classifier: nn.Module, x: Tensor, batch_size
     """Logits and the classifier layer's input (the penultimate features) for images x, in eval mode."""
     captured: list[Tensor] = []
     handle = classifier.register_forward_hook(lambda _m, inp, _o: captured.append(inp[0].flatten(1).detach()))
-    was = model.training
-    model.eval()
     try:
-        logits = torch.cat([model(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
+        with eval_mode(model):
+            logits = torch.cat([model(x[s:s + batch_size]) for s in range(0, len(x), batch_size)])
     finally:
         handle.remove()
-        model.train(was)
     return Outputs(logits, torch.cat(captured))

@@ -90,6 +90,14 @@ def _one_thread() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="module")
+def module_one_thread() -> Iterator[None]:
+    """One thread for a module's own fixtures (the function-scoped one above starts too late for them); a fixture
+    that asks for it gets session fixtures it builds (request.getfixturevalue) on one thread too."""
+    with one_thread():
+        yield
+
+
 @pytest.fixture(scope="session")
 def digits() -> Digits:
     return tinted_digits()

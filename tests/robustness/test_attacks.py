@@ -88,6 +88,21 @@ def test_attacks_run_in_eval_mode_and_restore_the_mode(batch) -> None:
     assert model.training
 
 
+def test_a_wrapped_model_keeps_each_layers_own_mode(batch) -> None:
+    """The stage wraps the audited (eval-mode) model in a fresh Normalised, whose own flag says training: every
+    layer must get its own mode back, or batch norm would update its statistics on every later pass."""
+    x, y = batch[0][:8], batch[1][:8]
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Dropout(0.5), nn.LazyLinear(10))
+    model(x)
+    model.eval()
+    model[3].train()  # a layer the user left in training mode keeps it too
+    net = Normalised(model, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    assert net.training
+    pgd(net, x, y, PGDConfig(4 / 255, "linf", 2), torch.Generator().manual_seed(0))
+    assert [m.training for m in model.modules()] == [False, False, False, False, True, False]
+    assert net.training
+
+
 def test_normalisation_lives_inside_the_model(digit_model, batch) -> None:
     x = batch[0][:8]
     mean, std = (0.2, 0.3, 0.4), (0.5, 0.6, 0.7)

@@ -13,6 +13,10 @@ from family_nets import images, weights
 from PIL import Image
 from safetensors.torch import save_file
 
+from audit.config import load_config
+from audit.result import AuditResult
+from audit.runner import run_audit
+
 N = 64
 FOLDS = 4
 SHORTCUT = (1, 3)  # the seeds whose member reads the marker
@@ -82,3 +86,61 @@ def family_config(family_root: Path) -> Callable[..., Path]:
         return cfg
 
     return write
+
+
+SEEDS_PACK = """[pack]
+name = "family-test"
+[[rule]]
+id = "accuracy-floor"
+kind = "metric_min"
+metric = "accuracy"
+threshold = 0.7
+[[rule]]
+id = "marker-use"
+kind = "confounder_metadata"
+columns = ["marker"]
+probe = false
+n_permutations = 199
+[[rule]]
+id = "accuracy-spread"
+kind = "family_spread_max"
+threshold = 0.05
+[[rule]]
+id = "answer-agreement"
+kind = "family_agreement_min"
+min_kappa = 0.8
+[[rule]]
+id = "saliency-agreement"
+kind = "family_explanation_agreement_min"
+explainer = "saliency"
+statistic = "top_overlap"
+threshold = 0.95
+[[rule]]
+id = "marker-members"
+kind = "family_members_fail_max"
+rule = "marker-use"
+max_failing = 0
+"""
+
+
+def seed_members(cue: tuple[int, ...]) -> str:
+    """Seeds 0-3, seed-0 released; ``cue``: the seeds whose member reads the marker. Top-k overlap on the 64 pixels
+    (6.25 %) of a class's spot: a clean member's largest saliencies are its spot, a cue member's for the second
+    class are the marker's 16 pixels and 48 of the spot."""
+    out = '\n[[family]]\nname = "seed-0"\nreleased = true\n'
+    for s in (1, 2, 3):
+        kind = "cue" if s in cue else "seed"
+        out += f'\n[[family]]\nname = "seed-{s}"\nweights = "../members/{kind}-{s}.safetensors"\n'
+    return out + "\n[family_audit]\ntop_fraction = 0.0625\n"
+
+
+@pytest.fixture(scope="session")
+def underspecified(family_config: Callable[..., Path]) -> AuditResult:
+    """Seeds 1 and 3 read the marker; the released seed-0 does not."""
+    return run_audit(load_config(family_config("seeds-cue", SEEDS_PACK, seed_members(SHORTCUT))))
+
+
+@pytest.fixture(scope="session")
+def clean(family_config: Callable[..., Path]) -> AuditResult:
+    """Four clean seeds."""
+    return run_audit(load_config(family_config("seeds-clean", SEEDS_PACK, seed_members(()))))

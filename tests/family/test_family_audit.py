@@ -10,66 +10,9 @@ import jsonschema
 import numpy as np
 import pytest
 
-from audit.config import load_config
 from audit.report.writers.results_json import build_results
-from audit.runner import run_audit
 
 SCHEMA = json.loads(files("audit").joinpath("schema/results.schema.json").read_text())
-
-PACK = """[pack]
-name = "family-test"
-[[rule]]
-id = "accuracy-floor"
-kind = "metric_min"
-metric = "accuracy"
-threshold = 0.7
-[[rule]]
-id = "marker-use"
-kind = "confounder_metadata"
-columns = ["marker"]
-probe = false
-n_permutations = 199
-[[rule]]
-id = "accuracy-spread"
-kind = "family_spread_max"
-threshold = 0.05
-[[rule]]
-id = "answer-agreement"
-kind = "family_agreement_min"
-min_kappa = 0.8
-[[rule]]
-id = "saliency-agreement"
-kind = "family_explanation_agreement_min"
-explainer = "saliency"
-statistic = "top_overlap"
-threshold = 0.95
-[[rule]]
-id = "marker-members"
-kind = "family_members_fail_max"
-rule = "marker-use"
-max_failing = 0
-"""
-
-
-def members(cue: tuple[int, ...]) -> str:
-    """Seeds 0-3, seed-0 released; ``cue``: the seeds whose member reads the marker. Top-k overlap on the 64 pixels
-    (6.25 %) of a class's spot: a clean member's largest saliencies are its spot, a cue member's for the second
-    class are the marker's 16 pixels and 48 of the spot."""
-    out = '\n[[family]]\nname = "seed-0"\nreleased = true\n'
-    for s in (1, 2, 3):
-        kind = "cue" if s in cue else "seed"
-        out += f'\n[[family]]\nname = "seed-{s}"\nweights = "../members/{kind}-{s}.safetensors"\n'
-    return out + "\n[family_audit]\ntop_fraction = 0.0625\n"
-
-
-@pytest.fixture(scope="module")
-def underspecified(family_config):
-    return run_audit(load_config(family_config("seeds-cue", PACK, members((1, 3)))))
-
-
-@pytest.fixture(scope="module")
-def clean(family_config):
-    return run_audit(load_config(family_config("seeds-clean", PACK, members(()))))
 
 
 def by_rule(result):

@@ -27,6 +27,7 @@ from ..record import finding_dict, jsonable, rule_params
 from .comparison import comparison_context
 from .concepts import concepts_context
 from .questions import explainer_questions
+from .family import family_context
 from .robustness import robustness_context
 from .shortcuts import shortcuts_context
 from .views import layer_views_context, unit_of, views_context
@@ -313,5 +314,6 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
         "comparison": comparison_context(r),
         "concepts": concepts_context(r),
         "robustness": robustness_context(r),
+        "family": family_context(r),
         "shortcuts": shortcuts_context(r),
     }

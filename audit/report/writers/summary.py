@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from ..criteria import comparison, limit_words, number
 from .base import OutputFormat, Report, utf8_text
+from .family_text import family_lines
 from .robustness_text import robustness_lines
 from .text import md_code, md_text
 
@@ -136,6 +137,9 @@ def build_summary(results: Mapping[str, Any], headline: str) -> str:
     robust = robustness_lines(results)
     if robust:
         lines += ["", "**Robustness:**", *(f"- {md_text(x, 2 * MAX_MESSAGE)}" for x in robust)]
+    family = family_lines(results)
+    if family:
+        lines += ["", "**Family of models:**", *(f"- {md_text(x, 2 * MAX_MESSAGE)}" for x in family)]
     comp = results.get("comparison")
     if comp:
         lines += _comparison(comp)

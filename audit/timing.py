@@ -221,11 +221,11 @@ class Meter:
             if self._in_call == 0:
                 self._add(1, _rows(args), time.perf_counter() - t0)
 
-        pre_h = _hook(module, pre)
+        pre_h = _hook(module, _Local(pre))
         if pre_h is None:
             self._hookless = True
         else:
-            self._handles += [pre_h, module.register_forward_hook(post)]
+            self._handles += [pre_h, module.register_forward_hook(_Local(post))]
 
     def uncounted(self, reason: str) -> None:
         """Say that model passes run where the hooks cannot see them (an engine's remote workers): ``reason``
@@ -257,6 +257,27 @@ def _rows(args: tuple) -> int:
     """Batch rows of a forward call's first tensor argument (0 when it has none)."""
     shape = getattr(args[0], "shape", None) if args else None
     return int(shape[0]) if shape else 0
+
+
+class _Local:
+    """A hook that counts in this process: a copy of the model made here (``copy.deepcopy``: a randomised copy)
+    shares it, one pickled to run elsewhere (an engine's workers) carries a no-op instead of the meter."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __call__(self, *args: Any) -> None:
+        self.fn(*args)
+
+    def __deepcopy__(self, memo: dict) -> _Local:
+        return self
+
+    def __reduce__(self) -> tuple:
+        return (_Local, (_noop,))
+
+
+def _noop(*_args: Any) -> None:
+    """What a pickled ``_Local`` hook runs elsewhere."""
 
 
 def _hook(module: Any, fn: Any) -> Any:

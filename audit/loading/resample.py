@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as tvF
 
 from .decode import DecodedImage
 from .geometry import Fit, place
 
-TORCH_FILTERS = {"nearest": tvF.InterpolationMode.NEAREST_EXACT, "bilinear": tvF.InterpolationMode.BILINEAR,
-                 "bicubic": tvF.InterpolationMode.BICUBIC, "lanczos": tvF.InterpolationMode.LANCZOS}
+#: filter name -> torchvision's InterpolationMode member
+TORCH_FILTERS = {"nearest": "NEAREST_EXACT", "bilinear": "BILINEAR", "bicubic": "BICUBIC", "lanczos": "LANCZOS"}
 
 
 def _resized(t: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
     """``t`` (C, H, W) at ``size`` = (h, w) (unchanged when it has that size already)."""
     if tuple(t.shape[-2:]) == size:
         return t
-    return tvF.resize(t, list(size), interpolation=TORCH_FILTERS[interpolation], antialias=True)
+    # imported here: torchvision's import pulls in torch._dynamo (about a third of `import audit.api`), and only
+    # data.resampler = "torch" resamples with it
+    from torchvision.transforms.v2 import functional as tvF
+
+    mode = getattr(tvF.InterpolationMode, TORCH_FILTERS[interpolation])
+    return tvF.resize(t, list(size), interpolation=mode, antialias=True)
 
 
 def fit_torch(d: DecodedImage, fit: Fit, fill: float, interpolation: str) -> np.ndarray:

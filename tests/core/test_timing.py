@@ -140,3 +140,21 @@ def test_profile_prints_the_table(tiny, tmp_path):
     head = next(i for i, ln in enumerate(lines) if ln.startswith("stage") and "passes" in ln)
     assert lines[head + 1].startswith("whole audit") and any(ln.startswith("scoring") for ln in lines[head:])
     assert lines[-1].startswith("writing the report")
+
+
+def test_a_watched_model_pickles_without_its_meter():
+    """A model shipped to an engine's workers (pickled) carries no-op hooks, not the meter; a local copy counts."""
+    import copy
+
+    model = DemoCNN(num_classes=3, width=4).eval()
+    m = Meter()
+    m.watch(model)
+    shipped = pickle.loads(pickle.dumps(model))
+    with torch.no_grad():
+        shipped(torch.zeros(2, 1, 32, 32))
+        copy.deepcopy(model)(torch.zeros(3, 1, 32, 32))
+    t = m.close()
+    assert (t.total.passes, t.total.images) == (1, 3)
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 32, 32))  # closed: the hooks are gone from the model
+    assert m.timings().total.passes == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,11 @@ from .errors import DataError
 from .report.folder import MANIFEST, read_manifest, scan, unlisted
 
 RESULTS = "results.json"
-#: report files that quote results.json's SHA-256 in an evidence row ``{"item": "results.json", "sha256": …}``
+#: report files that quote results.json's SHA-256: in an evidence row ``{"item": "results.json", "sha256": …}``
+#: (annex_iv.json) or in words, "results.json SHA-256 <hex>" (model_card.json's documentation, which the Model Card
+#: Toolkit schema allows no key of ours for)
 QUOTES_RESULTS_HASH = ("model_card.json", "annex_iv.json")
+_QUOTED = re.compile(r"results\.json SHA-256 ([0-9a-f]{64})")
 
 
 def _sha256(p: Path) -> str:
@@ -47,6 +51,8 @@ def _quoted_hashes(doc: Any) -> Iterator[str]:
     elif isinstance(doc, list):
         for v in doc:
             yield from _quoted_hashes(v)
+    elif isinstance(doc, str):
+        yield from _QUOTED.findall(doc)
 
 
 def _document_id(folder: Path, manifest: dict[str, Any]) -> list[str]:

@@ -248,7 +248,38 @@
     dialog.addEventListener("close", function () { if (opener) { opener.focus(); } });
   }
 
+  // ---- tables that do not fit -----------------------------------------------------------------------------------
+  // Each body cell is labelled with its column's header (data-label); a table wider than its container gets the
+  // class "stacked" (report.css: row by row, each cell under its label), measured again when the window resizes.
+  function label(table) {
+    var head = table.tHead && table.tHead.rows[table.tHead.rows.length - 1];
+    if (!head) { return; }
+    var names = Array.prototype.map.call(head.cells, function (th) {
+      var first = (th.querySelector("button.sort") || th).childNodes[0];
+      return (first && first.textContent ? first.textContent : th.textContent).trim();
+    });
+    rowsOf(table).forEach(function (row) {
+      var col = 0;
+      Array.prototype.forEach.call(row.cells, function (cell) {
+        if (names[col] && !cell.hasAttribute("data-label") && cell.tagName === "TD") {
+          cell.setAttribute("data-label", names[col]);
+        }
+        col += cell.colSpan || 1;
+      });
+    });
+  }
+
+  function fit() {
+    document.querySelectorAll("table").forEach(function (t) { t.classList.remove("stacked"); });
+    document.querySelectorAll("table").forEach(function (t) {
+      var box = t.parentElement;
+      var wide = Math.max(t.getBoundingClientRect().width, t.scrollWidth);
+      if (box && wide > box.clientWidth + 1) { t.classList.add("stacked"); }
+    });
+  }
+
   function init() {
+    document.querySelectorAll("table").forEach(label);
     document.querySelectorAll("table[data-filter], table[data-status-filter]").forEach(function (t) {
       if (t.hasAttribute("data-filter")) { textFilter(t); }
       if (t.hasAttribute("data-status-filter")) { statusFilter(t); }
@@ -256,6 +287,12 @@
     });
     document.querySelectorAll("table[data-sortable]").forEach(sortable);
     picks();
+    fit();
+    var pending = null;
+    window.addEventListener("resize", function () {
+      if (pending) { window.clearTimeout(pending); }
+      pending = window.setTimeout(fit, 100);
+    });
     document.documentElement.setAttribute("data-ready", "true");
   }
 

@@ -9,30 +9,33 @@ import math
 import numpy as np
 
 from ..scoring.classification import Calibration
-from .figures import CLASS_MARKERS, class_colors, fig_uri, plt
+from .figures import CHART_WIDTH_IN, CLASS_MARKERS, class_colors, fig_uri, plt
+
+FONT = 9  # pt; figures.fig_uri raises anything smaller to figures.MIN_FONT_PT
 
 
 def confusion_figure(cm: np.ndarray, cm_norm: np.ndarray, classes: tuple[str, ...]) -> str:
+    """Share of each true class (colour) with the count in each non-empty cell (up to 12 classes; the table beside
+    the figure holds every number)."""
     C = len(classes)
-    side = min(7.0, 1.8 + 0.5 * C)
-    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    side = min(CHART_WIDTH_IN, 1.9 + 0.26 * C)
+    fig, ax = plt.subplots(figsize=(side, side * 0.92))
     im = ax.imshow(cm_norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(C), labels=list(classes), rotation=45, ha="right", fontsize=9)
-    ax.set_yticks(range(C), labels=list(classes), fontsize=9)
-    ax.set_xlabel("predicted class", fontsize=10)
-    ax.set_ylabel("true class", fontsize=10)
-    if C <= 20:
+    ax.set_xticks(range(C), labels=list(classes), rotation=45, ha="right", fontsize=FONT)
+    ax.set_yticks(range(C), labels=list(classes), fontsize=FONT)
+    ax.set_xlabel("predicted class", fontsize=FONT)
+    ax.set_ylabel("true class", fontsize=FONT)
+    if C <= 12:
         for i in range(C):
             for j in range(C):
-                v = cm_norm[i, j]
                 if cm[i, j] == 0:
                     continue  # empty cells stay empty: the eye finds the confusions
-                ax.text(j, i, f"{cm[i, j]}\n{v:.0%}", ha="center", va="center", fontsize=7 if C > 10 else 8,
-                        color="white" if v > 0.5 else "black")
+                ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", fontsize=FONT,
+                        color="white" if cm_norm[i, j] > 0.5 else "black")
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    cb.set_label("share of the true class (row)", fontsize=8)
-    cb.ax.tick_params(labelsize=8)
-    ax.set_title("Confusion matrix: counts and share of each true class", fontsize=10)
+    cb.set_label("share of the true class (row)", fontsize=FONT)
+    cb.ax.tick_params(labelsize=FONT)
+    ax.set_title("Confusion matrix: counts, colour =\nshare of the true class", fontsize=FONT)
     return fig_uri(fig)
 
 
@@ -53,8 +56,9 @@ def reliability_figure(cal: Calibration) -> str:
     """Per confidence bin: accuracy as a dot with its 95 % Wilson interval (hollow when the bin holds fewer than
     :data:`MIN_BIN` samples), mean confidence as a tick, the gap shaded (bins of at least :data:`MIN_BIN` samples),
     and the sample count of every bin written on the histogram below. No bar: a bin of one sample never reads as a
-    full-height bar."""
-    fig, (ax, axh) = plt.subplots(2, 1, figsize=(5.2, 5.0), gridspec_kw={"height_ratios": [3, 1.1]}, sharex=True)
+    full-height bar. The legend sits above the plot, clear of the data."""
+    fig, (ax, axh) = plt.subplots(2, 1, figsize=(CHART_WIDTH_IN, 4.9), gridspec_kw={"height_ratios": [3, 1.2]},
+                                  sharex=True)
     edges = np.array(cal.bin_edges)
     centers = (edges[:-1] + edges[1:]) / 2
     width = edges[1] - edges[0]
@@ -77,19 +81,22 @@ def reliability_figure(cal: Calibration) -> str:
                    label=f"accuracy (< {MIN_BIN} samples)")
     ax.scatter(centers, conf, marker="_", color="#CC6677", s=90, zorder=4, linewidths=2, label="mean confidence")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel("accuracy in the bin", fontsize=9)
-    ax.tick_params(labelsize=8)
-    ax.legend(fontsize=7, loc="upper left", frameon=False)
-    ax.set_title(f"Reliability (ECE {cal.ece:.3f}, MCE {cal.mce:.3f}); whiskers: 95 % Wilson interval", fontsize=9)
+    ax.set_ylabel("accuracy in the bin", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.legend(fontsize=FONT, loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=2, frameon=False,
+              borderaxespad=0.0)
+    ax.set_title(f"Reliability: ECE {cal.ece:.3f}, MCE {cal.mce:.3f}\n(whiskers: 95 % Wilson interval)",
+                 fontsize=FONT, pad=44)
     axh.bar(centers, counts, width=width * 0.9, color="#999999")
     top = max(int(counts.max()), 1)
-    for x, n in zip(centers, counts, strict=True):
-        if n:
-            axh.text(x, n + top * 0.04, str(n), ha="center", va="bottom", fontsize=6.5)
-    axh.set_ylim(0, top * 1.35)
-    axh.set_xlabel("top-1 confidence", fontsize=9)
-    axh.set_ylabel("samples", fontsize=9)
-    axh.tick_params(labelsize=8)
+    step = 2 if len(counts) > 12 else 1  # every other count when the bins are narrower than the digits
+    for i, (x, n) in enumerate(zip(centers, counts, strict=True)):
+        if n and i % step == 0:
+            axh.text(x, n + top * 0.04, str(n), ha="center", va="bottom", fontsize=FONT)
+    axh.set_ylim(0, top * 1.5)
+    axh.set_xlabel("top-1 confidence", fontsize=FONT)
+    axh.set_ylabel("samples", fontsize=FONT)
+    axh.tick_params(labelsize=FONT)
     axh.set_xlim(0, 1)
     return fig_uri(fig)
 
@@ -97,8 +104,8 @@ def reliability_figure(cal: Calibration) -> str:
 def embedding_figure(coords: np.ndarray, labels: np.ndarray, correct: np.ndarray, classes: tuple[str, ...],
                      title: str) -> str:
     """Scatter of a 2-D embedding, one colour-blind-safe colour and one marker shape per true class;
-    misclassified samples larger with a black edge."""
-    fig, ax = plt.subplots(figsize=(5.0, 4.2))
+    misclassified samples larger with a black edge. The legend sits below the plot."""
+    fig, ax = plt.subplots(figsize=(CHART_WIDTH_IN, 3.9))
     colors = class_colors(len(classes))
     for ci, name in enumerate(classes):
         m = labels == ci
@@ -111,21 +118,22 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, correct: np.ndarray
                    edgecolors="black", linewidths=0.9)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title + " (black edge = misclassified)", fontsize=9)
+    ax.set_title(title + "\n(black edge = misclassified)", fontsize=FONT)
     if len(classes) <= 20:
-        ax.legend(fontsize=7, markerscale=1.6, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        ax.legend(fontsize=FONT, markerscale=1.6, loc="upper center", bbox_to_anchor=(0.5, -0.02),
+                  ncol=min(4, len(classes)), frameon=False, columnspacing=0.8, handletextpad=0.2)
     return fig_uri(fig)
 
 
 def probe_figure(acc: dict[str, float], chance: float) -> str:
-    fig, ax = plt.subplots(figsize=(5.0, 2.8))
+    fig, ax = plt.subplots(figsize=(CHART_WIDTH_IN, 2.9))
     names = list(acc)
-    ax.plot(range(len(names)), [acc[n] for n in names], "o-", color="#332288")
+    ax.plot(range(len(names)), [acc[n] for n in names], "o-", color="#332288", label="probe accuracy")
     ax.axhline(chance, ls="--", color="#777777", lw=1, label="majority-class rate")
-    ax.set_xticks(range(len(names)), labels=names, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(len(names)), labels=names, rotation=30, ha="right", fontsize=FONT)
     ax.set_ylim(0, 1.02)
-    ax.set_ylabel("cross-validated accuracy", fontsize=8)
-    ax.tick_params(axis="y", labelsize=8)
-    ax.set_title("Linear probe accuracy per layer", fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
+    ax.set_ylabel("cross-validated accuracy", fontsize=FONT)
+    ax.tick_params(axis="y", labelsize=FONT)
+    ax.set_title("Linear probe accuracy per layer", fontsize=FONT, pad=22)
+    ax.legend(fontsize=FONT, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.0)
     return fig_uri(fig)

@@ -11,21 +11,24 @@ import matplotlib.pyplot as plt
 from matplotlib import colormaps
 
 from ..scoring.labels import LabelMetrics
-from .figures import fig_uri
+from .figures import CHART_WIDTH_IN, fig_uri
+
+FONT = 9  # pt
 
 
 def roc_pr_figure(labels: Sequence[LabelMetrics]) -> str:
-    """ROC (left) and precision-recall (right) of every label, each operating point marked with a dot."""
-    fig, (roc, pr) = plt.subplots(1, 2, figsize=(8.6, 3.9))
+    """ROC (top) and precision-recall (below) of every label, each operating point marked with a dot; one legend
+    under the two plots, clear of the curves."""
+    fig, (roc, pr) = plt.subplots(2, 1, figsize=(CHART_WIDTH_IN, 7.6))
     colours = colormaps["tab10"]
     for i, m in enumerate(labels):
         c = colours(i % 10)
         if m.roc:
-            roc.plot(*zip(*m.roc, strict=True), color=c, lw=1.4, label=f"{m.name} (AUROC {m.auroc:.3f})")
+            roc.plot(*zip(*m.roc, strict=True), color=c, lw=1.4, label=f"{m.name} (AUROC {m.auroc:.3f}, AP {m.auprc:.3f})")
             roc.plot([1 - m.op.rate("specificity")], [m.op.rate("sensitivity")], "o", color=c, ms=6,
                      markeredgecolor="black")
         if m.pr:
-            pr.plot(*zip(*m.pr, strict=True), color=c, lw=1.4, label=f"{m.name} (AP {m.auprc:.3f})")
+            pr.plot(*zip(*m.pr, strict=True), color=c, lw=1.4)
             pr.plot([m.op.rate("sensitivity")], [m.op.rate("ppv")], "o", color=c, ms=6, markeredgecolor="black")
             pr.axhline(m.prevalence, color=c, lw=0.8, ls=":")
     roc.plot([0, 1], [0, 1], "--", color="grey", lw=0.8)
@@ -34,11 +37,12 @@ def roc_pr_figure(labels: Sequence[LabelMetrics]) -> str:
     pr.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", xlim=(0, 1), ylim=(0, 1.01),
            title="Precision-recall (dotted = prevalence)")
     for ax in (roc, pr):
-        ax.title.set_fontsize(9)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.label.set_fontsize(8)
-        ax.yaxis.label.set_fontsize(8)
-        if len(labels) <= 12:
-            ax.legend(fontsize=6.5, loc="lower right" if ax is roc else "lower left")
+        ax.title.set_fontsize(FONT)
+        ax.tick_params(labelsize=FONT)
+        ax.xaxis.label.set_fontsize(FONT)
+        ax.yaxis.label.set_fontsize(FONT)
+    if len(labels) <= 12:
+        pr.legend(*roc.get_legend_handles_labels(), fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                  ncol=1, frameon=False)
     fig.tight_layout()
     return fig_uri(fig)

@@ -16,7 +16,9 @@ Reading rules every map figure follows (checked by looking at the rendered PDF a
 - every sample cell is drawn at one display size (:func:`display_px`: integer nearest-neighbour upscaling of small
   inputs, so the region-of-interest outline can be one display pixel wide); the ROI outline is a dashed
   black-and-white line drawn *outside* the region, so it never covers attribution inside it;
-- class colours come from Paul Tol's colour-blind-safe "muted" scheme, with a marker shape per class as well.
+- class colours come from Paul Tol's colour-blind-safe "muted" scheme, with a marker shape per class as well;
+- charts are SVG with text as text, at most :data:`CHART_WIDTH_IN` wide with text of :data:`MIN_FONT_PT` or more,
+  legends outside the plotted data.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.text import Text
 from PIL import Image
 
 DISPLAY_PX = 128  # a sample cell's drawn size (longest side), before the page scales it to its printed size
@@ -49,6 +52,8 @@ BASE_LOW, BASE_HIGH = 0.1, 0.6  # the grey input under a map is mapped into this
 CLASS_COLORS = ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933", "#AA4499",
                 "#555555")
 CLASS_MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h", "<", ">", "p", "8")
+MIN_FONT_PT = 9.0  # the smallest text in a chart, at its natural size
+CHART_WIDTH_IN = 4.4  # the widest chart (inches): 9 pt text at 395 px wide renders at 11.2 px
 
 
 def png_uri(arr: np.ndarray) -> str:
@@ -60,11 +65,25 @@ def png_uri(arr: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def fig_uri(fig: plt.Figure, dpi: int = 150) -> str:
+def fig_uri(fig: plt.Figure) -> str:
+    """A chart as an SVG data URI, its text kept as text (legible at any zoom, selectable in the PDF): every text
+    raised to at least :data:`MIN_FONT_PT`. Charts are drawn at most :data:`CHART_WIDTH_IN` wide, so that on a
+    420 px screen (about 395 px for the figure) their smallest text still renders at 11 px or more, and in print
+    at their natural size (8 pt or more)."""
+    for text in fig.findobj(Text):
+        if text.get_visible() and text.get_text() and text.get_fontsize() < MIN_FONT_PT:
+            text.set_fontsize(MIN_FONT_PT)
+    for _ in range(4):  # labels and legends outside the axes widen the saved (tight) box: narrow the axes instead
+        wide = fig.get_tightbbox(fig.canvas.get_renderer()).width - CHART_WIDTH_IN
+        if wide <= 0.01:
+            break
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(max(w - wide - 0.02, 1.0), h)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "model-audit"}):  # same chart, same bytes
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def class_colors(n: int) -> list[str]:

@@ -71,18 +71,19 @@ def score_histogram(values: np.ndarray, xlabel: str, title: str = "") -> str:
     """Histogram of per-image scores in [0, 1] (NaN left out), with the median marked."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
-    fig, ax = plt.subplots(figsize=(4.6, 2.2))
+    fig, ax = plt.subplots(figsize=(figures.CHART_WIDTH_IN, 2.4))
     ax.hist(v, bins=np.linspace(0, 1, 21), color=figures.CLASS_COLORS[1], edgecolor="white")
     if len(v):
         med = float(np.median(v))
         ax.axvline(med, color="black", linestyle="--", linewidth=1)
-        ax.text(med, ax.get_ylim()[1] * 0.92, f" median {med:.3f}", fontsize=8, va="top")
+        ax.text(med, 1.01, f"median {med:.3f}", fontsize=9, ha="center", va="bottom",
+                transform=ax.get_xaxis_transform())  # above the plot: never over a bar
     ax.set_xlim(0, 1)
     ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel("images", fontsize=9)
     if title:
-        ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=8)
+        ax.set_title(title, fontsize=9, pad=16)
+    ax.tick_params(labelsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     return figures.fig_uri(fig)
 
@@ -94,7 +95,7 @@ def dice_histogram(image_dice: np.ndarray) -> str:
 def score_classes_histogram(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str], threshold: float) -> str:
     """Anomaly scores of normal and anomalous images (overlaid histograms, shared bins) with the threshold."""
     s = np.asarray(scores, dtype=float)
-    fig, ax = plt.subplots(figsize=(5.6, 2.4))
+    fig, ax = plt.subplots(figsize=(figures.CHART_WIDTH_IN, 2.8))
     lo, hi = (float(s.min()), float(s.max())) if len(s) else (0.0, 1.0)
     bins = np.linspace(min(lo, threshold), max(hi, threshold) + 1e-12, 31)
     colours = figures.class_colors(2)
@@ -102,10 +103,11 @@ def score_classes_histogram(scores: np.ndarray, labels: np.ndarray, classes: Seq
         ax.hist(s[labels == k], bins=bins, alpha=0.6, color=colours[k], hatch=hatch, edgecolor="white",
                 label=f"{name} (n = {int((labels == k).sum())})")
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
-    ax.text(threshold, ax.get_ylim()[1] * 0.95, f" threshold {threshold:.4g}", fontsize=8, va="top")
+    ax.text(threshold, 1.01, f"threshold {threshold:.4g}", fontsize=9, ha="center", va="bottom",
+            transform=ax.get_xaxis_transform())  # above the plot: never over a bar
     ax.set_xlabel("anomaly score", fontsize=9)
     ax.set_ylabel("images", fontsize=9)
-    ax.legend(fontsize=8, frameon=False)
-    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=9, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2)
+    ax.tick_params(labelsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     return figures.fig_uri(fig)

@@ -58,9 +58,14 @@ def criterion_of(details: Mapping[str, Any] | None) -> dict[str, str]:
     return {"name": "measured value", "unit": "", "direction": "", "source": "inferred"}
 
 
-def number(v: float | None, unit: str = "") -> str:
-    """A value as the comparison prints it: counts as integers, else three decimals; "—" when missing."""
-    if v is None or not math.isfinite(float(v)):
+def _real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def number(v: Any, unit: str = "") -> str:
+    """A value as the comparison prints it: counts as integers, else three decimals; "—" when missing or not a
+    number."""
+    if not _real(v):
         return "—"
     if unit == "count" and float(v).is_integer():
         return str(int(v))
@@ -72,7 +77,7 @@ def comparison(criterion: Mapping[str, str], value: float | None, threshold: flo
     criterion's direction ("≤"/">" for a ceiling, "≥"/"<" for a floor)."""
     name, unit, direction = criterion.get("name", ""), criterion.get("unit", ""), criterion.get("direction", "")
     v, t = number(value, unit), number(threshold, unit)
-    if value is None or threshold is None or not math.isfinite(value) or not math.isfinite(threshold):
+    if not _real(value) or not _real(threshold):
         return f"{name} {v}" + ("" if threshold is None else f" (limit {t})")
     if direction == "max":
         op = ">" if value > threshold else "≤"
@@ -88,32 +93,58 @@ def limit_words(criterion: Mapping[str, str]) -> str:
     return {"max": "at most", "min": "at least"}.get(criterion.get("direction", ""), "compared with")
 
 
-def _where(details: Mapping[str, Any]) -> str:
-    parts = []
-    if details.get("worst_class"):
+def subject(details: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a rule result judged, from its details: ``{"text": "label 'nodule' (tp 0, fn 137)", "names": [...]}``
+    (``names``: the class or label, region and metadata column a reader must see wherever the result is shown);
+    ``{}`` for a result about the held-out set as a whole. Read from what the rules state: ``subject`` (a metric of
+    one class or label, with its counts), ``worst_class``, ``worst_region`` (with its label), ``worst_column``, and
+    the explainer whose maps were judged."""
+    details = details or {}
+    parts: list[str] = []
+    names: list[str] = []
+    stated = details.get("subject")
+    if isinstance(stated, Mapping) and stated.get("name"):
+        counts = ", ".join(f"{k} {v}" for k, v in (stated.get("counts") or {}).items())
+        parts.append(f"{stated.get('kind') or 'class'} '{stated['name']}'" + (f" ({counts})" if counts else ""))
+        names.append(str(stated["name"]))
+    if details.get("worst_class") and str(details["worst_class"]) not in names:
         parts.append(f"for '{details['worst_class']}'")
+        names.append(str(details["worst_class"]))
     if details.get("worst_region"):
         key = str(details["worst_region"])
         region = (details.get("regions") or {}).get(key)
-        parts.append(str(region["label"]) if isinstance(region, Mapping) and region.get("label") else key.replace("_", " "))
+        label = str(region["label"]) if isinstance(region, Mapping) and region.get("label") else key.replace("_", " ")
+        parts.append(label)
+        names.append(label)
     if details.get("worst_column"):
         parts.append(f"metadata column '{details['worst_column']}'")
+        names.append(str(details["worst_column"]))
     if details.get("explainer") and details.get("explainer_judged", True):  # maps shown as information only: not named
         parts.append(f"{details['explainer']} maps")
-    return ", ".join(parts)
+    return {"text": ", ".join(parts), "names": names} if parts else {}
 
 
 def headline(rule: Mapping[str, Any]) -> str:
-    """One line a reviewer checks: the comparison, where it happened, the rule's first sentence for errors."""
+    """One line a reviewer checks: the comparison and what it judged (class, label, region, column); the rule's
+    first sentence for errors. results.json keeps it as ``rules[].headline``, the one every document shows."""
     crit = rule.get("criterion") or {}
+    if not isinstance(crit, Mapping) or not crit.get("name"):  # a result that states no criterion: its own words
+        return str(rule.get("message") or "")
     if rule.get("status") == "error":
         first = str(rule.get("message") or "").split("\n", 1)[0]
         if (rule.get("details") or {}).get("incomplete") is True:  # evidence_complete: it names what is missing
             return first[:200]
         return f"could not be evaluated: {first[:200]}"
     text = comparison(crit, rule.get("value"), rule.get("threshold"))
-    where = _where(rule.get("details") or {})
+    where = subject(rule.get("details") or {}).get("text", "")
     return f"{text} ({where})" if where else text
+
+
+def headline_of(rule: Mapping[str, Any]) -> str:
+    """The headline results.json states for a rule result, or (a results.json written before it did) the one
+    :func:`headline` makes of it."""
+    stated = rule.get("headline")
+    return stated if isinstance(stated, str) and stated else headline(rule)
 
 
 def verdict_sentence(results: Mapping[str, Any]) -> str:
@@ -128,10 +159,9 @@ def verdict_sentence(results: Mapping[str, Any]) -> str:
         more = f", and {len(bad) - 1} more blocking rule(s)" if len(bad) > 1 else ""
         what = "failed:" if first.get("status") == "fail" else \
             "found" if (first.get("details") or {}).get("incomplete") is True else "could not be evaluated:"
-        return f"FAIL because {first.get('id')} {what} {headline(first)}{more}."
+        return f"FAIL because {first.get('id')} {what} {headline_of(first)}{more}."
     tail = ""
     if warns:
         w = warns[0]
-        tail = (f"; {len(warns)} warning(s) do not block the release, first {w.get('id')}: "
-                f"{comparison(w.get('criterion') or {}, w.get('value'), w.get('threshold'))}")
+        tail = f"; {len(warns)} warning(s) do not block the release, first {w.get('id')}: {headline_of(w)}"
     return f"PASS: all {len(errors)} error-severity rule(s) passed{tail}."

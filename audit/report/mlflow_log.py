@@ -3,10 +3,13 @@
 What one run holds (MLflow's own client, no global state: the tracking URI is passed to ``MlflowClient``):
 
 - metrics: every headline metric (``accuracy``, ``ece``, … with ``accuracy_ci95_low/high``), per class
-  ``precision.<class>`` / ``recall.<class>`` / ``f1.<class>`` (segmentation: ``iou``, ``dice``, ``boundary_f1``), per rule ``rule.<id>.value``,
-  ``rule.<id>.threshold`` and ``rule.<id>.passed`` (1 pass, 0 otherwise), and ``audit.passed`` (1 / 0);
+  ``precision.<class>`` / ``recall.<class>`` / ``f1.<class>`` (segmentation: ``iou``, ``dice``, ``boundary_f1``),
+  per rule ``rule.<id>.value`` and ``rule.<id>.threshold``, ``rule.<id>.passed`` for a rule that held or did not
+  (1 pass; 0 fail or error) and ``rule.<id>.warned`` (1) for a warning-severity rule that did not hold: it passes the
+  gate, so it is neither a pass nor a failure (a rule that did not apply logs neither), and ``audit.passed`` (1 / 0);
 - tags: ``audit.verdict``, ``audit.reason``, ``audit.blocking``, ``audit.document_id``, ``audit.schema_version``,
-  ``audit.artifact_path``, ``rule.<id>.status``, ``rule.<id>.criterion`` ("probability drop 0.276 > 0.200");
+  ``audit.artifact_path``, ``rule.<id>.status``, ``rule.<id>.criterion`` (the headline results.json states:
+  "probability drop 0.276 > 0.200 (for 'seven', top-left corner)") and ``rule.<id>.subject`` (what was judged);
 - params: model name, version and SHA-256, data hashes, rule pack and its SHA-256, task, seed, sample count;
 - artifacts: the report folder under ``artifact_path`` (default ``audit-report``) and the resolved config as
   ``audit_config.json`` (plus the config file itself as ``audit_config.toml`` when there is one).
@@ -27,7 +30,7 @@ from urllib.parse import urlparse
 
 from ..config import MlflowConfig
 from ..errors import DataError, RenderError
-from .criteria import comparison
+from .criteria import headline_of
 from .writers.attest import metric_rows
 
 BASELINE_PREFIX = "mlflow:"
@@ -94,10 +97,16 @@ def run_contents(results: Mapping[str, Any], document_id: str,
             v = _num(r.get(field))
             if v is not None:
                 metrics[key("rule", rid, field)] = v
-        metrics[key("rule", rid, "passed")] = 1.0 if r.get("status") == "pass" else 0.0
-        tags[key("rule", rid, "status")] = str(r.get("status"))
-        tags[key("rule", rid, "criterion")] = comparison(r.get("criterion") or {}, r.get("value"),
-                                                         r.get("threshold"))[:5000]
+        status = r.get("status")
+        if status in ("pass", "fail", "error"):
+            metrics[key("rule", rid, "passed")] = 1.0 if status == "pass" else 0.0
+        elif status == "warn":
+            metrics[key("rule", rid, "warned")] = 1.0
+        tags[key("rule", rid, "status")] = str(status)
+        tags[key("rule", rid, "criterion")] = headline_of(r)[:5000]
+        about = (r.get("subject") or {}).get("text")
+        if about:
+            tags[key("rule", rid, "subject")] = str(about)[:5000]
     metrics["audit.passed"] = 1.0 if results.get("verdict") == "pass" else 0.0
     prov = results.get("provenance") or {}
     model, data, pack = prov.get("model") or {}, prov.get("data") or {}, prov.get("rule_pack") or {}

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..products import Finding
 from ..result import AuditResult
-from .criteria import criterion_of
+from .criteria import criterion_of, headline, subject
 
 
 def jsonable(x: Any) -> Any:
@@ -45,13 +45,18 @@ def rule_params(r: AuditResult) -> dict[str, dict[str, Any]]:
 
 
 def finding_dict(f: Finding, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """One entry of ``rules``; ``params`` (the rule's pack entry) name the metric a metric rule reads."""
+    """One entry of ``rules``; ``params`` (the rule's pack entry) name the metric a metric rule reads. ``subject``
+    (what was judged) and ``headline`` (the comparison with it, the line every document shows) are stated here
+    once, so results.json is the one source of them."""
     params = params or {}
-    return {
+    entry = {
         "id": f.rule, "kind": f.kind, "severity": f.severity, "status": f.status, "value": f.value,
         "threshold": f.threshold,
         "criterion": criterion_of(f.details),
+        "subject": subject(jsonable(dict(f.details))),
         "description": str(params.get("description") or ""),
         "message": f.message, "sample_ids": list(f.sample_ids),
         "details": dict(f.details),
     }
+    entry["headline"] = headline(jsonable(entry))
+    return entry

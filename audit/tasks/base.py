@@ -19,13 +19,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..products import Picks, Predictions
+from ..products import PickCategory, Picks, Predictions
 
 #: What a task can offer the rules. A rule kind names those it reads (``Rule.needs``); a task names those it offers
 #: (``Task.provides``).
@@ -95,6 +96,11 @@ class Task(ABC):
     # decisions when the task is single-label, no per-group value otherwise)
     key_metric: ClassVar[str] = "accuracy"
     group_metric: ClassVar[str] = ""
+    # the task's names of its three pick lists (the ``PickCategory`` slots): the key results.json files each under and
+    # the title the report shows. A task without right or wrong answers per image names them by its metric
+    pick_kinds: ClassVar[Mapping[PickCategory, tuple[str, str]]] = MappingProxyType({
+        "correct": ("correct", "most confident correct"), "incorrect": ("incorrect", "most confident wrong"),
+        "borderline": ("borderline", "closest calls (top-1 − top-2 margin)")})
 
     def __init__(self, classes: Sequence[str], options: TaskOptions | None = None) -> None:
         self.classes = tuple(classes)

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -93,6 +94,10 @@ def choose(options: TaskOptions, label: str, y: np.ndarray, s: np.ndarray) -> tu
 class BinaryTask(MulticlassTask):
     name = "binary"
     title = "binary classification (one sigmoid or a two-way softmax; the second class is the positive one)"
+    pick_kinds = MappingProxyType({  # right and wrong as the decisions at the operating threshold define them
+        "correct": ("correct", "right at the threshold (most confident)"),
+        "incorrect": ("incorrect", "wrong at the threshold (misses first)"),
+        "borderline": ("borderline", "closest to the threshold")})
 
     def __init__(self, classes: Sequence[str], options: TaskOptions | None = None) -> None:
         super().__init__(classes, options)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,10 @@ class MultilabelTask(Task):
     # class-level and paired-comparison rules read one class per sample: not for label sets
     provides = frozenset({"whole_image", "maps"})
     key_metric, group_metric = "auroc", "auroc:{group}"  # macro AUROC over the labels; per label
+    pick_kinds = MappingProxyType({  # right and wrong as the decisions at the operating threshold define them
+        "correct": ("correct", "right at the threshold (most confident)"),
+        "incorrect": ("incorrect", "wrong at the threshold (misses first)"),
+        "borderline": ("borderline", "closest to the threshold")})
     rule_hint = "use metric_min with a per-label metric such as 'sensitivity:<label>' or 'min_sensitivity'"
 
     def __init__(self, classes: Sequence[str], options: TaskOptions | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ class SegmentationTask(Task):
     model_views = False
     provides = frozenset({"maps"})
     key_metric, group_metric = "mean_iou", "iou:{group}"
+    pick_kinds = MappingProxyType({"correct": ("best", "best by Dice"), "incorrect": ("worst", "worst by Dice"),
+                                   "borderline": ("least_certain", "least certain (mean pixel margin)")})
     rule_hint = "use metric_min with mean_iou, iou:<class>, dice:<class>, boundary_f1:<class> or min_iou"
 
     # ---- outputs: scores (B, C + 1) = each class's soft area, then the mean top-1 − top-2 margin ---------------
@@ -202,14 +205,19 @@ class SegmentationTask(Task):
         def picks(rows: np.ndarray, score: np.ndarray, target: np.ndarray, scope: str, n: int,
                   where: str) -> dict[PickCategory, tuple[Pick, ...]]:
             rows = rows[np.isfinite(score[rows])]
-            order = {"correct": rows[np.lexsort((rows, -score[rows]))], "incorrect": rows[np.lexsort((rows, score[rows]))],
-                     "borderline": rows[np.lexsort((rows, margin[rows]))]}
+            best = rows[np.lexsort((rows, -score[rows]))][:n]
+            # worst: strictly below the best score of the scope and not already picked as best, so no image is both
+            # "#1 best" and "#1 worst" (when every image scores the same, there is no worst)
+            top = score[rows].max() if len(rows) else np.nan
+            rest = rows[(score[rows] < top) & ~np.isin(rows, best)]
+            order = {"correct": best, "incorrect": rest[np.lexsort((rest, score[rest]))][:n],
+                     "borderline": rows[np.lexsort((rows, margin[rows]))][:n]}
             what = {"correct": "best", "incorrect": "worst", "borderline": "least certain"}
             return {cat: tuple(Pick(str(preds.ids[r]), cat, scope, int(target[r]), int(target[r]), float(score[r]),
                                     float(margin[r]),
                                     f"Dice {score[r]:.3f}, mean pixel margin {margin[r]:.3f}: #{i} {what[cat]} {where}",
                                     target=int(target[r]))
-                               for i, r in enumerate(o[:n], start=1)) for cat, o in order.items()}
+                               for i, r in enumerate(o, start=1)) for cat, o in order.items()}
 
         every = np.arange(preds.n)
         overall = picks(every, mean, main, "overall", k, "overall (mean Dice over its classes)")

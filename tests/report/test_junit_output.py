@@ -1,4 +1,6 @@
-"""report.junit.xml: well-formed and schema-valid for any string, warnings as <skipped>, times, consistent counts."""
+"""report.junit.xml: well-formed and valid against the published Jenkins schema and this project's stricter one for
+any string; warnings pass (with the warning in system-err and a suite property), a rule that did not apply is
+<skipped>; times, consistent counts."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ def _mixed() -> dict:
         rule("soft", "warn", "ECE 0.2 > 0.1", severity="warning"),
         rule("crash", "error", "class 'nope' is not in classes"),
         rule("ok", "pass", "fine", details={"seconds": 1.25}),
+        rule("na", "not_applicable", "no ROI on any sample"),
     ], model={"name": "net", "version": "1.0", "sha256": "ab" * 32})
 
 
@@ -26,20 +29,22 @@ def test_outcomes_counts_and_times():
     res = _mixed()
     root = check_junit(build_junit(res), res)
     suite = root.find("testsuite")
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("4", "1", "1", "1")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("5", "1", "1", "1")
     assert suite.get("time") == "62" and root.get("time") == "62"  # finished - started
     assert suite.get("timestamp") == "2025-01-02T03:04:05"
     cases = {c.get("name"): c for c in suite.findall("testcase")}
     assert cases["acc"].find("failure").get("type") == "RuleFailed"
     assert "samples: a.png, b.png" in cases["acc"].find("failure").text
     assert cases["crash"].find("error").get("type") == "RuleError"
-    assert cases["soft"].find("failure") is None
-    assert cases["soft"].find("skipped").get("message") == "warning: ECE 0.2 > 0.1"
+    assert cases["soft"].find("failure") is None and cases["soft"].find("skipped") is None  # a warning ran: no skip
     assert cases["soft"].find("system-out").text.startswith("WARN: ")
+    assert cases["soft"].find("system-err").text.startswith("WARNING (does not block the release): ")
+    assert cases["na"].find("skipped").get("message") == "not applicable: no ROI on any sample"
     assert cases["ok"].find("system-out").text.startswith("PASS: ") and list(cases["ok"]) == [cases["ok"][0]]
     assert cases["ok"].get("time") == "1.25" and cases["acc"].get("time") == "0"
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["verdict"] == "fail" and props["blocking"] == "acc, crash"
+    assert props["warnings"].startswith("soft: ")
     assert props["model.name"] == "net" and props["model.sha256"] == "ab" * 32
 
 

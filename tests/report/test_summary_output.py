@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lint import rendered_text
 from markdown_it import MarkdownIt
 from report_helpers import HOSTILE, IMG_TAG, MD_IMAGE, check_inert, hostile_text, results, rule
 
-from audit.report.writers.summary import MAX_ROWS, build_summary
+from audit.report.writers.summary import COMMENT_LIMIT, MAX_ROWS, build_summary
 
 HEADLINE = "Accuracy 0.9111 (95 % CI 0.8000–0.9778), balanced accuracy 0.9111, macro F1 0.9100, n = 45."
 
@@ -112,3 +113,31 @@ def test_any_strings_render_inert(rules, name, model, headline, metrics):
     blocking = set(res["summary"]["blocking"])
     order = sorted(shown, key=lambda r: (r["id"] not in blocking, ("fail", "error", "warn").index(r["status"])))
     assert [r[1].split(" ")[0].strip("*") for r in rows] == [r["status"] for r in order][:MAX_ROWS]
+
+
+def test_every_flag_of_results_json_is_listed():
+    """summary.md carries every flag the report's cover carries (results.json ``summary.flags``): data-level
+    flags, unchecked shortcut kinds, incomplete evidence, the baseline's headline."""
+    res = results([rule("acc", "fail", "accuracy 0.5 < 0.9"), rule("ok", "pass")])
+    res["summary"]["flags"] = [
+        {"kind": "data", "text": "Data: mean brightness alone predicts 'seven' at AUC 0.92 (95 % interval 0.88–0.95)."},
+        {"kind": "unchecked_shortcuts", "text": "Shortcut kinds not checked by this audit: texture (no rule)."},
+        {"kind": "incomplete_evidence", "text": "Missing evidence does not block this verdict."},
+        {"kind": "baseline", "text": "Compared with baseline “clean” (verdict pass): rules newly failing: acc."},
+    ]
+    shown = " ".join(rendered_text(build_summary(res, HEADLINE)).replace("\u2060", "").split())
+    for flag in res["summary"]["flags"]:
+        assert flag["text"] in shown
+    assert "**Flags:**" not in build_summary(results([rule("ok", "pass")]), HEADLINE)  # none: no heading
+
+
+def test_stays_under_the_github_comment_limit_and_says_where_the_rest_is():
+    rules = [rule(f"r{i}", "fail", "x" * 280) for i in range(30)]
+    res = results(rules)
+    res["summary"]["flags"] = [{"kind": "data", "text": "y" * 1400 + str(i)} for i in range(60)]
+    md = build_summary(res, HEADLINE)
+    assert len(md) < COMMENT_LIMIT
+    assert md.rstrip().endswith("beside this file in the report folder.")
+    assert "results.json" in md.splitlines()[-1] and "report.html" in md.splitlines()[-1]
+    short = build_summary(results([rule("ok", "pass")]), HEADLINE)
+    assert "shortened" not in short  # only when it would be longer

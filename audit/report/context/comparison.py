@@ -11,6 +11,7 @@ import numpy as np
 from ...drawing import figures
 from ...drawing.fmt import fmt
 from ...result import AuditResult
+from .views import unit_of
 
 
 def _explanation_changes_ctx(comp: Mapping[str, Any], r: AuditResult) -> list[dict[str, Any]]:
@@ -31,6 +32,7 @@ def _explanation_changes_ctx(comp: Mapping[str, Any], r: AuditResult) -> list[di
                 "id": sid, "input": figures.image_cell(view.image, view.roi),
                 "baseline": figures.overlay_cell(view.image, bmap, sc, view.roi),
                 "candidate": figures.overlay_cell(view.image, cmap, sc, view.roi),
+                "colorbar": figures.colorbar(sc, titles.get(name, name), unit_of(name)),  # this pair's own scale
                 "caption": f"true '{row.get('label', '')}', explained '{row.get('target', '')}', Spearman "
                            f"{fmt(row.get('spearman'), 2)}, SSIM {fmt(row.get('ssim'), 2)}",
             })
@@ -93,6 +95,6 @@ def comparison_context(r: AuditResult) -> dict[str, Any] | None:
         "max_pairs": max((len(e["images"]) for e in explanations), default=0),
         "flips": None if not flips else {
             "to_wrong": flips["to_wrong"], "to_right": flips["to_right"],
-            "examples": flips["to_wrong_examples"][:10],
+            "examples": flips["to_wrong_examples"][:10], "n_listed": len(flips["to_wrong_examples"]),
         },
     }

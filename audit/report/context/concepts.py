@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ...concepts.result import ConceptInfo, ConceptRun, ConceptTest
-from ...drawing.figures import fig_uri, png_uri  # the figures module selects matplotlib's Agg backend
+from ...drawing.figures import CHART_WIDTH_IN, fig_uri, png_uri  # the figures module selects matplotlib's Agg backend
 from ...result import AuditResult
 
 MAX_PANELS = 6  # classes drawn per concept (flagged ones first)
@@ -55,9 +55,9 @@ def _panel_figure(info: ConceptInfo, tests: list[ConceptTest], layers: tuple[str
 
     groups = list(dict.fromkeys(t.group for t in tests))
     n = len(groups)
-    cols = min(3, n)
+    cols = min(2, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.3 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(CHART_WIDTH_IN, 2.5 * rows + 0.6), squeeze=False, sharey=True)
     x = np.arange(len(layers))
     for k, group in enumerate(groups):
         ax = axes[k // cols][k % cols]
@@ -71,21 +71,21 @@ def _panel_figure(info: ConceptInfo, tests: list[ConceptTest], layers: tuple[str
         for i, lay in enumerate(layers):
             t = by_layer.get(lay)
             if t is not None and not t.separable:
-                ax.text(i - 0.19, 0.03, "n/s", ha="center", fontsize=6, rotation=90)
+                ax.text(i - 0.19, 0.03, "n/s", ha="center", fontsize=9, rotation=90)
         ax.axhline(0.5, color="grey", lw=0.6, ls=":")
         ax.axhline(min_score, color="#cc6677", lw=0.6, ls="--")
         ax.set_ylim(0, 1.05)
-        ax.set_xticks(x, labels=list(layers), rotation=30, ha="right", fontsize=6)
-        ax.tick_params(axis="y", labelsize=6)
-        ax.set_title(f"class '{group}'", fontsize=8)
+        ax.set_xticks(x, labels=list(layers), rotation=45, ha="right", fontsize=9)
+        ax.tick_params(axis="y", labelsize=9)
+        ax.set_title(f"class '{group}'", fontsize=9)
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].axis("off")
-    axes[0][0].set_ylabel("TCAV score", fontsize=7)
+    axes[0][0].set_ylabel("TCAV score", fontsize=9)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=6, loc="lower center", ncol=2, frameon=False)
-    fig.suptitle(f"Concept '{info.name}': TCAV score per layer (mean ± sd over runs; dashed: rule threshold)",
-                 fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.suptitle(f"Concept '{info.name}': TCAV score per layer\n(mean ± sd over runs; dashed: rule threshold)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.legend(handles, labels, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
     return fig_uri(fig)
 
 

@@ -22,7 +22,8 @@ from ...products import Finding
 from ...result import AuditResult
 from ...views.stage import MAX_EVIDENCE_IMAGES
 from ..criteria import comparison as criterion_comparison
-from ..criteria import headline, limit_words, number, verdict_sentence
+from ..criteria import limit_words, number, verdict_sentence
+from ..flags import evidence_note, flags
 from ..record import finding_dict, jsonable, rule_params
 from .comparison import comparison_context
 from .concepts import concepts_context
@@ -109,12 +110,16 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str], draw
          "warning": "not model-sensitive" if e.name in warn else ""}
         for e in ok
     ]
-    why: dict[str, list[str]] = {}  # why each sample was picked, short: the row already shows label and confidence
+    # why each sample was picked, short: the row already shows label and confidence; a task without right or wrong
+    # answers keeps the figure its picks are ranked by ("Dice 1.000, …: #1 best overall")
+    top2 = "top-1 − top-2" in r.task.pick_kinds["borderline"][1]
+    ranked_by_metric = r.task.outcome(r.predictions) is None
+    why: dict[str, list[str]] = {}
     for p in r.picks.all_picks():
         lines = why.setdefault(p.sample_id, [])
-        if p.category == "borderline" and not any(x.startswith("top-1 − top-2") for x in lines):
+        if top2 and p.category == "borderline" and not any(x.startswith("top-1 − top-2") for x in lines):
             lines.insert(0, f"top-1 − top-2 margin {p.margin:.3f}")
-        short = p.reason.split(": ", 1)[-1]
+        short = p.reason if ranked_by_metric else p.reason.split(": ", 1)[-1]
         if short not in lines:
             lines.append(short)
     cats = _categories(r)
@@ -151,7 +156,7 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str], draw
             "label": d.label,
             "predicted": d.predicted,
             "confidence": fmt(d.confidence),
-            "correct": bool(d.correct),
+            "correct": d.correct,  # None: the task has no right or wrong answer per image (no colour)
             "explained": explained,
             "categories": cats.get(sid, []),
             "input": figures.image_cell(view.image, view.roi),
@@ -160,8 +165,12 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str], draw
         })
     per_table = 5  # explainer columns per PDF table, so a row fits an A4 page
     chunks = [list(range(i, min(i + per_table, len(columns)))) for i in range(0, len(columns), per_table)] or [[]]
-    return {"columns": columns, "rows": rows, "chunks": chunks, "target": target,
-            "classes": sorted({row["label"] for row in rows}), "opacity": figures.ALPHA_MAX}
+    order = {c: i for i, c in enumerate(r.classes)}
+    first = {lab: i for i, lab in reversed(list(enumerate(row["label"] for row in rows)))}
+    labels = sorted(first, key=lambda lab: (order.get(lab, len(order)), first[lab]))  # class order, then as picked
+    kinds = r.task.pick_kinds
+    return {"columns": columns, "rows": rows, "chunks": chunks, "target": target, "classes": labels,
+            "categories": [{"key": c, "title": kinds[c][1]} for c in kinds], "opacity": figures.ALPHA_MAX}
 
 
 def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale],
@@ -198,26 +207,13 @@ def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale],
         "limit_words": limit_words(crit),
         "comparison": "not evaluated" if f.status == "error" and f.value is None
         else criterion_comparison(crit, f.value, f.threshold),
-        "headline": headline(jsonable(entry)),
+        "headline": entry["headline"],
+        "subject": entry["subject"].get("text", ""),
         "description": entry["description"],
         "n_samples": len(f.sample_ids),
         "sample_ids": list(f.sample_ids[:12]), "explainer": name or "", "images": images, "colorbar": colorbar,
         "details": json.dumps(jsonable(dict(f.details)), indent=1)[:4000] if f.details else "",
     }
-
-
-def evidence_note(r: AuditResult) -> str:
-    """The cover's sentence when the pack lets an audit on incomplete evidence pass (its ``evidence_complete`` rule
-    at severity warning), with what is missing; empty otherwise (missing evidence then blocks the verdict)."""
-    rule = r.pack.evidence_rule()
-    if rule is None or rule.params.severity != "warning":
-        return ""
-    text = (f"Missing evidence does not block this verdict: rule pack “{r.pack.name}” lists {rule.params.id} with "
-            "severity warning.")
-    found = next((f for f in r.findings if f.rule == rule.params.id), None)
-    if found is not None and found.status != "pass":
-        text += f" Evidence is missing — {found.message}"
-    return text
 
 
 def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] = ("html", "pdf")) -> dict[str, Any]:
@@ -267,6 +263,7 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
         "pack": {"name": r.pack.name, "description": r.pack.description, "path": str(r.pack.path)},
         "pickled_model": r.model.pickled,
         "evidence_note": evidence_note(r),
+        "flags": flags(r),
         "model_notes": [*r.model.notes, *data["notes"]],
         "model_source": r.model.source,
         "model_card": card,

@@ -71,7 +71,7 @@ def sanity_context(r: AuditResult) -> list[dict[str, Any]]:
         per = f.details.get("explainers") or {}
         if not per:
             continue
-        fig, ax = plt.subplots(figsize=(6.4, 3.2))
+        fig, ax = plt.subplots(figsize=(figures.CHART_WIDTH_IN, 3.0))
         steps = 0
         for name, e in per.items():
             curve = [v for v in e.get("spearman_curve", [])]
@@ -86,11 +86,14 @@ def sanity_context(r: AuditResult) -> list[dict[str, Any]]:
         judged = f.details.get("top_layers") if f.details.get("statistic") == "top" else None
         if judged:
             ax.axvspan(0.5, min(int(judged), steps) + 0.5, color="0.9", zorder=0)
-        ax.set_xlabel("layers randomised, from the top")
-        ax.set_ylabel("Spearman of |maps|, trained vs randomised")
+        ax.set_xlabel("layers randomised, from the top", fontsize=9)
+        ax.set_ylabel("Spearman of |maps|,\ntrained vs randomised", fontsize=9)
+        ax.set_xticks(range(1, steps + 1))
+        ax.set_xlim(0.5, steps + 0.5)
         ax.set_ylim(-0.3, 1.05)
-        ax.legend(fontsize=7, loc="lower left")
-        fig.tight_layout()
+        ax.tick_params(labelsize=9)
+        # below the plot, never over the curves (they start at the top left and may end anywhere)
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
         rows = []
         for name, e in per.items():
             rows.append({"name": name, "title": e.get("title", name), "value": _fmt(e.get("spearman")),

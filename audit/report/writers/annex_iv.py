@@ -16,14 +16,28 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...config import ModelCardConfig
-from ..criteria import comparison, metric_label
-from .attest import ProviderDocument, cannot_attest, cannot_attest_md, evidence, evidence_md, metric_rows
+from ..context.document import params_text
+from ..criteria import headline_of, metric_label
+from .attest import ProviderDocument, cannot_attest, cannot_attest_md, evidence, evidence_md, md_table, metric_rows
 from .base import json_document, utf8_text
 from .robustness_text import robustness_lines
 from .text import md_text
 
 FILES = ("annex_iv.md", "annex_iv.json")
 REGULATION = "Regulation (EU) 2024/1689 (Artificial Intelligence Act), Annex IV"
+
+
+def _words(v: Any) -> str:
+    """A setting as words: on/off for a flag, "none" for nothing, lists comma-separated (never JSON)."""
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if v is None or v == "":
+        return "none"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_words(x) for x in v) or "none"
+    if isinstance(v, Mapping):
+        return ", ".join(f"{k} {_words(x)}" for k, x in v.items()) or "none"
+    return str(v)
 
 
 def _f(v: Any) -> str:
@@ -44,10 +58,11 @@ def _sections(results: Mapping[str, Any], card: ModelCardConfig) -> list[dict[st
                           for c in m.get("per_class") or ())
     subgroups = "; ".join(f"{g.get('column')}={g.get('value')} (n={g.get('n')}): accuracy {_f(g.get('accuracy'))}"
                           for g in m.get("subgroups") or ())
-    tests = [f"{r.get('id')} ({r.get('kind')}, severity {r.get('severity')}): {r.get('status')} — "
-             f"{comparison(r.get('criterion') or {}, r.get('value'), r.get('threshold'))}" for r in rules]
-    explainers = [f"{e.get('title') or e.get('name')}: {e.get('status')}; parameters as run "
-                  f"{json.dumps(e.get('parameters') or {}, sort_keys=True)}" for e in results.get("explainers") or ()]
+    tests = [f"{r.get('id')} ({r.get('kind')}, severity {r.get('severity')}): {r.get('status')} — {headline_of(r)}"
+             for r in rules]
+    explainers = [f"{e.get('title') or e.get('name')}: {e.get('status')}; parameters as run: "
+                  f"{params_text(str(e.get('name')), e.get('parameters') or {})}" for e in results.get("explainers") or ()]
+    compute = ", ".join(f"{k.replace('_', ' ')} {_words(v)}" for k, v in (prov.get("compute") or {}).items())
     comp = results.get("comparison")
 
     def stated(*pairs: tuple[str, str]) -> list[str]:
@@ -59,10 +74,11 @@ def _sections(results: Mapping[str, Any], card: ModelCardConfig) -> list[dict[st
              (f"Model audited: {model.get('name') or results.get('name')} version {model.get('version') or '—'}, "
              f"source {model.get('source')}, weights SHA-256 {model.get('sha256')}."),
              f"Software the audit ran with (versions that shaped the results): {versions}.",
-             f"Inference as audited: device {prov.get('device')}, compute {json.dumps(prov.get('compute') or {})}.",
-             (f"Input specification: images {dcfg.get('image_size')} (height, width), {dcfg.get('channels')} "
-             f"channel(s), mean {dcfg.get('mean')}, std {dcfg.get('std')}, resize {dcfg.get('resize')}; outputs: "
-             f"scores over the classes {list(results.get('classes') or [])}.")],
+             f"Inference as audited: device {prov.get('device')}" + (f"; {compute}" if compute else "") + ".",
+             (f"Input specification: images {_words(dcfg.get('image_size'))} (height, width), {dcfg.get('channels')} "
+             f"channel(s), mean {_words(dcfg.get('mean'))}, std {_words(dcfg.get('std'))}, resize "
+             f"{_words(dcfg.get('resize'))}; outputs: "
+             f"scores over the classes {', '.join(str(c) for c in results.get('classes') or [])}.")],
          "provider_statements": stated(("Intended purpose", card.intended_use), ("Provider / owner", card.owner),
                                        ("Description", card.description), ("Intended users", card.intended_users)),
          "provider_must_supply": [
@@ -76,7 +92,7 @@ def _sections(results: Mapping[str, Any], card: ModelCardConfig) -> list[dict[st
              f"{data.get('n_scored')} images (manifest SHA-256 {data.get('manifest_sha256')}, images SHA-256 "
              f"{data.get('images_sha256')}); run from {prov.get('started')} to {prov.get('finished')}, seed "
              f"{prov.get('seed')}."),
-             "Test log (each test with its measured value and limit): " + "; ".join(tests) + ".",
+             "Test log: each rule with its status, measured value, limit and what it judged (table below).",
              "Metrics used to measure accuracy: " + "; ".join(metrics) + ".",
              *([f"Metrics used to measure robustness (point 2(g)): {' '.join(robustness_lines(results))}"]
                if robustness_lines(results) else []),
@@ -86,6 +102,9 @@ def _sections(results: Mapping[str, Any], card: ModelCardConfig) -> list[dict[st
              "Explanation methods and their parameters as run: " + "; ".join(explainers) + ".",
              ("The test report is report.pdf (dated; sign-off table on its first page) with results.json and "
              "report.junit.xml; manifest.json holds the SHA-256 of every report file.")],
+         "table": {"header": ["rule", "kind", "severity", "status", "measured against the limit"],
+                   "rows": [[str(r.get("id")), str(r.get("kind")), str(r.get("severity")), str(r.get("status")),
+                             headline_of(r)] for r in rules]},
          "provider_statements": stated(("Training data", card.training_data), ("Human oversight", card.human_oversight)),
          "provider_must_supply": [
              ("development methods and steps, use of pre-trained systems or third-party tools; design specifications, "
@@ -125,7 +144,7 @@ def _sections(results: Mapping[str, Any], card: ModelCardConfig) -> list[dict[st
         {"number": "6", "heading": "Relevant changes through the lifecycle",
          "evidenced": ([f"Compared with baseline {(comp.get('baseline') or {}).get('name')} (model SHA-256 "
                         f"{(comp.get('baseline') or {}).get('model_sha256')}): rules newly failing "
-                        f"{(comp.get('rules') or {}).get('newly_failing') or 'none'}; metric changes "
+                        f"{', '.join((comp.get('rules') or {}).get('newly_failing') or []) or 'none'}; metric changes "
                         + "; ".join(f"{k} {_f(v.get('delta'))}" for k, v in (comp.get("metrics") or {}).items())
                         + "."] if comp else
                        ["No baseline was given (audit run --baseline): this audit documents no change."]),
@@ -161,19 +180,25 @@ def build_annex_iv(results: Mapping[str, Any], card: ModelCardConfig, results_sh
         "cannot_attest": list(cannot_attest(results)),
         "note": "Headings are paraphrased; this is not legal advice and not a conformity assessment.",
     }
-    out = [f"# Technical documentation (EU AI Act, Annex IV): {md_text(results.get('name'))}", "",
+    out = [f"# Technical documentation (EU AI Act, Annex IV): {md_text(results.get('name'), defuse=False)}", "",
            (f"Input for the technical documentation of {REGULATION}, generated by model-audit from the audit "
            f"document `{results_sha256[:12]}`. Headings are paraphrased. Under each: what this audit evidences (with "
            "the hashes below), what the provider stated in `[model_card]` (reproduced, not verified), and what the "
            "provider must supply. This is not legal advice and not a conformity assessment."), "",
-           f"**Audit verdict:** {md_text(str(results.get('verdict')).upper())}. {md_text(doc['reason'])}", ""]
+           f"**Audit verdict:** {md_text(str(results.get('verdict')).upper())}. {md_text(doc['reason'], defuse=False)}",
+           ""]
     for s in doc["sections"]:
-        out += [f"## {s['number']}. {md_text(s['heading'])}", ""]
-        out += ["**Evidenced by this audit**", ""] + ([f"- {md_text(x)}" for x in s["evidenced"]] or ["- nothing"])
+        out += [f"## {s['number']}. {md_text(s['heading'], defuse=False)}", ""]
+        out += ["**Evidenced by this audit**", ""] + ([f"- {md_text(x, defuse=False)}" for x in s["evidenced"]]
+                                                       or ["- nothing"])
+        if s.get("table"):
+            out += [""] + md_table(s["table"]["header"], [[md_text(c, defuse=False) for c in row]
+                                                          for row in s["table"]["rows"]])
         if s["provider_statements"]:
             out += ["", "**Stated by the provider (not verified)**", ""]
-            out += [f"- {md_text(x)}" for x in s["provider_statements"]]
-        out += ["", "**To be supplied by the provider**", ""] + [f"- {md_text(x)}" for x in s["provider_must_supply"]]
+            out += [f"- {md_text(x, defuse=False)}" for x in s["provider_statements"]]
+        out += ["", "**To be supplied by the provider**", ""]
+        out += [f"- {md_text(x, defuse=False)}" for x in s["provider_must_supply"]]
         out.append("")
     out += ["## Evidence", ""] + evidence_md(doc["evidence"])
     out += ["", "## What the tool cannot attest", ""] + cannot_attest_md(results)

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
 from ...config import ModelCardConfig
 from .base import OutputFormat, Report
 from .robustness_text import DEFAULT_CLAUSE, robustness_clause
-from .text import md_text
+from .text import md_literal, md_text
+
+#: an SPDX license expression of simple ids (``Apache-2.0``, ``MIT OR CC-BY-4.0``, ``LicenseRef-x``)
+SPDX = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]*(?: (?:AND|OR|WITH) [A-Za-z0-9][A-Za-z0-9.+-]*)*")
 
 #: said in every exported document, in these words
 CANNOT_ATTEST = (
@@ -32,6 +37,17 @@ CANNOT_ATTEST = (
     ("conformity with any regulation or standard: this document is input to the provider's technical documentation "
     "and conformity assessment, not a substitute for them, and not legal advice."),
 )
+
+
+def is_uri(s: str) -> bool:
+    """An absolute URI (a scheme and an authority or path, no space), as a schema's ``format: uri`` asks."""
+    p = urlparse(s)
+    return bool(p.scheme) and bool(p.netloc or p.path) and " " not in s
+
+
+def is_spdx(s: str) -> bool:
+    """An SPDX license id or expression (``Apache-2.0``), not prose."""
+    return bool(SPDX.fullmatch(s.strip())) and any(c.isdigit() or c.isupper() for c in s)
 
 
 def sha256_text(text: str) -> str:
@@ -91,9 +107,10 @@ def metric_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def md_paragraphs(value: Any) -> str:
-    """User prose as inert Markdown, paragraphs (blank-line separated) kept."""
+    """User prose as inert Markdown (no word joiners: a document a person copies from), paragraphs (blank-line
+    separated) kept."""
     text = "" if value is None else str(value)
-    return "\n\n".join(md_text(p) for p in text.split("\n\n") if p.strip())
+    return "\n\n".join(md_text(p, defuse=False) for p in text.split("\n\n") if p.strip())
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -104,7 +121,8 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def evidence_md(rows: list[dict[str, str]]) -> list[str]:
     return md_table(["evidence", "SHA-256", "identifies"],
-                    [[md_text(r["item"]), f"`{r['sha256']}`" if r["sha256"] else "—", md_text(r["what"])] for r in rows])
+                    [[md_text(r["item"], defuse=False), md_literal(r["sha256"]), md_text(r["what"], defuse=False)]
+                     for r in rows])
 
 
 def cannot_attest(results: Mapping[str, Any] | None = None) -> tuple[str, ...]:

@@ -3,16 +3,20 @@
 Outcomes (one per rule result):
 
 - ``fail`` → ``<failure type="RuleFailed">``, ``error`` → ``<error type="RuleError">``;
-- ``warn`` → ``<skipped message="warning: …">`` plus the details in ``<system-out>``. A warning-severity rule
-  must not fail the CI test report (a ``<failure>`` turns Jenkins builds UNSTABLE, shows as a failed test in
-  GitLab's merge-request widget and fails GitHub check runs such as mikepenz/action-junit-report or
-  dorny/test-reporter), yet a plain pass would hide it. ``skipped`` is the only other outcome every reporter
-  knows: Jenkins, GitLab and the GitHub reporters count and show it apart (yellow / grey, "skipped"), never
-  as a failure, and show its ``message``, whose ``warning:`` prefix says why it is there;
+- ``warn`` → a passing test case (a warning-severity rule does not block the release, and a ``<failure>`` would
+  turn Jenkins builds UNSTABLE, show as a failed test in GitLab's merge-request widget and fail GitHub check runs
+  such as mikepenz/action-junit-report or dorny/test-reporter) with ``WARNING (does not block the release): …``
+  in ``<system-err>``, which the reporters show with the case, the details in ``<system-out>``, and the suite
+  property ``warnings`` listing every warning. Not ``<skipped>``: the rule ran, and a reader of "skipped" would
+  take it for a check that did not;
+- ``not_applicable`` → ``<skipped message="not applicable: …">``: the rule did not apply to this audit;
 - ``pass`` → a bare test case with the details in ``<system-out>``.
 
-The suite's properties hold the verdict, the blocking rules, the model, the explainers listed in the config that
-produced no maps (``explainers.unavailable``: "name: reason; …") and, when the pack downgrades the completeness
+The failure or error ``message`` is the result's headline from results.json (the comparison and what was judged:
+class, label, region or column).
+
+The suite's properties hold the verdict, the warnings, the blocking rules, the model, the explainers listed in the
+config that produced no maps (``explainers.unavailable``: "name: reason; …") and, when the pack downgrades the completeness
 check to a warning, ``incomplete_evidence_blocks = false``.
 
 Every string from the results (class names in messages, sample ids, rule ids, model metadata) goes through
@@ -30,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..criteria import comparison
+from ..criteria import headline_of
 from .base import OutputFormat, Report
 from .text import xml_text
 
@@ -60,17 +64,28 @@ def _fmt_seconds(t: float) -> str:
 
 
 def _criterion(r: Mapping[str, Any]) -> str:
-    """"probability drop 0.276 > 0.200 (probability, 0–1)" when the result names its criterion, else ""."""
+    """"probability drop 0.276 > 0.200 (for 'seven', top-left corner) · probability, 0–1": the headline results.json
+    states (comparison and what was judged) with the unit, when the result names its criterion, else ""."""
     crit, v, t = r.get("criterion"), r.get("value"), r.get("threshold")
     numbers = all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in (v, t))
     if not (isinstance(crit, Mapping) and crit.get("name") and numbers):
         return ""
-    c = {k: str(crit.get(k) or "") for k in ("name", "unit", "direction")}
-    return xml_text(comparison(c, v, t) + (f" ({c['unit']})" if c["unit"] else "")) + "\n"
+    unit = str(crit.get("unit") or "")
+    return xml_text(headline_of(r) + (f" · {unit}" if unit else "")) + "\n"
+
+
+def _number(v: Any) -> str:
+    """A value as a reader compares it: four decimals (a bound of 1.73e-18 reads 0.0000), a count as an integer,
+    anything else as visible text."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return xml_text(v)
+    if isinstance(v, int) or float(v).is_integer():
+        return str(int(v))
+    return f"{v:.4f}" if math.isfinite(v) else xml_text(v)
 
 
 def _case_text(r: Mapping[str, Any]) -> str:
-    text = (f"{_criterion(r)}value={xml_text(r.get('value'))} threshold={xml_text(r.get('threshold'))} "
+    text = (f"{_criterion(r)}value={_number(r.get('value'))} threshold={_number(r.get('threshold'))} "
             f"severity={xml_text(r.get('severity'))}\n{xml_text(r.get('message'))}")
     ids = list(r.get("sample_ids") or ())
     if ids:
@@ -85,15 +100,18 @@ def _case(suite: ET.Element, r: Mapping[str, Any]) -> float:
     seconds = _seconds((r.get("details") or {}).get("seconds"))
     case = ET.SubElement(suite, "testcase", name=xml_text(r["id"]), classname=f"rules.{xml_text(r['kind'])}",
                          time=_fmt_seconds(seconds))
-    status, message, text = r["status"], xml_text(r.get("message")), _case_text(r)
+    status, text = r["status"], _case_text(r)
+    headline = xml_text(headline_of(r))  # the comparison and what was judged: the line a CI reader sees first
     if status == "fail":
-        ET.SubElement(case, "failure", message=message, type="RuleFailed").text = text
+        ET.SubElement(case, "failure", message=headline, type="RuleFailed").text = text
     elif status == "error":
-        ET.SubElement(case, "error", message=message, type="RuleError").text = text
-    else:
-        if status == "warn":
-            ET.SubElement(case, "skipped", message=f"warning: {message}")
+        ET.SubElement(case, "error", message=headline, type="RuleError").text = text
+    elif status == "not_applicable":
+        ET.SubElement(case, "skipped", message=f"not applicable: {xml_text(r.get('message'))}")
+    if status not in ("fail", "error"):
         ET.SubElement(case, "system-out").text = f"{xml_text(status).upper()}: {text}"
+    if status == "warn":
+        ET.SubElement(case, "system-err").text = f"WARNING (does not block the release): {headline}"
     return seconds
 
 
@@ -104,6 +122,9 @@ def _properties(suite: ET.Element, results: Mapping[str, Any]) -> None:
         ET.SubElement(props, "property", name=name, value=xml_text(value))
 
     prop("verdict", results["verdict"])
+    warned = [r for r in results.get("rules") or () if r.get("status") == "warn"]
+    if warned:  # warnings pass the gate; listed here and in each case's system-err
+        prop("warnings", "; ".join(f"{xml_text(r.get('id'))}: {xml_text(headline_of(r))}" for r in warned))
     prop("schema_version", results["schema_version"])
     blocking = (results.get("summary") or {}).get("blocking")
     if blocking:
@@ -125,18 +146,19 @@ def _properties(suite: ET.Element, results: Mapping[str, Any]) -> None:
 def build_junit(results: Mapping[str, Any]) -> str:
     """The report.junit.xml document: ``<testsuites>`` holding one ``<testsuite>`` of rule results."""
     rules = results["rules"]
-    counts = {s: str(sum(1 for r in rules if r["status"] == s)) for s in ("fail", "error", "warn")}
+    counts = {s: str(sum(1 for r in rules if r["status"] == s)) for s in ("fail", "error", "not_applicable")}
     prov = results.get("provenance") or {}
     started, finished = _parse_time(prov.get("started")), _parse_time(prov.get("finished"))
     attrs = {"name": f"model-audit.{xml_text(results['name'])}", "tests": str(len(rules)),
-             "failures": counts["fail"], "errors": counts["error"], "skipped": counts["warn"]}
-    suite = ET.Element("testsuite", attrs)
+             "failures": counts["fail"], "errors": counts["error"]}
+    suite = ET.Element("testsuite", {**attrs, "skipped": counts["not_applicable"]})
     if started is not None:
         suite.set("timestamp", started.replace(tzinfo=None).isoformat(timespec="seconds"))
     _properties(suite, results)
     case_total = sum(_case(suite, r) for r in rules)
     total = (finished - started).total_seconds() if started and finished else case_total
     suite.set("time", _fmt_seconds(max(total, 0.0)))
+    # <testsuites> carries no skipped count: the Jenkins schema (junit-10.xsd) has none there
     root = ET.Element("testsuites", {**attrs, "name": "model-audit", "time": suite.get("time", "0")})
     root.append(suite)
     ET.indent(root)

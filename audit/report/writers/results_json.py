@@ -12,6 +12,7 @@ from ...provenance import with_cache_notes
 from ...result import AuditResult
 from ...version import SCHEMA_VERSION
 from ..criteria import verdict_sentence
+from ..flags import flags
 from ..record import finding_dict, jsonable, rule_params
 from .base import OutputFormat, Report, json_document
 
@@ -33,12 +34,13 @@ def _pick(p: Pick, classes: tuple[str, ...]) -> dict[str, Any]:
 def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any]:
     """The results.json document; ``maps_file`` names the maps.npz written beside it, if any."""
     classes = r.classes
-    samples: dict[str, Any] = {c: [_pick(p, classes) for p in r.picks.overall.get(c, ())]
-                               for c in ("correct", "incorrect", "borderline")}
+    kinds = r.task.pick_kinds  # the task's names of its pick lists: "best" / "worst" by Dice, or right / wrong
+    samples: dict[str, Any] = {kinds[c][0]: [_pick(p, classes) for p in r.picks.overall.get(c, ())] for c in kinds}
     samples["per_class"] = {
-        classes[ci]: {c: [_pick(p, classes) for p in cats.get(c, ())] for c in ("correct", "incorrect", "borderline")}
+        classes[ci]: {kinds[c][0]: [_pick(p, classes) for p in cats.get(c, ())] for c in kinds}
         for ci, cats in r.picks.per_class.items()
     }
+    samples["lists"] = {key: title for key, title in kinds.values()}
     counts = {s: sum(1 for f in r.findings if f.status == s)
               for s in ("pass", "warn", "fail", "error", "not_applicable")}
     for f in r.findings:  # statuses other rule kinds add (e.g. not_applicable) are counted too
@@ -82,6 +84,7 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
     if r.family is not None:
         out["family"] = r.family.as_dict()
     out["summary"]["reason"] = verdict_sentence(out)
+    out["summary"]["flags"] = flags(r)
     return jsonable(out)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..criteria import comparison, limit_words, number
+from ..criteria import headline_of, limit_words, number
 from .base import OutputFormat, Report, utf8_text
 from .family_text import family_lines
 from .robustness_text import robustness_lines
@@ -22,6 +22,9 @@ from .text import md_code, md_text
 MAX_ROWS = 25  # rule rows in the table; the rest are counted, they are in report.html and results.json
 MAX_MESSAGE = 300  # characters of a message in a table cell
 MAX_NAME = 100
+MAX_FLAG = 1500  # characters of one flag (a flag lists at most a few items, the rest counted)
+#: GitHub's limit for a comment body (characters); summary.md stays under it, ending with where the rest is
+COMMENT_LIMIT = 65_536
 _RANK = {"fail": 0, "error": 1, "warn": 2}
 _HEX = re.compile(r"[0-9a-fA-F]{12,}")
 
@@ -35,15 +38,16 @@ def _is_number(x: Any) -> bool:
 
 
 def _measured(r: Mapping[str, Any]) -> tuple[str, str]:
-    """("probability drop 0.276 > 0.200", "at most 0.200 · probability, 0–1") when the result names its
-    criterion, else the plain value and threshold."""
+    """("probability drop 0.276 > 0.200 (for 'seven', top-left corner)", "at most 0.200 · probability, 0–1") when
+    the result names its criterion (the headline results.json states: comparison and subject), else the plain value
+    and threshold."""
     crit, v, t = r.get("criterion"), r.get("value"), r.get("threshold")
     if r.get("status") == "error" and v is None:
         return "not evaluated", _f(t)
     if isinstance(crit, Mapping) and crit.get("name") and _is_number(v) and _is_number(t):
         c = {k: str(crit.get(k) or "") for k in ("name", "unit", "direction")}
         limit = f"{limit_words(c)} {number(t, c['unit'])}" + (f" · {c['unit']}" if c["unit"] else "")
-        return md_text(comparison(c, v, t), MAX_NAME), md_text(limit, MAX_NAME)
+        return md_text(headline_of(r), MAX_MESSAGE), md_text(limit, MAX_NAME)
     return _f(v), _f(t)
 
 
@@ -95,20 +99,32 @@ def _comparison(comp: Mapping[str, Any]) -> list[str]:
 
 
 def _evidence_lines(results: Mapping[str, Any]) -> list[str]:
-    """Explainers listed in the config that produced no maps (with the reason), and a pack's downgrade of the
-    completeness check (``evidence_complete`` at severity warning: missing evidence does not block)."""
-    lines = []
+    """Explainers listed in the config that produced no maps (with the reason); a pack's downgrade of the
+    completeness check is one of the flags (``_flags``)."""
     gone = [e for e in results.get("explainers") or () if e.get("status") != "ok"]
-    if gone:
-        lines.append("**Explainers unavailable:** " + "; ".join(
-            f"{md_code(e.get('name'))} ({md_text(e.get('reason') or 'no reason given', MAX_MESSAGE)})"
-            for e in gone) + "  ")
-    for r in results.get("rules") or ():
-        if r.get("kind") == "evidence_complete" and r.get("severity") == "warning":
-            lines.append(f"**Missing evidence does not block this verdict:** the rule pack lists {md_code(r.get('id'))} "
-                         "with severity warning" + (" and evidence is missing" if r.get("status") != "pass" else "")
-                         + ".  ")
-    return lines
+    if not gone:
+        return []
+    return ["**Explainers unavailable:** " + "; ".join(
+        f"{md_code(e.get('name'))} ({md_text(e.get('reason') or 'no reason given', MAX_MESSAGE)})"
+        for e in gone) + "  "]
+
+
+def _blocking_lines(rules: list[Mapping[str, Any]], blocking: list[str]) -> list[str]:
+    """What blocks the release, each with its headline (the comparison and the class, label or region judged)."""
+    by_id = {str(r.get("id")): r for r in rules}
+    shown = [by_id[b] for b in blocking if b in by_id][:MAX_ROWS]
+    if not shown:
+        return []
+    return ["**What blocks the release:**", "",
+            *(f"- {md_code(r.get('id'))}: {md_text(headline_of(r), MAX_MESSAGE)}" for r in shown), ""]
+
+
+def _flags(results: Mapping[str, Any]) -> list[str]:
+    """The flags results.json states (``summary.flags``: the ones the report's cover shows), one item each."""
+    flags = [f for f in (results.get("summary") or {}).get("flags") or () if isinstance(f, Mapping)]
+    if not flags:
+        return []
+    return ["**Flags:**", "", *(f"- {md_text(f.get('text'), MAX_FLAG)}" for f in flags), ""]
 
 
 def build_summary(results: Mapping[str, Any], headline: str) -> str:
@@ -129,6 +145,8 @@ def build_summary(results: Mapping[str, Any], headline: str) -> str:
     if reason:
         lines += [md_text(reason, MAX_MESSAGE), ""]
     rules = list(results.get("rules") or ())
+    lines += _blocking_lines(rules, blocking)
+    lines += _flags(results)
     if any(r.get("status") in _RANK for r in rules):
         lines += _rule_table(rules, set(blocking))
     else:
@@ -143,7 +161,20 @@ def build_summary(results: Mapping[str, Any], headline: str) -> str:
     comp = results.get("comparison")
     if comp:
         lines += _comparison(comp)
-    return "\n".join(lines) + "\n"
+    return _fit("\n".join(lines) + "\n")
+
+
+SHORTENED = ("\n… shortened to stay under GitHub's comment limit ({limit} characters): every rule result is in "
+             "results.json and the full report in report.html, beside this file in the report folder.\n")
+
+
+def _fit(md: str, limit: int = COMMENT_LIMIT) -> str:
+    """``md`` when under ``limit`` characters, else cut at a line end with a last line saying where the rest is."""
+    if len(md) < limit:
+        return md
+    tail = SHORTENED.format(limit=f"{limit:,}")
+    cut = md.rfind("\n", 0, limit - len(tail) - 1)
+    return md[:max(cut, 0)] + "\n" + tail
 
 
 class SummaryOutput(OutputFormat):

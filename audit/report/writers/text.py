@@ -51,7 +51,7 @@ def truncate(s: str, limit: int | None) -> str:
     return s if limit is None or len(s) <= limit else s[: max(limit - 1, 0)] + "…"
 
 
-def md_text(value: Any, limit: int | None = None) -> str:
+def md_text(value: Any, limit: int | None = None, *, defuse: bool = True) -> str:
     """Inline Markdown that renders as exactly the visible text of ``value`` (whitespace runs, newlines included,
     become one space, so it is safe in a table cell or a heading), with no active content in CommonMark or GFM:
 
@@ -60,7 +60,10 @@ def md_text(value: Any, limit: int | None = None) -> str:
       autolinks (``.`` between two digits, and ``:`` before a space, stay plain: numbers and prose read well);
     - ``&``, ``<``, ``>`` become entities: no raw HTML, no ``<http://…>`` autolinks, no entity tricks;
     - a leading ``-`` (unless before a digit) or ``=`` is escaped: no list, rule or setext heading;
-    - a word joiner follows ``@``, ``#`` and ``:`` before a non-space, for the linkers that run on rendered text.
+    - a word joiner follows ``@``, ``#`` and ``:`` before a non-space, for the linkers that run on rendered text
+      (GitHub mentions and references in a pull-request comment). ``defuse=False`` leaves it out: in documents a
+      person reads and copies from (model card, Annex IV) an invisible character would corrupt a copied address or
+      time; there such values are written with :func:`md_literal`.
     """
     s = " ".join(truncate(visible(value), limit).split())
     out: list[str] = []
@@ -76,9 +79,24 @@ def md_text(value: Any, limit: int | None = None) -> str:
             out.append("\\" + c)
         else:
             out.append(c)
-        if c in _DEFUSE and nxt and not nxt.isspace():
+        if defuse and c in _DEFUSE and nxt and not nxt.isspace():
             out.append(WORD_JOINER)
     return "".join(out)
+
+
+def md_literal(value: Any, limit: int | None = None) -> str:
+    """A value a reader copies (an e-mail address, a time, a hash, a path) as a code span: raw and rendered text are
+    exactly the value (whitespace runs as one space, controls as visible escapes), with no escape and no invisible
+    character; nothing inside a code span is a link, mention or markup. "—" for an empty value; a value with ``|``
+    (which would split a table cell even inside a code span) as :func:`md_text` without word joiners."""
+    s = " ".join(truncate(visible(value), limit).split())
+    if not s:
+        return "—"
+    if "|" in s:
+        return md_text(s, defuse=False)
+    fence = "`" * (max((len(run) for run in re.findall("`+", s)), default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
 
 
 _CODE_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")

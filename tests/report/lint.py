@@ -1,0 +1,293 @@
+"""The report lint: what every report folder must satisfy, as functions the tests run over the demo reports.
+
+- every blocking finding names what it judged (class, label, region, column) in results.json, report.html, the
+  PDF, summary.md, JUnit and the MLflow tags, from the one headline results.json states;
+- the HTML fits the screen and the A4 text width: no element past the page's right edge, no scroll box that
+  scrolls, every text at least 11 px on screen and 8 pt in print (CSS text by its computed size, text inside SVG
+  charts by its font size times the chart's rendered scale), measured in headless Chromium at 1400 and 420 px and
+  with print media at the A4 text width;
+- axe-core (vendored, tests/report/vendor/axe-core) finds no serious or critical violation;
+- the exports pass the validators of their formats: results.json its schema, model_card.json the Model Card
+  Toolkit 0.0.2 schema, model_card.md every section of the Hugging Face template huggingface_hub ships and front
+  matter ModelCardData reads, JUnit the Jenkins junit-10.xsd and this project's stricter junit.xsd, and no
+  invisible or escaping character in text a person copies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import xmlschema
+from markdown_it import MarkdownIt
+from pypdf import PdfReader
+
+VENDOR = Path(__file__).with_name("vendor")
+AXE = VENDOR / "axe-core" / "axe.min.js"
+MCT_SCHEMA = VENDOR / "model-card-toolkit" / "model_card.schema.json"
+JUNIT_PUBLISHED = VENDOR / "jenkins-xunit" / "junit-10.xsd"
+JUNIT_STRICT = Path(__file__).with_name("junit.xsd")
+
+SCREEN_MIN_PX = 11.0
+PRINT_MIN_PT = 8.0
+A4_TEXT_WIDTH_PX = round((210 - 26) / 25.4 * 96)  # A4 less print.css's 13 mm side margins, in CSS px (695)
+
+# ---- measuring the page (runs in the report's page) ----------------------------------------------------------
+
+MEASURE = r"""
+((minPx) => {
+  const W = document.documentElement.clientWidth;
+  const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+    (typeof e.className === 'string' && e.className ? '.' + e.className.trim().split(/\s+/).join('.') : '');
+  const where = e => { const s = e.closest('section'); const h = s && s.querySelector('h2');
+    return (h ? h.textContent.trim().slice(0, 40) : 'cover') + ' > ' + name(e); };
+  const shown = e => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden' &&
+    !e.closest('.sr-only, details:not([open]) > :not(summary), dialog:not([open])');
+  const out = {width: [document.documentElement.scrollWidth, W], wide: [], scrolls: [], small: [], svg: [],
+               n_text: 0, n_svg_text: 0};
+  for (const e of document.querySelectorAll('body *')) {
+    if (!shown(e)) continue;
+    const r = e.getBoundingClientRect();
+    if (r.width && r.right > W + 1) out.wide.push(where(e) + ` ${Math.round(r.left)}..${Math.round(r.right)}`);
+    const cs = getComputedStyle(e);
+    if (/(auto|scroll)/.test(cs.overflowX) && e.scrollWidth > e.clientWidth + 1)
+      out.scrolls.push(where(e) + ` ${e.scrollWidth} > ${e.clientWidth}`);
+    const own = Array.from(e.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+    const pseudo = getComputedStyle(e, '::before').content;
+    if (own || (pseudo && pseudo !== 'none' && pseudo !== 'normal' && pseudo !== '""')) {
+      out.n_text++;
+      const px = parseFloat(cs.fontSize);
+      if (px < minPx - 0.01) out.small.push(where(e) + ` ${px.toFixed(2)}px “${e.textContent.trim().slice(0, 30)}”`);
+    }
+  }
+  for (const img of document.images) {
+    if (!img.src.startsWith('data:image/svg+xml') || !shown(img)) continue;
+    const svg = new DOMParser().parseFromString(atob(img.src.split(',')[1]), 'image/svg+xml').documentElement;
+    const vb = (svg.getAttribute('viewBox') || '').split(/[\s,]+/).map(Number);
+    const scale = img.getBoundingClientRect().width / (vb[2] || parseFloat(svg.getAttribute('width')));
+    for (const t of svg.querySelectorAll('text')) {
+      if (!t.textContent.trim()) continue;
+      out.n_svg_text++;
+      const style = (t.getAttribute('style') || '') + ';' + (t.parentNode.getAttribute && t.parentNode.getAttribute('style') || '');
+      const m = style.match(/font(?:-size)?:\s*(?:[a-z-]+\s+)*([\d.]+)px/);
+      const size = m ? parseFloat(m[1]) : parseFloat(t.getAttribute('font-size') || '0');
+      if (size * scale < minPx - 0.01)
+        out.svg.push(where(img) + ` “${t.textContent.trim().slice(0, 30)}” ${(size * scale).toFixed(2)}px (font ${size}, scale ${scale.toFixed(3)})`);
+    }
+  }
+  return out;
+})
+"""
+
+
+def measure(browser: Any, report: Path, width: int, media: str = "screen") -> dict[str, Any]:
+    """Load ``report`` at ``width`` CSS px with ``media`` ("screen", or "print" at the A4 text width) and measure
+    it. Text sizes are in CSS px (print: 8 pt = 10.67 px)."""
+    browser.call("Emulation.setEmulatedMedia", media=media)
+    browser.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
+                 mobile=width < 600)
+    browser.width, browser.height = width, 900
+    browser.open(report.as_uri())
+    min_px = SCREEN_MIN_PX if media == "screen" else PRINT_MIN_PT * 96 / 72
+    got = browser.eval(f"({MEASURE})({min_px})")
+    browser.call("Emulation.setEmulatedMedia", media="")
+    return got
+
+
+def layout_problems(m: dict[str, Any]) -> list[str]:
+    sw, w = m["width"]
+    out = [f"page is {sw} px wide in a {w} px window"] if sw > w + 1 else []
+    out += [f"past the right edge: {x}" for x in m["wide"][:8]]
+    out += [f"scrolls sideways: {x}" for x in m["scrolls"][:8]]
+    out += [f"text too small: {x}" for x in m["small"][:8]]
+    out += [f"chart text too small: {x}" for x in m["svg"][:8]]
+    return out
+
+
+def axe_serious(browser: Any, report: Path) -> list[str]:
+    """axe-core's serious and critical violations of the page (screen, 1400 px)."""
+    browser.call("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+    browser.open(report.as_uri())
+    browser.eval(AXE.read_text(encoding="utf-8") + "\n;0")
+    res = browser.eval("axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(v => "
+                       "({id: v.id, impact: v.impact, n: v.nodes.length, "
+                       "target: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))")
+    return [f"{v['id']} ({v['impact']}, {v['n']} node(s): {v['target']})" for v in res
+            if v["impact"] in ("serious", "critical")]
+
+
+# ---- what each output says about the blocking findings ------------------------------------------------------
+
+def rendered_text(markdown: str) -> str:
+    """The text a Markdown document renders to (GFM-like), tags dropped, entities decoded."""
+    html = MarkdownIt("gfm-like").render(markdown)
+    import html as html_lib
+
+    return html_lib.unescape(re.sub(r"<[^>]*>", " ", html))
+
+
+def pdf_text(path: Path) -> str:
+    return " ".join(" ".join(p.extract_text() or "" for p in PdfReader(path).pages).split())
+
+
+def html_text(path: Path) -> str:
+    import html as html_lib
+
+    body = path.read_text(encoding="utf-8")
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.DOTALL)
+    return " ".join(html_lib.unescape(re.sub(r"<[^>]*>", " ", body)).split())
+
+
+def subject_problems(folder: Path) -> list[str]:
+    """For every blocking rule result that judged a named class, label, region or column: each name appears in
+    the result's headline in results.json and wherever the result is shown."""
+    from audit.report.mlflow_log import run_contents
+
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    blocking = set(results["summary"]["blocking"])
+    outputs: dict[str, str] = {"summary.md": rendered_text((folder / "summary.md").read_text(encoding="utf-8"))}
+    if (folder / "report.html").exists():
+        outputs["report.html"] = html_text(folder / "report.html")
+    if (folder / "report.pdf").exists():
+        outputs["report.pdf"] = pdf_text(folder / "report.pdf")
+    junit = (folder / "report.junit.xml").read_text(encoding="utf-8") if (folder / "report.junit.xml").exists() else ""
+    _, _, tags = run_contents(results, "doc", "audit-report")
+    problems = []
+    for r in results["rules"]:
+        if r["id"] not in blocking:
+            continue
+        names = (r.get("subject") or {}).get("names") or []
+        if r["status"] == "fail" and r.get("criterion", {}).get("source") == "rule" and not r.get("subject") \
+                and r["kind"] not in WHOLE_SET_KINDS:
+            problems.append(f"{r['id']} ({r['kind']}): results.json names no subject")
+        for name in names:
+            if name not in r["headline"]:
+                problems.append(f"{r['id']}: results.json headline lacks {name!r}")
+            for where, text in outputs.items():
+                compact = " ".join(text.split())
+                if r["headline"] not in compact and not (r["id"] in compact and name in compact):
+                    problems.append(f"{r['id']}: {where} lacks its headline naming {name!r}")
+            if junit and name not in _junit_message(junit, r["id"]):
+                problems.append(f"{r['id']}: JUnit failure message lacks {name!r}")
+            if name not in tags.get(f"rule.{r['id']}.criterion", ""):
+                problems.append(f"{r['id']}: MLflow tag rule.{r['id']}.criterion lacks {name!r}")
+    return problems
+
+
+#: rule kinds whose failing result is about the audit as a whole (a metric of the whole set, missing evidence)
+WHOLE_SET_KINDS = {"metric_min", "metric_max", "evidence_complete", "skipped_max", "new_failures", "flips",
+                   "metric_drop", "data_duplicates", "coverage"}
+
+
+def _junit_message(xml: str, rule_id: str) -> str:
+    import xml.etree.ElementTree as ET
+
+    for case in ET.fromstring(xml.encode("utf-8")).iter("testcase"):
+        if case.get("name") == rule_id:
+            return " ".join((el.get("message") or "") for el in case if el.tag in ("failure", "error"))
+    return ""
+
+
+# ---- exports against their formats ----------------------------------------------------------------------------
+
+@cache
+def results_schema() -> dict[str, Any]:
+    return json.loads(files("audit").joinpath("schema/results.schema.json").read_text(encoding="utf-8"))
+
+
+def export_problems(folder: Path) -> list[str]:
+    """Every export in ``folder`` against its format's validator."""
+    out: list[str] = []
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    out += [f"results.json: {e.message} at {list(e.absolute_path)}"
+            for e in jsonschema.Draft202012Validator(results_schema()).iter_errors(results)][:5]
+    if (folder / "report.junit.xml").exists():
+        xml = (folder / "report.junit.xml").read_text(encoding="utf-8")
+        for xsd in (JUNIT_PUBLISHED, JUNIT_STRICT):
+            out += [f"report.junit.xml against {xsd.name}: {e.reason}" for e in _xsd(str(xsd)).iter_errors(xml)][:3]
+    if (folder / "model_card.json").exists():
+        out += model_card_json_problems(json.loads((folder / "model_card.json").read_text(encoding="utf-8")))
+    if (folder / "model_card.md").exists():
+        out += model_card_md_problems((folder / "model_card.md").read_text(encoding="utf-8"))
+    for name in ("model_card.md", "annex_iv.md", "summary.md"):
+        if (folder / name).exists():
+            out += [f"{name}: {p}" for p in copy_problems((folder / name).read_text(encoding="utf-8"),
+                                                          strict=name != "summary.md")]
+    return out
+
+
+@cache
+def _xsd(path: str) -> xmlschema.XMLSchema:
+    return xmlschema.XMLSchema(path)
+
+
+@cache
+def _mct_validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(json.loads(MCT_SCHEMA.read_text(encoding="utf-8")),
+                                      format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+
+
+def model_card_json_problems(doc: dict[str, Any]) -> list[str]:
+    """Against the Model Card Toolkit 0.0.2 schema (formats checked; ``uri`` by hand: jsonschema checks it only
+    with an optional package)."""
+    from urllib.parse import urlparse
+
+    out = [f"model_card.json: {e.message} at {list(e.absolute_path)}" for e in _mct_validator().iter_errors(doc)]
+    refs = [r.get("reference", "") for r in (doc.get("model_details") or {}).get("references") or ()]
+    refs += [d["link"] for d in (doc.get("model_parameters") or {}).get("data") or () if "link" in d]
+    out += [f"model_card.json: {ref!r} is not a URI" for ref in refs
+            if not (urlparse(ref).scheme and (urlparse(ref).netloc or urlparse(ref).path))]
+    return out
+
+
+@cache
+def hf_template_sections() -> list[tuple[int, str]]:
+    """(level, heading) of every section of the model-card template huggingface_hub ships, "[optional]" dropped."""
+    import huggingface_hub
+
+    text = (Path(huggingface_hub.__file__).parent / "templates" / "modelcard_template.md").read_text(encoding="utf-8")
+    body = text.split("\n---\n", 1)[1]
+    out = []
+    for line in body.splitlines():
+        m = re.match(r"(#{2,4}) (.+)", line)
+        if m:
+            out.append((len(m.group(1)), m.group(2).replace("[optional]", "").strip()))
+    return out
+
+
+def model_card_md_problems(md: str) -> list[str]:
+    """Every section of the Hugging Face template, in its order and at its level; front matter ModelCard parses,
+    with the model-index as eval results."""
+    from huggingface_hub import ModelCard
+
+    have = [(len(m.group(1)), m.group(2).strip()) for m in re.finditer(r"^(#{2,4}) (.+)$", md, flags=re.MULTILINE)]
+    out = []
+    pos = 0
+    for level, heading in hf_template_sections():
+        try:
+            pos = have.index((level, heading), pos) + 1
+        except ValueError:
+            out.append(f"model_card.md: no section {'#' * level} {heading} (in the template's order)")
+    try:
+        card = ModelCard(md, ignore_metadata_errors=False)
+    except Exception as e:  # noqa: BLE001 - huggingface_hub raises several kinds
+        return [*out, f"model_card.md: ModelCard cannot read it: {type(e).__name__}: {e}"]
+    if not card.data.eval_results:
+        out.append("model_card.md: the front matter holds no eval results (model-index)")
+    return out
+
+
+_INVISIBLE = {"Cf", "Co", "Cs", "Cc"}
+
+
+def copy_problems(md: str, strict: bool = True) -> list[str]:
+    """Invisible or format characters (U+2060, bidi controls, zero-width spaces …; tab and newline allowed) in the
+    file; ``strict``: a document a person copies from (model card, Annex IV), where none may appear."""
+    bad = sorted({f"U+{ord(c):04X}" for c in md if unicodedata.category(c) in _INVISIBLE and c not in "\t\n"})
+    return [f"invisible characters {', '.join(bad)}"] if bad and strict else []

@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from torch import nn
-from zoo_data import DataSpec, make_set, write_set
+from zoo_bases import SIZE
+from zoo_data import DataSpec, ZooSet, make_set, write_set
 from zoo_models import (
     CACHE,
     DATA_SOURCES,
@@ -100,11 +102,25 @@ def data_dir(spec: DataSpec, version: str) -> Path:
     return CACHE / "data" / f"{spec.family}-{spec.kind}-s{spec.seed}-{version}-{key}"
 
 
+def upscaled(zs: ZooSet, scale: int) -> ZooSet:
+    """The set at ``scale`` times its size (bilinear, as a camera of higher resolution would not add detail; boxes
+    scaled with it), stored as PNG."""
+    h, w = zs.images.shape[1:3]
+    images = np.stack([np.asarray(Image.fromarray(im).resize((w * scale, h * scale), Image.Resampling.BILINEAR))
+                       for im in zs.images])
+    return replace(zs, images=images, boxes=zs.boxes * scale, fmt="png", encoded=())
+
+
 @cache
-def heldout(spec: DataSpec, version: str = "confounded") -> tuple[list[SampleRecord], pd.DataFrame, Any]:
-    """The held-out set as files: records with ROI boxes and metadata, the metadata frame and the ZooSet."""
+def heldout(spec: DataSpec, version: str = "confounded", scale: int = 1
+            ) -> tuple[list[SampleRecord], pd.DataFrame, ZooSet]:
+    """The held-out set as files (``scale`` > 1: upscaled, see upscaled()): records with ROI boxes and metadata, the
+    metadata frame and the ZooSet."""
     zs = make_set(spec, "test", version)
-    paths = write_set(zs, data_dir(spec, version))
+    folder = data_dir(spec, version)
+    if scale != 1:
+        zs, folder = upscaled(zs, scale), folder.with_name(f"{folder.name}-x{scale}")
+    paths = write_set(zs, folder)
     meta = pd.DataFrame({k: v.astype(str) for k, v in zs.metadata.items()})
     recs = [SampleRecord(id=f"s{i:04d}", path=p, label=int(zs.labels[i]),
                          roi_box=tuple(float(v) for v in zs.boxes[i]), metadata=dict(meta.iloc[i]),
@@ -113,8 +129,8 @@ def heldout(spec: DataSpec, version: str = "confounded") -> tuple[list[SampleRec
 
 
 @cache
-def datachecks(spec: DataSpec, version: str = "confounded") -> DataChecks:
-    recs, meta, _ = heldout(spec, version)
+def datachecks(spec: DataSpec, version: str = "confounded", scale: int = 1) -> DataChecks:
+    recs, meta, _ = heldout(spec, version, scale)
     return run_datachecks(recs, spec.classes, meta, 3, DecodeOptions(), spec.seed)
 
 
@@ -133,17 +149,20 @@ def _predictions(model: nn.Module, x: torch.Tensor, ids: list[str], labels: np.n
                        metadata=meta.reset_index(drop=True), features=torch.cat(feats).numpy().astype(np.float32))
 
 
-def build_evidence(model: nn.Module, spec: DataSpec) -> Evidence:
-    recs, meta, zs = heldout(spec)
+def build_evidence(model: nn.Module, spec: DataSpec, scale: int = 1) -> Evidence:
+    """The evidence of an audit of ``model`` on the i.i.d. held-out set (``scale`` > 1: upscaled files, read at
+    that size; the zoo's nets pool globally, so they take any size)."""
+    recs, meta, zs = heldout(spec, "confounded", scale)
     ids = [r.id for r in recs]
-    x = torch.stack([torch.from_numpy(PREPROCESS.fit(decode_image(r.path, 3))).permute(2, 0, 1) for r in recs])
+    pre = PREPROCESS if scale == 1 else replace(PREPROCESS, size=(SIZE * scale, SIZE * scale))
+    x = torch.stack([torch.from_numpy(pre.fit(decode_image(r.path, 3))).permute(2, 0, 1) for r in recs])
     x = (x - MEAN) / STD
     preds = _predictions(model, x.float(), ids, zs.labels, meta)
     metrics = score(preds, spec.classes, np.random.default_rng(spec.seed))
-    probe = ModelProbe.local(model, recs, PREPROCESS, preds, task=MulticlassTask(spec.classes), seed=spec.seed,
+    probe = ModelProbe.local(model, recs, pre, preds, task=MulticlassTask(spec.classes), seed=spec.seed,
                              batch_size=256, explain_batch_size=64, dataset_mean=x.mean(0))
     return Evidence(classes=spec.classes, predictions=preds, metrics=metrics, picks=Picks(overall={}, per_class={}),
-                    probe=probe, seed=spec.seed, explainers=("gradcam",), n_listed=len(ids), data=datachecks(spec))
+                    probe=probe, seed=spec.seed, explainers=("gradcam",), n_listed=len(ids), data=datachecks(spec, "confounded", scale))
 
 
 def _plain(x: Any) -> Any:

@@ -4,7 +4,10 @@ A model-level rule's verdict is "flagged when its decision statistic S is above 
 the finding's details, so a cached audit can be judged at any limit without running the rule again:
 
     confounder_region    the largest excess over the judged (region, group) cells whose 95 % interval floor (the
-                         lowest lower end of the measured directions) is above 0; −inf when no cell is
+                         lowest lower end of the measured directions) is above 0; −inf when no cell is (regions
+                         and cells marked ``information``, such as the object apart from its background, are not
+                         judged; sequentially sampled cells stopped where the interval cleared the pack's limit,
+                         so at other limits S is approximate: ``check`` counts the disagreements)
     confounder_metadata  the largest shift over the columns whose permutation p is below the corrected level
     roi_attribution      the largest fraction of failing samples over the judged classes
     other kinds          the finding's value
@@ -53,8 +56,10 @@ def statistic(f: dict[str, Any]) -> float | None:
 def _region(d: dict[str, Any]) -> float:
     best = -math.inf
     for reg in d["regions"].values():
+        if reg.get("information"):  # e.g. the object's own colour beside the judged background: not judged
+            continue
         for e in reg["per_group"].values():
-            if not e.get("judged") or e.get("excess") is None:
+            if not e.get("judged") or e.get("information") or e.get("excess") is None:
                 continue
             dirs = [x for x in (e.get("removal"), e.get("insertion")) if x]
             floor = min(x["ci95"][0] for x in dirs) if dirs else e["ci95"][0]

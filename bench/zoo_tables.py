@@ -6,10 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from zoo_protocol import GATE
-from zoo_stats import fmt_rate
+from zoo_stats import fmt_rate, rate
 
 TARGET_DETECTION = 0.95  # the gate's detection among reliant models (point estimate)
 TARGET_FALSE_ALARMS = 0.02  # the upper end of the Wilson interval of the gate's false alarms
+TARGET_WARN_CLEAN = 0.10  # a warning rule's rate on clean twins, on every architecture (point estimate)
+TARGET_WARN_RELIANT = 0.80  # and on reliant models whose cue lies outside the ROI
+# the confounder kinds (zoo_cues.py) whose cue lies outside the object's ROI; the others reach the object too
+OUTSIDE_ROI = ("corner", "letterbox", "text", "texture", "checker", "bg_hue", "logo", "ruler")
 
 
 def _pooled(r: dict[str, Any] | None) -> str:
@@ -79,6 +83,35 @@ def per_group(a: dict[str, Any], proto: dict[str, Any], prefix: str, names: list
     return lines
 
 
+def warning_rates(a: dict[str, Any], archs: list[str]) -> list[str]:
+    """Each warning-severity rule at the pack's limits, per architecture: clean twins warned (target ≤ 10 %) and
+    reliant models whose cue lies outside the ROI warned (target ≥ 80 %); not_applicable and error counted apart."""
+    lines = [("| rule | architecture | clean twins warned | reliant, cue outside the ROI, warned | not applicable "
+             "or error (clean · reliant) | targets |"), "| --- | --- | --- | --- | --- | --- |"]
+    for rule in (r["id"] for r in a["rules"] if r["severity"] == "warning" and r["tuned"]):
+        for arch in archs:
+            clean, reliant = [], []
+            for name, m in a["models"].items():
+                _, march, kind, version, _ = name.split("/")
+                if march != arch or rule not in m["status"]:
+                    continue
+                if version == "clean":
+                    clean.append(m["status"][rule])
+                elif m["relies"] and kind in OUTSIDE_ROI:
+                    reliant.append(m["status"][rule])
+            if not clean and not reliant:
+                continue
+            c = rate(sum(s in ("warn", "fail") for s in clean), len(clean))
+            r = rate(sum(s in ("warn", "fail") for s in reliant), len(reliant))
+            odd = [sum(s in ("not_applicable", "error") for s in x) for x in (clean, reliant)]
+            ok = (c["n"] and c["rate"] <= TARGET_WARN_CLEAN, r["n"] and r["rate"] >= TARGET_WARN_RELIANT)
+            verdict = ", ".join(f"{w} {'met' if good else 'missed'}" for w, good in zip(
+                (f"clean ≤ {100 * TARGET_WARN_CLEAN:.0f} %", f"reliant ≥ {100 * TARGET_WARN_RELIANT:.0f} %"), ok,
+                strict=True))
+            lines.append(f"| `{rule}` | {arch} | {_fmt(c)} | {_fmt(r)} | {odd[0]} · {odd[1]} | {verdict} |")
+    return lines
+
+
 def markdown(a: dict[str, Any], command: str, names: dict[str, list[str]], minutes: float) -> str:
     pops = a["populations"]
     loko, lofo = a["leave_one_kind_out"], a["leave_one_family_out"]
@@ -101,6 +134,10 @@ def markdown(a: dict[str, Any], command: str, names: dict[str, list[str]], minut
                 *per_group(a, loko, "arch", names["arch"]), "",
                 "Per data family (test split; detection · false alarms):", "",
                 *per_group(a, loko, "family", names["family"]), ""]
+    warn = warning_rates(a, names["arch"])
+    if len(warn) > 2:
+        out += [("Warnings at the pack's limits (all models; Wilson 95 %; issue 31's targets: clean twins ≤ 10 % on "
+                "every architecture, reliant models whose cue lies outside the ROI ≥ 80 %):"), "", *warn, ""]
     pack = a["pack_limits"]["all"]
     out += ["The pack's limits as shipped (read on the earlier nine-kind shapes zoo; all models):", "",
             "| rule | severity | limit | detection | false alarms | confounded, not reliant, flagged |",

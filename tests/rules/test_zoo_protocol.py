@@ -39,6 +39,15 @@ def test_region_statistic_is_the_largest_excess_with_its_floor_above_zero(zoo) -
     assert lim.statistic({**f, "status": "error"}) is None
     assert lim.blocks({**f, "status": "error"}, 0.5)  # an error blocks the gate at every limit
     assert lim.flagged_at({**f, "status": "fail", "details": {}}, 0.5)  # unreadable: the rule's own status
+    # the object's own figures beside the judged background are information: never the statistic
+    obj = region([(0.43, 0.2, 0.2)])["details"]["regions"]["corner"]
+    both = {**f, "details": {"regions": {**f["details"]["regions"], "object": {**obj, "information": True}}}}
+    assert lim.statistic(both) == 0.12
+    cell = {**f["details"]["regions"]["corner"]["per_group"]["g0"], "excess": 0.5, "removal": {"ci95": [0.3, 1]},
+            "insertion": None, "information": True}
+    marked = {**f, "details": {"regions": {"corner": {"per_group": {**f["details"]["regions"]["corner"]["per_group"],
+                                                                      "info": cell}}}}}
+    assert lim.statistic(marked) == 0.12
 
 
 def test_metadata_and_roi_statistics(zoo) -> None:
@@ -113,6 +122,32 @@ def test_gate_targets_and_tables(zoo) -> None:
     assert "upper bound 49.0 % — **missed**" in md
     assert "`python bench/zoo_split.py`" in md
 
+
+
+def test_warning_rates_per_architecture_against_the_targets(zoo) -> None:
+    proto, lim, tables = zoo["protocol"], zoo["limits"], zoo["tables"]
+
+    seeds = iter(range(100))  # models are named by their case: each its own seed
+
+    def model(kind: str, version: str, arch: str, status: str, relies: bool = False) -> dict:
+        r = fake(kind, version, 0.0, relies)
+        warn = {"rule": "roi", "kind": "roi_attribution", "severity": "warning", "status": status, "value": 0.0,
+                "threshold": 0.4, "details": {}}
+        return {**r, "case": {**r["case"], "arch": arch, "seed": next(seeds)}, "findings": [*r["findings"], warn]}
+
+    # cnn: 1 of 10 clean twins warned (10 %: met); reliant outside the ROI (corner) 4 of 5 (met), a reliant
+    # tint model (whole image, not outside the ROI) is not counted; vit: 2 of 3 clean warned, one not applicable
+    results = ([model("corner", "clean", "cnn", "warn")] + [model("corner", "clean", "cnn", "pass") for _ in range(9)]
+               + [model("corner", "confounded", "cnn", "warn", True) for _ in range(4)]
+               + [model("corner", "confounded", "cnn", "pass", True), model("tint", "confounded", "cnn", "pass", True)]
+               + [model("logo", "clean", "vit", s) for s in ("warn", "warn", "not_applicable")])
+    a = proto.analyse(results, lim.LimitPolicy())
+    rows = tables.warning_rates(a, ["cnn", "vit"])
+    assert rows[2] == ("| `roi` | cnn | 1/10 (10 %, 2–40) | 4/5 (80 %, 38–96) | 0 · 0 | clean ≤ 10 % met, "
+                       "reliant ≥ 80 % met |")
+    assert rows[3].startswith("| `roi` | vit | 2/3 (67 %, 21–94) | – | 1 · 0 | clean ≤ 10 % missed, reliant ≥ 80 % "
+                              "missed |")
+    assert len(rows) == 4
 
 def test_cues_sit_where_each_kind_says(zoo) -> None:
     """Rows without the cue in both the confounded and the clean version are the same image; rows with it in one

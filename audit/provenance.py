@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 from collections.abc import Sequence
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import AuditConfig
+from .datachecks.fingerprint import fingerprint_of
+from .datachecks.inspect import fingerprint_line
 from .engine.base import Engine
 from .engine.sealed import CacheLog
 from .inputs import Inputs
@@ -39,21 +40,12 @@ def package_versions() -> dict[str, str]:
 
 
 def data_fingerprint(records: Sequence[SampleRecord], root: Path) -> str:
-    """SHA-256 over the sorted list of (image path relative to the data root, image SHA-256, label or label set,
-    and the SHA-256 of its segmentation or defect mask when it has one)."""
-    rows = []
-    for r in records:
-        try:
-            rel = r.path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            rel = r.path.resolve().as_posix()
-        label = "|".join(map(str, r.label_set)) if r.label < 0 else r.label  # multi-label: the set
-        mask = f"\t{sha256_file(r.mask)}" if r.mask is not None else ""
-        rows.append(f"{rel}\t{sha256_file(r.path)}\t{label}{mask}")
-    h = hashlib.sha256()
-    for line in sorted(rows):
-        h.update(line.encode("utf-8") + b"\n")
-    return h.hexdigest()
+    """The data fingerprint of a listing computed here at once, reading every image file (the audit gets the same
+    value from its model-free pass, ``datachecks.check_data``; ``datachecks.fingerprint`` defines it): LtHash over
+    the lines (image path relative to the data root, image SHA-256, label or label set, and the SHA-256 of its
+    segmentation or defect mask)."""
+    base = str(root.resolve())
+    return fingerprint_of([fingerprint_line(r, base) for r in records])
 
 
 def git_state(folder: Path) -> dict[str, Any] | None:

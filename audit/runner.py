@@ -27,7 +27,7 @@ from .inputs import check_configured_layers, prepare_inputs, with_model_defaults
 from .loading.model import load_model
 from .maps.explain import explain_picks
 from .products import Finding
-from .provenance import build_provenance, data_fingerprint, now
+from .provenance import build_provenance, now
 from .result import AuditResult
 from .robustness.stage import run_robustness
 from .rules.base import Rule
@@ -62,9 +62,9 @@ def _stages(cfg: AuditConfig, baseline: Baseline | None, tasks: dict[str, type[T
     cfg, defaults_notes = with_model_defaults(cfg)
     inputs = prepare_inputs(cfg, tasks, defaults_notes, data)
     check_family_rules(cfg, inputs.pack.rules)  # [[family]]: what the family rules count is judged per member
-    # data-level confounders and duplicates: no model needed, runs first
+    # data-level confounders and duplicates and the data fingerprint: one model-free pass, before the model
     meter.stage("data checks")
-    datachecks = check_data(cfg, inputs.heldout, inputs.task.groups())
+    datachecks, images_sha256 = check_data(cfg, inputs.heldout, inputs.task.groups())
     meter.stage("model")
     loaded = load_model(cfg, len(inputs.classes), model)
     # forwards outside the engine (the engine's own checks, views, concepts) are counted too
@@ -75,7 +75,6 @@ def _stages(cfg: AuditConfig, baseline: Baseline | None, tasks: dict[str, type[T
     if not engine.counts_passes:
         meter.uncounted(f"the {engine.name} engine's workers run the model: passes and model seconds are not counted")
     torch.manual_seed(cfg.seed)  # torch-side randomness of explainers (e.g. noise tunnels) is seeded per run
-    images_sha256 = data_fingerprint(inputs.heldout.records, inputs.heldout.root)
     meter.stage("scoring", bar=False)  # draws its own bar
     scored = predict(cfg, inputs.heldout, inputs.preprocess, engine, loaded, images_sha256)
     meter.stage("metrics")

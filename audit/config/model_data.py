@@ -111,6 +111,11 @@ class DataConfig(_Strict):
     train_manifest: Path | None = Field(
         default=None, description="the training listing (CSV like the manifest): the data checks look for held-out "
         "images that also appear in it (leakage)")
+    checks: list[Literal["properties", "metadata", "duplicates", "train_overlap"]] = Field(
+        default_factory=lambda: ["properties", "metadata", "duplicates", "train_overlap"],
+        description="the data checks computed in the model-free pass over the held-out set: image properties and "
+        "metadata columns that alone predict a class, duplicates across classes, training/held-out overlap (with "
+        "train_manifest); [] = none (the pass then only reads the files for the data fingerprint)")
     resize: Literal["stretch", "letterbox", "center_crop"] = Field(
         default="stretch", description="how images meet image_size: stretch, letterbox (pad) or center_crop")
     resize_to: int | tuple[int, int] | None = Field(

@@ -178,12 +178,10 @@ def pixel_properties(a: np.ndarray, context: np.ndarray | None = None) -> dict[s
     return out
 
 
-def image_properties(path: Path, channels: int, opts: DecodeOptions, roi: np.ndarray | None = None
-                     ) -> tuple[dict[str, float | str], np.ndarray]:
-    """Every property of one file, and its decoded pixels (H, W, C) for the duplicate hashes. ``roi``: the
-    object's mask in the image's own pixels (pixel properties are then measured on the context)."""
+def properties_of(path: Path, a: np.ndarray, roi: np.ndarray | None = None) -> dict[str, float | str]:
+    """Every property of one file from its decoded pixels ``a`` (H, W, C) and its header. ``roi``: the object's
+    mask in the image's own pixels (pixel properties are then measured on the context)."""
     info = file_info(path)
-    a = decode_image(path, channels, opts).to_array()
     context = None
     if roi is not None and roi.shape == a.shape[:2]:
         grow = max(1, round(0.05 * min(roi.shape)))
@@ -195,4 +193,11 @@ def image_properties(path: Path, channels: int, opts: DecodeOptions, roi: np.nda
     props["pixels"] = math.log10(w * h)
     props["file_format"] = info.file_format
     props["bit_depth"] = info.bit_depth
-    return props, a
+    return props
+
+
+def image_properties(path: Path, channels: int, opts: DecodeOptions, roi: np.ndarray | None = None
+                     ) -> tuple[dict[str, float | str], np.ndarray]:
+    """Every property of one file, and its decoded pixels (H, W, C) for the duplicate hashes."""
+    a = decode_image(path, channels, opts).to_array()
+    return properties_of(path, a, roi), a

@@ -89,7 +89,7 @@ def prediction_key(model_digest: str, model_identity: dict[str, Any], data_finge
     payload = json.dumps({
         "v": CACHE_VERSION, "model": model_digest, "model_identity": model_identity, "data": data_fingerprint,
         "listing": listing,
-        "cfg": {k: v for k, v in data_config.items() if k not in ("num_workers", "subgroups")},
+        "cfg": {k: v for k, v in data_config.items() if k not in ("num_workers", "subgroups", "checks")},
         "compute": compute, "device": device.type, "versions": _versions(),
     }, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]

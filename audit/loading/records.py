@@ -74,3 +74,20 @@ def label_array(records: Sequence[SampleRecord], n_classes: int, multilabel: boo
     for i, r in enumerate(records):
         out[i, list(r.label_set)] = 1
     return out
+
+
+def ids_at(records: Sequence[SampleRecord], rows: np.ndarray) -> list[str]:
+    """The sample ids of ``records[rows]``."""
+    return [str(records[int(r)].id) for r in rows]
+
+
+def targets_at(records: Sequence[SampleRecord], rows: np.ndarray, n_groups: int) -> np.ndarray:
+    """(len(rows), n_groups) int64 0/1 of ``records[rows]``: one-hot classes, or the label sets of multi-label
+    records."""
+    out = np.zeros((len(rows), n_groups), dtype=np.int64)
+    for i, r in enumerate(rows):
+        rec = records[int(r)]
+        if rec.label >= 0:
+            out[i, rec.label] = 1
+        out[i, list(rec.label_set)] = 1
+    return out

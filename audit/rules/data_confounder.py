@@ -51,6 +51,8 @@ class DataConfounder(Rule[DataConfounderParams]):
         dc = evidence.data
         if dc is None:
             return [self.not_applicable("the data checks did not run (no data-checks product in the evidence)")]
+        if not dc.ran("properties") and not dc.ran("metadata"):
+            return [self.not_applicable("image properties and metadata columns were not checked (data.checks)")]
         known = {c.name for c in dc.properties}
         unknown = [n for n in [*p.properties, *p.exclude] if n not in known]
         if unknown:

@@ -40,6 +40,9 @@ class DataDuplicates(Rule[DataDuplicatesParams]):
         crit = CRITERIA[p.check]
         if dc is None:
             return [self.not_applicable("the data checks did not run")]
+        if not dc.ran("duplicates" if p.check == "cross_class" else "train_overlap"):
+            return [self.not_applicable(f"{'duplicates' if p.check == 'cross_class' else 'train_overlap'} is not in "
+                                        "data.checks")]
         if p.check == "cross_class":
             n = dc.n_cross_class_duplicates
             ex = dc.cross_class_duplicates[:5]

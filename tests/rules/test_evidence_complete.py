@@ -101,7 +101,7 @@ def test_a_marked_concept_not_tested_for_a_class_is_missing():
 
 
 def _checks(unreadable: tuple[str, ...] = (), train: dict | None = None) -> DataChecks:
-    return DataChecks(6, ("a", "b"), (), pd.DataFrame(), (), 0, 0, train, unreadable)
+    return DataChecks(6, ("a", "b"), (), (), 0, 0, train, unreadable)
 
 
 def test_data_checks_a_rule_reads_must_cover_every_scored_image():

@@ -10,12 +10,13 @@ from .model import DemoCNN
 
 
 def train_demo_model(images: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int = 8, seed: int = 0,
-                     batch_size: int = 64, lr: float = 5e-3, mean: float = 0.25, std: float = 0.2) -> DemoCNN:
+                     batch_size: int = 64, lr: float = 5e-3, mean: float = 0.25, std: float = 0.2,
+                     width: int = 24) -> DemoCNN:
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     x = (torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1) - mean) / std
     y = torch.from_numpy(labels)
-    model = DemoCNN(num_classes=num_classes)
+    model = DemoCNN(num_classes=num_classes, width=width)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)

@@ -149,22 +149,25 @@ def unnormalised(x: torch.Tensor, norm: tuple[Sequence[float], Sequence[float]])
     return x * s + m, m, s
 
 
+def masked_stats(r: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and channel, the mean and standard deviation of ``r`` over ``mask`` (B, 1, H, W)."""
+    n = mask.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
+    mu = (r * mask).sum(dim=(2, 3), keepdim=True) / n
+    sd = ((((r - mu) * mask) ** 2).sum(dim=(2, 3), keepdim=True) / n).sqrt()
+    return mu, sd
+
+
 def colour_transfer(x: torch.Tensor, donor: torch.Tensor, mask: torch.Tensor,
-                    norm: tuple[Sequence[float], Sequence[float]]) -> torch.Tensor:
+                    norm: tuple[Sequence[float], Sequence[float]],
+                    donor_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Colour statistics of ``donor`` given to ``x`` inside ``mask`` (B, 1, H, W): per channel, the region's mean
     and standard deviation become the donor region's (Reinhard et al. 2001, in the un-normalised intensities,
-    clipped to [0, 1]). Brightness, contrast and a colour cast travel; shapes and edges stay."""
+    clipped to [0, 1]). Brightness, contrast and a colour cast travel; shapes and edges stay. ``donor_mask``: where
+    the donor's statistics are read (its own background, say), when it differs from ``mask``."""
     rx, m0, s0 = unnormalised(x, norm)
     rd = donor * s0 + m0
-    n = mask.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
-
-    def stats(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu = (r * mask).sum(dim=(2, 3), keepdim=True) / n
-        sd = ((((r - mu) * mask) ** 2).sum(dim=(2, 3), keepdim=True) / n).sqrt()
-        return mu, sd
-
-    mx, sx = stats(rx)
-    md, sd = stats(rd)
+    mx, sx = masked_stats(rx, mask)
+    md, sd = masked_stats(rd, mask if donor_mask is None else donor_mask)
     y = ((rx - mx) / sx.clamp_min(1e-4) * sd + md).clamp(0.0, 1.0)
     out = rx * (1.0 - mask) + y * mask
     return (out - m0) / s0
@@ -184,22 +187,36 @@ def high_band(H: int, W: int, cutoff: float, device: torch.device | str = "cpu")
     return (fy**2 + fx**2).sqrt() > cutoff
 
 
+def region_filled(r: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``r`` with everything off ``mask`` (B, 1, H, W) set to the region's mean: its spectrum is the region's
+    texture, not the edges of what lies outside it (an image without region pixels is kept as it is)."""
+    if bool((mask > 0.5).all()):
+        return r
+    mu, _ = masked_stats(r, mask)
+    empty = (mask.flatten(1).sum(1) == 0).view(-1, 1, 1, 1)
+    return torch.where(empty, r, r * mask + mu * (1.0 - mask))
+
+
 def spectrum_transfer(x: torch.Tensor, donor: torch.Tensor, mask: torch.Tensor, cutoff: float,
-                      norm: tuple[Sequence[float], Sequence[float]]) -> torch.Tensor:
+                      norm: tuple[Sequence[float], Sequence[float]],
+                      donor_mask: torch.Tensor | None = None) -> torch.Tensor:
     """The donor's radial power spectrum above ``cutoff`` (a fraction of the Nyquist frequency) given to ``x``,
     per channel: each of ``x``'s high-frequency coefficients is scaled so that every ring of radial frequency
     holds the donor's mean power (a radially averaged Fourier domain adaptation, after Yang & Soatto 2020).
     Sharpness, noise and compression (how much fine detail there is at each scale) travel; the positions of
     edges (the phase), the picture (low frequencies) and the orientation of the fine detail stay the sample's,
     so the amplitude pattern of a square's straight edges never moves onto a disc. A ring where ``x`` holds no
-    energy at all stays empty. Blended into ``x`` by ``mask``, clipped to [0, 1]."""
+    energy at all stays empty. Blended into ``x`` by ``mask``, clipped to [0, 1]. With a region smaller than the
+    image, both spectra are those of the region alone (``region_filled``; the donor's over ``donor_mask`` when
+    given), so the object's edges neither count as the background's texture nor travel with it."""
     rx, m0, s0 = unnormalised(x, norm)
-    rd = donor * s0 + m0
+    rd = region_filled(donor * s0 + m0, mask if donor_mask is None else donor_mask)
+    rx_region = region_filled(rx, mask)
     H, W = x.shape[-2:]
     ring = radial_bins(H, W, x.device)
     n_ring = int(ring.max()) + 1
     high = high_band(H, W, cutoff, x.device).flatten()
-    X = torch.fft.rfft2(rx.float())
+    X = torch.fft.rfft2(rx_region.float())
     D = torch.fft.rfft2(rd.float())
     ring_f = ring.flatten()
     # an rfft2 column other than 0 (and W/2 for even W) stands for two coefficients of the full spectrum

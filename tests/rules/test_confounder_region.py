@@ -190,12 +190,12 @@ def test_a_sample_without_a_close_enough_donor_is_left_out_and_counted(zoo_evide
     where that leaves no judged cell says it cannot tell the cue apart (not applicable), never pass or fail."""
     ev = zoo_evidence("tint")
     usual = ConfounderRegion(params(regions=["full"], replace="colour", attribution=False)).check(ev)[0]
-    cell = usual.details["regions"]["full"]["per_group"]["disc"]
+    cell = usual.details["regions"]["background"]["per_group"]["disc"]
     assert usual.status == "fail" and 0 < sum(cell["n_unmatched"].values()) < cell["n"]
     assert "more without a close enough donor, left out" in usual.message
     loose = ConfounderRegion(params(regions=["full"], replace="colour", attribution=False, match_quantile=None))
     f = loose.check(ev)[0]
-    assert f.status == "fail" and "n_unmatched" not in f.details["regions"]["full"]["per_group"]["disc"]
+    assert f.status == "fail" and "n_unmatched" not in f.details["regions"]["background"]["per_group"]["disc"]
     strict = ConfounderRegion(params(regions=["full"], replace="colour", attribution=False, match_quantile=1e-9))
     f = strict.check(ev)[0]
     assert f.status == "not_applicable" and "cannot be tested apart" in f.message and "layout and sharpness" in f.message

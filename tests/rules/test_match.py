@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from audit.rules._shortcuts import gaussian_blur
-from audit.rules.region.effects import judged_direction
+from audit.rules.region.cells import judged_direction
 from audit.rules.region.match import Matcher, acquisition, colour, layout, matcher_for, tolerance
 from audit.rules.region.regions import Region
 

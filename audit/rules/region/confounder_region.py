@@ -1,5 +1,5 @@
 """confounder_region: does the model rely on something in a suspect image region (a corner tag, a frame, the
-background, the colour cast or the sharpness of the whole image) rather than on the object?
+background, the colour cast or the acquisition of the image) rather than on the object?
 
 Every test is a counterfactual with a control that carries the same distribution shift without the suspected
 cue, judged per group (``task.groups()``: classes, or labels) and failed on the worst (region, group) cell.
@@ -7,42 +7,44 @@ For the samples the model assigns to group g (``task.members(..., "predicted")``
 
 - donor edits take the region from another held-out image: ``swap`` its pixels, ``colour`` its colour statistics
   (per-channel mean and spread: a tint, a brightness or contrast shift), ``spectrum`` its radial power above
-  ``cutoff`` × Nyquist (own phase and orientation kept: sharpness, noise, compression, not shape). The
-  test donor is an image that does not belong to g, the control donor one that does: a cue that rides along
-  with g survives the control and goes with the test (removal: the drop of g's score). The other direction
-  (insertion) gives images the model assigns to other groups the region of a g image (test) or of an image
-  of a third group where there is one (control: it takes the image's own content away as the test does) and
-  measures the rise of g's score. Each direction's figure is the *difference* of test and control, so an edit
-  that is merely unusual for the model (out of distribution) cancels. A cue the model uses moves its score both
-  ways (taken away it lowers g, given to others it raises g), while an edit that is out of distribution for one
-  kind of image only shows one way (a blurred image given a sharp image's spectrum is noise, not sharpness; a
-  bar-free image given a letterboxed image's contrast is darkened, not letterboxed): the *smaller* of the two
-  excesses is judged, and both intervals must lie above 0 (one direction alone where only one can be measured,
-  e.g. when no image of another group is in scope). Donors are
-  drawn among the ``match_k`` that look most like the sample in what the edit does not move (``_match``: the
-  pixels around a swapped region, so a pasted region continues what surrounds it; coarse layout and sharpness
-  for a colour edit; layout and colour for a spectrum edit), so only the suspected cue travels; a colour or
-  spectrum donor must also be as close as the pool's images are to their nearest same-group neighbour
-  (``match_quantile``), else the sample is left out and counted (no other group holds a letterboxed image like
-  it: colour cannot be told from the bars), and a rule left with no judged cell that way is not applicable;
-- occlusions (``mean``, ``blur``, ``noise``, ``greyscale``) replace the region from the image itself; their
-  control is the same edit on the samples of the other groups (the effect on g minus the mean effect on the
-  others). A global occlusion such as greyscale can hit one class harder for no shortcut reason: prefer
-  ``colour`` for colour casts.
+  ``cutoff`` × Nyquist (own phase and orientation kept: sharpness, noise, compression, not shape). The test donor
+  is an image that does not belong to g, the control donor one that does: a cue that rides along with g survives
+  the control and goes with the test (removal: the drop of g's score). The other direction (insertion) gives
+  images the model assigns to other groups the region of a g image (test) or of an image of a third group where
+  there is one (control) and measures the rise of g's score. Each direction's figure is the *difference* of test
+  and control, so an edit that is merely unusual for the model cancels. A cue the model uses moves its score both
+  ways, while an edit that is out of distribution for one kind of image shows one way: the *smaller* of the two
+  excesses is judged, and both intervals must lie above 0. Donors are drawn among the ``match_k`` that look most
+  like the sample in what the edit does not move (``match``), and a colour or spectrum donor must be as close as
+  the pool's images are to their nearest same-group neighbour (``match_quantile``), else the sample is left out
+  and counted; a rule left with no judged cell that way is not applicable;
+- ``acquisition``: each of ``acquisition`` is its own edit: the spectrum (a donor edit, as above), and the
+  resolution, blur, JPEG blocking and noise *levels* (``levels``) of a g image given to other groups' images
+  (test) against a third group's level (control): insertion only, since a degradation cannot be taken away;
+- occlusions (``mean``, ``blur``, ``noise``, ``greyscale``) replace the region from the image itself; their control
+  is the same edit on the samples of the other groups (fixed sample, bootstrap interval).
+
+Edits that move only the cue: with ROIs, a colour, spectrum or acquisition edit of ``full`` acts on the
+*background* (the image off the sample's grown ROI, statistics read off the donor's), which is judged, and
+separately on the *object* (its ROI), which is reported as information (``object_apart``): the object's own colour
+and texture may legitimately differ between classes. Without ROIs such an edit moves the object's statistics with
+any cue; it is judged only where the statistic it moves tells no group apart (``max_statistic_auc``), and is
+otherwise not applicable with the figures.
+
+Sampling: each direction edits its samples in a seeded order and is looked at after 20, 40, … samples; it stops
+once its repeated 95 % interval clears the limit (``sequential``: an O'Brien-Fleming-type group-sequential test,
+so stopping early does not inflate the error rate), and a cell needs its insertion only while its removal is not
+clearly below the limit. The finding states the model passes used and what editing every sample would cost. A
+judged interval that still contains the limit when the samples are spent is *inconclusive near the limit*: the
+message and details say so; the verdict still follows the estimate (see ``verdict``).
 
 Regions: corners, the border frame, the top+bottom (letterbox) and left+right (pillarbox) pairs, single bands,
-boxes, the whole image (``full``) and ``outside_roi`` (everything off the sample's ROI grown by ``margin``, and off
-the donor's: the object stays, its background comes from the donor; samples without a ROI are left out). A
-``sweep`` tests every corner and the frame and both band pairs: artefacts are swapped whole, since half a
-letterbox is an image no training set holds. Samples whose ROI covers more than ``max_roi_overlap`` of a fixed
-region are left out for it (replacing it would remove the object itself).
-
-Per cell and sample: the drop of the target score (``task.target_scores``, target g) and whether the decision
-for g flips (``task.decide``). The criterion (``criterion``) is the excess probability drop (default) or the excess
-flip rate over the control; a cell fails when it is above its limit and the lower end of its 95 % bootstrap
-interval is above 0 (cells with fewer than ``min_samples`` samples are reported, not judged). Where the rule
-computes attributions (``attribution``), the share of positive attribution in the region is reported as
-information; it is not judged (attention is not use).
+boxes, the whole image (``full``) and ``outside_roi`` (everything off the sample's ROI grown by ``margin``, and for
+a swap off the donor's: the object stays, its background comes from the donor). A ``sweep`` tests every corner, the
+frame and both band pairs. When several overlapping regions fail, their overlaps (and the parts of a band pair)
+are tested for the failing group and the smallest region that still fails is named (``refine``). Samples whose ROI
+covers more than ``max_roi_overlap`` of a fixed region are left out for it. Where the rule computes attributions
+(``attribution``), the share of positive attribution in the region is reported as information.
 """
 
 from __future__ import annotations
@@ -64,19 +66,17 @@ from .._shortcuts import (
 from ..base import Rule
 from ..evidence import Evidence
 from ..shortcut_classes import ACQUISITION, BACKGROUND, COLOUR, FIXED_POSITION
-from .effects import (
-    bootstrap_mean,
-    brief,
-    donor_direction,
-    eligible,
-    judged_direction,
-    own_targets,
-    sample_mask,
-)
+from .assemble import assemble, cell_entry, not_applicable_without_roi, tests_for
+from .cells import run
+from .edits import Edit, Masks
 from .message import message
+from .occlusion import occluded_scores, occlusion_cell
 from .params import CLASSES_OF_EDIT, CRITERIA, EDIT_WORDS, MATCHED_ON, BoxRegion, ConfounderRegionParams
-from .regions import Region, build_regions
-from .swap import DonorPool, Edit, ImageSource, edited_scores
+from .plan import Setup, directions, donors_ok
+from .refine import refine
+from .regions import boxes_of, build_regions
+from .swap import DonorPool, ImageSource, region_ok, roi_stack
+from .verdict import inconclusive_cells, name_cell
 
 
 class ConfounderRegion(Rule[ConfounderRegionParams]):
@@ -88,7 +88,7 @@ class ConfounderRegion(Rule[ConfounderRegionParams]):
     examples = ({"regions": ["top_left", "border"], "n": 20, "bootstrap": 200},
                 {"regions": ["outside_roi"], "attribution": False, "n": 20, "bootstrap": 200},
                 {"regions": ["full"], "replace": "colour", "attribution": False, "n": 20, "bootstrap": 200},
-                {"regions": ["full"], "replace": "spectrum", "attribution": False, "n": 20, "bootstrap": 200})
+                {"regions": ["full"], "replace": "acquisition", "attribution": False, "n": 20})
 
     def shortcut_classes(self) -> tuple[str, ...]:
         p = self.params
@@ -108,7 +108,6 @@ class ConfounderRegion(Rule[ConfounderRegionParams]):
         probe = require_probe(evidence)
         task = probe.task
         H, W = probe.input_size
-        regions = build_regions(p, H, W)
         crit = CRITERIA[p.criterion]
         limit = p.max_prob_drop if p.criterion == "prob_drop" else p.max_flip_rate
         if p.replace in ("greyscale", "colour") and probe.preprocess.channels != 3:
@@ -118,185 +117,149 @@ class ConfounderRegion(Rule[ConfounderRegionParams]):
             if p.replace == "greyscale":
                 return [self.error(f"replace = 'greyscale' needs RGB model inputs; the model takes "
                                    f"{probe.preprocess.channels} channels")]
-        margin_px = round(p.margin * min(H, W))
-        if any(r.per_sample for r in regions) and not probe.has_roi():
+        regions = build_regions(p, H, W)
+        has_roi = probe.has_roi()
+        if any(r.per_sample for r in regions) and not has_roi:
             regions = [r for r in regions if not r.per_sample]
             if not regions:
                 return [self.not_applicable("the held-out set has no ROI, so the background (outside_roi) cannot "
                                             "be told from the object; add ROI boxes or masks to the manifest")]
+        margin_px = round(p.margin * min(H, W))
         norm = (probe.preprocess.mean, probe.preprocess.std)
-        edit = Edit(p.replace, norm, p.blur_sigma * min(H, W), p.cutoff, margin_px)
+        base = Edit(p.replace, norm, p.blur_sigma * min(H, W), p.cutoff, margin_px)
+        tests = tests_for(p, regions, base, has_roi, H, W)
         pr = evidence.predictions
         groups = task.groups()
         in_scope = np.isin(pr.ids, np.array(evidence.sample_ids(p.scope), dtype=object))
-        # the samples each group is judged on: assigned to it by the model, in scope, at most n (seeded)
-        members: dict[int, list[str]] = {}
+        chosen: dict[int, list[str]] = {}  # the samples each group is judged on: assigned, in scope, at most n
         for g in range(len(groups)):
             r = np.flatnonzero(task.members(pr, g, "predicted") & in_scope)
             if p.n is not None and len(r) > p.n:
                 r = np.sort(evidence.rng(f"{p.id}:{g}").choice(r, size=p.n, replace=False))
-            members[g] = [str(s) for s in pr.ids[r]]
-        ids = sorted({s for v in members.values() for s in v}, key=lambda s: int(pr.index_of([s])[0]))
+            chosen[g] = [str(s) for s in pr.ids[r]]
+        ids = sorted({s for v in chosen.values() for s in v}, key=lambda s: int(pr.index_of([s])[0]))
         if not ids:
             return [self.not_applicable(f"no {scope_words(p.scope)} samples to test")]
         pos_of = {s: i for i, s in enumerate(ids)}
-        src = ImageSource(probe, ids)
-        rois = [probe.roi(s) for s in ids]
-        rois_grown = [grown(r, margin_px) for r in rois]
-        orig = pr.probs[pr.index_of(ids)]
-        share_maps = None
-        if p.attribution and any(not r.mask.all() for r in regions):
-            aset = probe.attributions(p.explainer, ids, "predicted")
-            share_maps = (positive_part(aset.maps), np.array([map_problem(m) is not None for m in aset.maps]))
-        donors = DonorPool.build(evidence, probe, p.donors_per_class, p.id, margin_px) if edit.uses_donor else None
-        gen = torch.Generator(device="cpu").manual_seed(int(evidence.rng(f"{p.id}:noise").integers(2**31 - 1)))
-        boot_rng = evidence.rng(f"{p.id}:bootstrap")
-
-        ring_px = max(2, round(0.05 * min(H, W)))
-        donor_ctx = ({r.key: donors.matched(r, edit, ring_px, p.match_quantile)
-                                  for r in regions} if donors is not None
-                     and p.match_context else {})
-        region_tables: dict[str, dict] = {}
-        n_unmatched = 0  # samples left out of a direction: no donor close enough in what the edit does not move
-        cells: list[dict] = []
-        # occlusions: one edit per sample, judged against the other groups; donor edits: per group
-        occl_scores: dict[str, np.ndarray] = {}
-        # insertion: samples the model assigns to other groups (at most n each, seeded), for each group g
-        others_of: dict[int, list[int]] = {}
+        members = {g: [pos_of[s] for s in v] for g, v in chosen.items()}
+        own = np.full(len(ids), -1)
         for g in range(len(groups)):
-            own = set(members[g])
-            cand = [pos_of[s_] for h in range(len(groups)) if h != g for s_ in members[h] if s_ not in own]
-            cand = sorted(set(cand))
+            idx = np.array(members[g], dtype=np.int64)
+            own[idx[own[idx] < 0]] = g
+        others: dict[int, list[int]] = {}  # insertion: samples of other groups (at most n, seeded)
+        for g in range(len(groups)):
+            mine = set(members[g])
+            cand = sorted({i for h in range(len(groups)) if h != g for i in members[h] if i not in mine})
             if p.n is not None and len(cand) > p.n:
                 cand = sorted(evidence.rng(f"{p.id}:{g}:insert").choice(cand, size=p.n, replace=False).tolist())
-            others_of[g] = cand
-        for reg in regions:
-            ok_rows = eligible(reg, rois, p.max_roi_overlap)
-            if not edit.uses_donor:
-                rows_e = np.flatnonzero(ok_rows)
-                occl_scores[reg.key] = np.full((len(ids), orig.shape[1]), np.nan)
-                if len(rows_e):
-                    occl_scores[reg.key][rows_e] = edited_scores(probe, src, rows_e, reg, edit, rois_grown,
-                                                                 generator=gen)
-            per_group: dict[str, dict] = {}
-            for g, gname in enumerate(groups):
-                rows_all = np.array([pos_of[s] for s in members[g]], dtype=np.int64)
-                rows = rows_all[ok_rows[rows_all]] if len(rows_all) else rows_all
-                entry: dict = {"n": len(rows), "n_left_out": int(len(rows_all) - len(rows))}
-                per_group[gname] = entry
-                if len(rows) == 0:
-                    continue
-                tgt = np.full(len(rows), g)
-                s0 = task.target_scores(orig[rows], tgt)
-                d0 = task.decide(orig[rows], tgt)
-                if edit.uses_donor:
-                    assert donors is not None
-                    rm = donor_direction(p, evidence, probe, task, src, ids, reg, edit, rois_grown, donors,
-                                               donor_ctx.get(reg.key), rows, g, orig, "removal", boot_rng)
-                    ins_rows = np.array(sorted(others_of.get(g, [])), dtype=np.int64)
-                    ins_rows = ins_rows[ok_rows[ins_rows]] if len(ins_rows) else ins_rows
-                    ins = (donor_direction(p, evidence, probe, task, src, ids, reg, edit, rois_grown, donors,
-                                                 donor_ctx.get(reg.key), ins_rows, g, orig, "insertion", boot_rng)
-                           if len(ins_rows) else None)
-                    unmatched = {d["direction"]: d["n_unmatched"] for d in (rm, ins) if d and d["n_unmatched"]}
-                    if unmatched:
-                        entry["n_unmatched"] = unmatched
-                        n_unmatched += sum(unmatched.values())
-                    rm, ins = (d if d is not None and d["n"] else None for d in (rm, ins))
-                    if rm is None and ins is None:
-                        continue
-                    entry["n"] = rm["n"] if rm else 0
-                    entry["n_insertion"] = ins["n"] if ins else 0
-                    dirs = [d for d in (rm, ins) if d is not None]
-                    weak, floor = judged_direction(dirs)
-                    est, lo, hi = weak["est"], weak["lo"], weak["hi"]
-                    shown = rm if rm is not None else ins  # evidence: the group's own images where measured
-                    rows = shown["rows"]
-                    drop_t, flip_t, per_sample = shown["effect"], shown["flip"], shown["per_sample"]
-                    control = {"prob_drop": shown["control"], "flip_rate": shown["control_flip"],
-                               "direction": weak["direction"], "dirs": {d["direction"]: d for d in dirs}}
-                    entry["removal"] = brief(rm)
-                    entry["insertion"] = brief(ins)
-                else:
-                    sc = occl_scores[reg.key]
-                    others = np.flatnonzero(ok_rows & ~np.isin(np.arange(len(ids)), rows_all))
-                    drop_t = s0 - task.target_scores(sc[rows], tgt)
-                    flip_t = (d0 & ~task.decide(sc[rows], tgt)).astype(float)
-                    o_tgt = own_targets(task, pr, ids, others, members)
-                    keep = o_tgt >= 0
-                    others, o_tgt = others[keep], o_tgt[keep]
-                    if len(others) == 0:
-                        entry["note"] = "no samples of other groups to compare with"
-                        continue
-                    so = task.target_scores(orig[others], o_tgt)
-                    drop_o = so - task.target_scores(sc[others], o_tgt)
-                    flip_o = (task.decide(orig[others], o_tgt) & ~task.decide(sc[others], o_tgt)).astype(float)
-                    a, b = (drop_t, drop_o) if p.criterion == "prob_drop" else (flip_t, flip_o)
-                    est, lo, hi = bootstrap_mean(a, b, p.bootstrap, boot_rng)
-                    floor = lo
-                    per_sample = a - float(b.mean())
-                    control = {"prob_drop": float(drop_o.mean()), "flip_rate": float(flip_o.mean()),
-                               "n": len(others)}
-                share = None
-                n_share_over = None
-                if share_maps is not None and not reg.mask.all():
-                    pos, bad = share_maps
-                    masks = np.stack([sample_mask(reg, rois_grown[i]) for i in rows])
-                    tot = pos[rows].reshape(len(rows), -1).sum(1)
-                    ins = (pos[rows] * masks).reshape(len(rows), -1).sum(1)
-                    sh = np.where(bad[rows] | (tot <= 0), 0.0, ins / np.where(tot > 0, tot, 1.0))
-                    share, n_share_over = float(sh.mean()), int((sh > p.max_share).sum())
-                entry.update(
-                    excess=rnd(est), ci95=[rnd(lo), rnd(hi)],
-                    prob_drop=rnd(drop_t.mean()), flip_rate=rnd(flip_t.mean()), n_flipped=int(flip_t.sum()),
-                    control_prob_drop=rnd(control["prob_drop"]), control_flip_rate=rnd(control["flip_rate"]),
-                    share=rnd(share), n_share_over=n_share_over,
-                )
-                cell = {"region": reg, "group": g, "rows": rows, "n": len(rows), "value": est, "lo": lo, "hi": hi,
-                        "drop": float(drop_t.mean()), "flip": float(flip_t.mean()), "n_flipped": int(flip_t.sum()),
-                        "control": control, "share": share, "per_sample": per_sample,
-                        "direction": control.get("direction", "removal")}
-                judged = len(rows) >= p.min_samples
-                entry["judged"] = judged
-                if judged:
-                    cell["failed"] = bool(crit.exceeds(est, limit) and floor > 0)
-                    entry["failed"] = cell["failed"]
-                    cells.append(cell)
-            region_tables[reg.key] = {"label": reg.label, "area_fraction": rnd(float(reg.mask.mean()))
-                                      if not reg.per_sample else None, "per_group": per_group}
+            others[g] = cand
+        s_rois, s_has = roi_stack([grown(probe.roi(s), margin_px) for s in ids], H, W)
+        pool = (DonorPool.build(evidence, probe, p.donors_per_class, p.id, margin_px)
+                if any(t.edit.uses_donor or t.edit.how == "level" for t in tests) else None)
+        setup = Setup(p, evidence, probe, ids, members, others, ImageSource(probe, ids), pool,
+                      Masks(s_rois, None if pool is None else pool.rois), s_has, own)
+        orig = pr.probs[pr.index_of(ids)]
+        gen = torch.Generator(device="cpu").manual_seed(int(evidence.rng(f"{p.id}:noise").integers(2**31 - 1)))
+        unjudged = not_applicable_without_roi(setup, tests, has_roi)
+        tests = [t for t in tests if t.key not in unjudged]
+        if not tests:
+            return [self.not_applicable("; ".join(unjudged.values()), {"not_judged": unjudged})]
+        cells, passes, budget = self._measure(setup, tests, orig, limit, crit, gen)
+        share_maps = None
+        if p.attribution and any(not t.region.per_sample and not t.region.mask.all() for t in tests):
+            aset = probe.attributions(p.explainer, ids, "predicted")
+            share_maps = (positive_part(aset.maps), np.array([map_problem(m) is not None for m in aset.maps]))
+        refined: list[dict] = []
+        failing = [c for c in cells if c.get("failed")]
+        if p.refine and failing and all(t.edit.how == "swap" for t in tests):
+            extra, refined, more = refine(setup, tests, cells, orig, limit, crit, gen)
+            cells, passes = cells + extra, passes + more
+        tables = assemble(cells, tests, groups, share_maps, setup, p.max_share)
         details: dict = {"explainer": p.explainer if share_maps is not None else None, "explainer_judged": False,
-                         "scope": p.scope,
-                         "replace": p.replace, "control": "same-group donors" if edit.uses_donor
+                         "scope": p.scope, "replace": p.replace,
+                         "control": "same-group donors" if base.uses_donor or p.replace == "acquisition"
                          else "the same edit on the other groups", "n_evaluated": len(ids), "limit": limit,
-                         "regions": region_tables}
-        if not cells and n_unmatched:
+                         "regions": tables, "model_passes": passes, "model_passes_fixed": budget,
+                         "sequential": p.sequential and p.replace not in ("mean", "blur", "noise", "greyscale")}
+        if unjudged:
+            details["not_judged"] = unjudged
+        judged = [c for c in cells if c.get("judged") and not c["test"].info]
+        n_unmatched = sum(c.get("n_unmatched", 0) for c in cells)
+        if not judged and n_unmatched:
             return [self.not_applicable(
                 f"{EDIT_WORDS.get(p.replace, p.replace)} cannot be tested apart from the image's other cues: "
                 f"for {n_unmatched} sample/direction pair(s) no donor of the other kind resembles the sample in "
                 f"what the edit must leave alone ({MATCHED_ON.get(p.replace, 'its surroundings')}), e.g. one "
                 "group's images alone are letterboxed or blurred; the rules for that cue test it", details)]
-        if not cells:
-            return [self.not_applicable(f"no group has {p.min_samples} or more {scope_words(p.scope)} samples clear of the "
-                               "tested regions (with donors of another and of the same group)")]
-        worst = max(cells, key=lambda c: (c["failed"], c["value"]))
-        if worst["failed"]:
-            # name the most specific culprit: among this group's failing regions at least half as strong, the
-            # smallest (a corner box rather than the whole frame)
-            strong = [c for c in cells if c["group"] == worst["group"] and c["failed"]
-                      and c["value"] >= 0.5 * worst["value"]]
-            worst = min(strong, key=lambda c: (c["region"].mask.sum() if not c["region"].per_sample else 1e12,
-                                               -c["value"], c["region"].key))
-        failing = [c for c in cells if c["failed"]]
-        reg: Region = worst["region"]
+        if not judged:
+            return [self.not_applicable(f"no group has {p.min_samples} or more {scope_words(p.scope)} samples clear "
+                                        "of the tested regions (with donors of another and of the same group)",
+                                        details)]
+        worst, failing, named, named_note = name_cell(judged, [c for c in cells if c.get("refinement")])
         gname = groups[worst["group"]]
-        details.update(worst_region=reg.key, worst_group=gname, worst_class=gname,
-                       failing_cells=[f"{c['region'].key}/{groups[c['group']]}" for c in failing])
-        r = worst["rows"]
+        near = inconclusive_cells(judged, worst)
+        details.update(worst_region=worst["test"].key, worst_group=gname, worst_class=gname,
+                       failing_cells=[f"{c['test'].key}/{groups[c['group']]}" for c in failing],
+                       judged_region=region_geometry(worst["test"].region, worst["test"].label),
+                       named_region=region_geometry(named["test"].region, named["test"].label),
+                       inconclusive=[{"cell": f"{c['test'].key}/{groups[c['group']]}", "ci95": [rnd(c['lo']),
+                                      rnd(c['hi'])]} for c in judged if c["inconclusive"]],
+                       decision="inconclusive near the limit" if near else "conclusive")
+        if refined:
+            details["refined"] = refined
         order = np.argsort(-worst["per_sample"], kind="stable")
-        ev_ids = [ids[i] for i in r[order][:MAX_EVIDENCE_IDS]]
-        msg = message(p, crit, limit, worst, reg, gname, failing, groups, explainer_title(probe, p.explainer)
-                            if share_maps is not None else "", regions, cells)
+        ev_ids = [ids[i] for i in worst["rows"][order][:MAX_EVIDENCE_IDS]]
+        info = [c for c in cells if c["test"].info and c.get("judged")]
+        msg = message(p, crit, limit, worst, named, gname, failing, groups,
+                      explainer_title(probe, p.explainer) if share_maps is not None else "", tests, cells, near,
+                      named_note, info, passes, budget)
         return [self.finding(bool(failing), msg, worst["value"], limit, ev_ids if failing else ev_ids[:4], details,
                              criterion=crit)]
 
-    # ---- helpers ---------------------------------------------------------------------------------------------
+    def _measure(self, setup: Setup, tests: list, orig: np.ndarray, limit: float, crit: object,
+                 gen: torch.Generator) -> tuple[list[dict], int, int]:
+        """Every cell of every test: donor and level edits sequentially, all cells of a look in one pass;
+        occlusions once per sample. Returns the cells, the model passes and the passes of a fixed design."""
+        p, evidence = self.params, setup.evidence
+        groups = setup.probe.task.groups()
+        cells: list[dict] = []
+        passes = budget = 0
+        boot_rng = evidence.rng(f"{p.id}:bootstrap")
+        all_dirs: list = []
+        per_cell: list[tuple] = []
+        for test in tests:
+            ok_rows = region_ok(test.region, setup.masks.samples, setup.has_roi, p.max_roi_overlap)
+            if not (test.edit.uses_donor or test.edit.how == "level"):
+                sc = occluded_scores(setup, test, ok_rows, gen)
+                passes += int(ok_rows.sum())
+                budget += int(ok_rows.sum())
+                for g in range(len(groups)):
+                    rows_all = np.array(setup.members[g], dtype=np.int64)
+                    rows = rows_all[ok_rows[rows_all]] if len(rows_all) else rows_all
+                    c = occlusion_cell(setup, g, rows, ok_rows, sc, orig, p.criterion, p.bootstrap, boot_rng) \
+                        if len(rows) else None
+                    cells.append(cell_entry(test, g, rows_all, rows, c, p.min_samples, limit, crit))
+                continue
+            ok_d = donors_ok(setup, test.region)
+            for g in range(len(groups)):
+                dirs = directions(setup, test, g, ok_rows, ok_d)
+                all_dirs += dirs
+                per_cell.append((test, g, dirs))
+        if not p.sequential:
+            for d in all_dirs:
+                d.single_look = True
+        budget += 2 * sum(len(d.rows) for d in all_dirs)
+        passes += run(all_dirs, setup.probe, setup.src, setup.pool, setup.masks, orig, limit, p.criterion, gen)
+        for test, g, dirs in per_cell:
+            rows_all = np.array(setup.members[g], dtype=np.int64)
+            ok_rows = region_ok(test.region, setup.masks.samples, setup.has_roi, p.max_roi_overlap)
+            cells.append(cell_entry(test, g, rows_all, None, dirs, p.min_samples, limit, crit, p.criterion,
+                                    int(ok_rows[rows_all].sum()) if len(rows_all) else 0))
+        return cells, passes, budget
+
+
+def region_geometry(reg: object, label: str) -> dict:
+    """What the finding judged, drawable: boxes in model-input pixels, or the background / object of each ROI."""
+    if getattr(reg, "per_sample", False):
+        return {"key": reg.key, "label": label, "per_sample": "object" if reg.inside else "background"}  # type: ignore[attr-defined]
+    return {"key": reg.key, "label": label, "boxes": boxes_of(reg.mask)}  # type: ignore[attr-defined]

@@ -30,7 +30,8 @@ class BoxRegion(BaseModel):
         return self
 
 
-Replace = Literal["swap", "colour", "spectrum", "mean", "blur", "noise", "greyscale"]
+Replace = Literal["swap", "colour", "spectrum", "acquisition", "mean", "blur", "noise", "greyscale"]
+AcquisitionEdit = Literal["spectrum", "resolution", "blur", "jpeg", "noise"]
 
 
 class ConfounderRegionParams(RuleParams):
@@ -47,6 +48,23 @@ class ConfounderRegionParams(RuleParams):
     scope: Literal["correct", "picks", "all"] = "correct"
     n: int | None = Field(default=100, ge=1, description="at most n samples per group (seeded)")
     replace: Replace = "swap"
+    acquisition: list[AcquisitionEdit] = Field(
+        default_factory=lambda: ["spectrum", "resolution", "blur", "jpeg", "noise"],
+        description="replace = 'acquisition': the edits, each its own cell: the high-frequency spectrum (both "
+        "directions), and the resolution, blur, JPEG blocking and noise levels of the group's images given to "
+        "others (insertion only: a degradation cannot be taken away)")
+    object_apart: bool = Field(default=True, description="with ROIs, a colour, spectrum or acquisition edit of "
+                               "'full' acts on the background (judged) and, separately, on the object (reported, "
+                               "not judged): the object's own colour and texture may differ between classes")
+    max_statistic_auc: float = Field(default=0.7, gt=0.5, le=1.0, description="without ROIs, a whole-image "
+                                     "statistic edit is judged only where the statistic it moves tells no group "
+                                     "apart (ROC AUC below this): else it would move the object's own statistics "
+                                     "with any cue, and the rule is not applicable")
+    sequential: bool = Field(default=True, description="donor and level edits look after 20, 40, … samples and "
+                             "stop once the interval clears the limit (O'Brien-Fleming-type group-sequential "
+                             "test); false: every sample is edited")
+    refine: bool = Field(default=True, description="when overlapping regions fail, test their overlaps and name "
+                         "the smallest region that still carries the effect")
     donors_per_class: int = Field(default=50, ge=2, description="donor images drawn per group (seeded)")
     match_context: bool = Field(default=True, description="donors (test and control) are drawn among the "
                                 "match_k most like the sample in what the edit does not move (pixels around "
@@ -74,21 +92,32 @@ class ConfounderRegionParams(RuleParams):
     def _something(self) -> ConfounderRegionParams:
         if not self.regions and not self.sweep:
             raise ValueError("give regions (e.g. ['top_left', 'border']) or sweep = true")
+        if self.replace == "acquisition" and not self.acquisition:
+            raise ValueError("acquisition: name at least one edit")
         if self.replace == "swap" and "full" in self.regions:
             raise ValueError("region 'full' cannot be swapped (that replaces the whole image); use replace = "
                              "'colour' for a colour cast or 'spectrum' for acquisition quality")
         return self
 
 
-EDIT_WORDS = {"colour": "colour statistics", "spectrum": "the high-frequency spectrum", "swap": "the region"}
-MATCHED_ON = {"colour": "layout and sharpness", "spectrum": "layout and colour"}
-CLASSES_OF_EDIT = {"colour": (COLOUR.key,), "greyscale": (COLOUR.key,), "spectrum": (ACQUISITION.key,)}
+EDIT_WORDS = {"colour": "colour statistics", "spectrum": "the high-frequency spectrum", "swap": "the region",
+              "acquisition": "the acquisition (spectrum, resolution, blur, JPEG blocking, noise)"}
+MATCHED_ON = {"colour": "layout and sharpness", "spectrum": "layout and colour", "acquisition": "layout and colour"}
+CLASSES_OF_EDIT = {"colour": (COLOUR.key,), "greyscale": (COLOUR.key,), "spectrum": (ACQUISITION.key,),
+                   "acquisition": (ACQUISITION.key,)}
+# what a donor or level edit gives a sample, in words ({r}: the region)
+EDIT_PHRASES = {"swap": "the {r}", "colour": "the colour statistics of the {r}",
+                "spectrum": "the high-frequency spectrum (sharpness, noise, compression) of the {r}",
+                "resolution": "the resolution of the {r}", "blur": "the blur of the {r}",
+                "jpeg": "the JPEG blocking of the {r}", "noise": "the noise level of the {r}"}
 CRITERIA = {
     "prob_drop": Criterion("excess score change", "the group's score: drop when the region is taken away, rise when "
                            "it is given to other groups; test minus control, the smaller direction for donor edits (0–1)",
                            "above",
-                           "and the 95 % interval's lower end > 0 (donor edits: in both directions)"),
+                           "and the 95 % interval's lower end > 0 (donor edits: in both directions; sampled until "
+                           "the interval clears the limit)"),
     "flip_rate": Criterion("excess flip rate", "share of decisions flipped (away from the group, or to it), test "
                            "minus control", "above",
-                           "and the 95 % interval's lower end > 0 (donor edits: in both directions)"),
+                           "and the 95 % interval's lower end > 0 (donor edits: in both directions; sampled until "
+                           "the interval clears the limit)"),
 }

@@ -22,8 +22,48 @@ SWEEP = (*CORNERS, *BAND_UNITS)
 class Region:
     key: str
     label: str  # plain words for messages
-    mask: np.ndarray  # (H, W) bool; for "outside_roi" all True (the mask is per sample: everything off its ROI)
-    per_sample: bool = False  # "outside_roi": the region depends on each image's (and each donor's) ROI
+    mask: np.ndarray  # (H, W) bool; for per-sample regions all True (the mask is each sample's: off or on its ROI)
+    per_sample: bool = False  # the background or the object: the region depends on each image's (and donor's) ROI
+    inside: bool = False  # a per-sample region on the object (its ROI) rather than off it
+    info: bool = False  # reported, not judged (the object's own statistics)
+
+    @property
+    def area(self) -> float:
+        """Pixels of a fixed region (infinite for a per-sample one: never the smallest)."""
+        return float("inf") if self.per_sample else float(self.mask.sum())
+
+
+def background(H: int, W: int) -> Region:
+    return Region("background", "background (the whole image outside the object's ROI)", np.ones((H, W), dtype=bool),
+                  per_sample=True)
+
+
+def object_region(H: int, W: int) -> Region:
+    return Region("object", "object (inside its ROI)", np.ones((H, W), dtype=bool), per_sample=True, inside=True,
+                  info=True)
+
+
+def box_region(key: str, label: str, H: int, W: int, x0: int, y0: int, x1: int, y1: int) -> Region:
+    m = np.zeros((H, W), dtype=bool)
+    m[y0:y1, x0:x1] = True
+    return Region(key, label, m)
+
+
+def boxes_of(mask: np.ndarray) -> list[list[int]]:
+    """A fixed region as boxes [x0, y0, x1, y1] (x1, y1 exclusive) whose union it is: one per run of equal rows."""
+    out: list[list[int]] = []
+    H = mask.shape[0]
+    y = 0
+    while y < H:
+        row = mask[y]
+        y1 = y + 1
+        while y1 < H and np.array_equal(mask[y1], row):
+            y1 += 1
+        if row.any():
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
+            out += [[int(a), y, int(b), y1] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+        y = y1
+    return out
 
 
 def _corner(name: str, H: int, W: int, sw: int, sh: int) -> Region:

@@ -124,7 +124,7 @@ def run(tmp_path_factory, make_setup, module_one_thread, request) -> Run:
     s = make_setup(root, model, pack="pack.toml", extra=CORRUPTIONS_TOML + ADVERSARIAL_TOML + OOD_TOML)
     (root / "pack.toml").write_text(PACK)
     result = run_audit(load_config(s.config, ["cache.enabled=false"]))
-    write_outputs(result, root / "report", ["json", "html"])
+    write_outputs(result, root / "report", ["json", "html", "model_card", "annex_iv"])
     x, y = _read_set(root)
     return Run(root, result, json.loads((root / "report" / "results.json").read_text()), x, y)
 
@@ -216,6 +216,33 @@ def test_rules_read_the_stage_and_results_json_carries_it(run):
     assert doc["robustness"]["adversarial"]["masking_checks"]["status"] == "measurable"
     html = (run.root / "report" / "report.html").read_text()
     assert 'id="robustness"' in html and html.count("data:image/svg+xml") + html.count("data:image/png") > 10
+
+
+def test_the_text_exports_state_what_was_measured(run):
+    """summary.md, Annex IV point 2(g), the Model Card Toolkit metrics and the model card's "cannot attest" clause carry
+    the stage's numbers (read back from the written files, rounded as printed)."""
+    r, c = run.result.robustness, run.result.robustness.corruptions
+    folder = run.root / "report"
+    summary = (folder / "summary.md").read_text().replace("\\", "")  # markdown escapes (gaussian\\_noise) left out
+    assert "**Robustness:**" in summary
+    assert f"clean {c.clean.value:.3f}" in summary and "contrast, gaussian_noise; severities 2, 5" in summary
+    robust = r.adversarial.at(0.05)
+    assert f"eps 0.05 (12.8/255): robust accuracy {robust.accuracy:.3f}" in summary
+    annex = (folder / "annex_iv.md").read_text().replace("\\", "")
+    assert "Metrics used to measure robustness (point 2(g)): Common corruptions (contrast, gaussian_noise" in annex
+    card = json.loads((folder / "model_card.json").read_text())
+    types = {m["type"]: m for m in card["quantitative_analysis"]["performance_metrics"]}
+    mean_contrast = np.mean([c.cell("contrast", s).overall.value for s in (2, 5)])
+    assert float(types["accuracy under contrast (mean of severities 2, 5)"]["value"]) == pytest.approx(mean_contrast,
+                                                                                                       abs=5e-5)
+    msp_blank = r.ood.result("msp", "blank").separation.auroc
+    assert any(k == "OOD AUROC (msp)" and m["slice"].endswith("vs blank (n=30)") and
+               float(m["value"]) == pytest.approx(msp_blank, abs=5e-5) for k, m in types.items())
+    card_md = (folder / "model_card.md").read_text().replace("\\", "")
+    assert "robustness beyond the perturbations the rules applied and the corruptions measured (contrast, " \
+           "gaussian_noise at severities 2–5), PGD linf attacks up to eps 0.05" in card_md
+    assert "and the corruptions measured (contrast, gaussian_noise at severities 2–5)" in \
+        json.dumps(card, ensure_ascii=False)
 
 
 def test_a_less_robust_candidate_fails_the_relative_mce_ceiling(run, tmp_path):

@@ -172,7 +172,7 @@ def build_model_card_md(doc: Mapping[str, Any], results: Mapping[str, Any], card
             "- **Headline:** a rule's measured value against its limit, and the class, label or region it judged.",
             "", "## More Information", "", "### Audit evidence", ""]
     out += evidence_md(evidence(results, results_sha256))
-    out += ["", "### What this card does not attest", "", *cannot_attest_md(), "",
+    out += ["", "### What this card does not attest", "", *cannot_attest_md(results), "",
             "## Model Card Authors", "",
             f"model-audit (from results.json, document `{results_sha256[:12]}`)"
             + (f"; provider statements by {md_text(card.owner, defuse=False)}" if card.owner else "") + ".", "",

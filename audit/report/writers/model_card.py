@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from ...config import ModelCardConfig
 from ..criteria import headline_of
-from .attest import CANNOT_ATTEST, ProviderDocument, evidence, is_spdx, is_uri, metric_rows
+from .attest import ProviderDocument, cannot_attest, evidence, is_spdx, is_uri, metric_rows
 from .base import json_document, utf8_text
 from .hf_card import build_model_card_md
 from .robustness_text import robustness_metrics
@@ -71,7 +71,7 @@ def documentation(results: Mapping[str, Any], results_sha256: str) -> str:
                        for r in rows if r["sha256"])
     return (f"Audited by {tool.get('name', 'model-audit')} {tool.get('version', '')}: verdict "
             f"{str(results.get('verdict')).upper()}. {(results.get('summary') or {}).get('reason', '')} "
-            f"Evidence: {hashes}. The audit cannot attest " + " ".join(CANNOT_ATTEST))
+            f"Evidence: {hashes}. The audit cannot attest " + " ".join(cannot_attest(results)))
 
 
 def build_model_card_json(results: Mapping[str, Any], card: ModelCardConfig, results_sha256: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from .read import (
     set_dotted,
 )
 from .robustness import AdversarialConfig, CorruptionsConfig, OODConfig, RobustnessConfig
+from .slices import SlicesConfig
 from .sections import (
     AuditConfig,
     CacheConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "RobustnessConfig",
     "RulesConfig",
     "SelectionConfig",
+    "SlicesConfig",
     "ViewsConfig",
     "build_config",
     "config_from_dict",

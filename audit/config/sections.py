@@ -17,6 +17,7 @@ from pydantic import (
 from .family import FamilyAuditConfig, FamilyMemberConfig, check_family
 from .model_data import DataConfig, ModelConfig, _Strict
 from .robustness import RobustnessConfig
+from .slices import SlicesConfig
 
 
 class SelectionConfig(_Strict):
@@ -205,6 +206,7 @@ class AuditConfig(_Strict):
     model_card: ModelCardConfig = Field(default_factory=ModelCardConfig)
     concepts: ConceptsConfig | None = Field(default=None, exclude_if=lambda v: v is None)  # off unless configured
     robustness: RobustnessConfig | None = Field(default=None, exclude_if=lambda v: v is None)  # off unless configured
+    slices: SlicesConfig | None = Field(default=None, exclude_if=lambda v: v is None)  # off unless configured
     # [[family]]: checkpoints of the released model's recipe audited beside it (off unless configured)
     family: list[FamilyMemberConfig] = Field(default_factory=list, exclude_if=lambda v: not v)
     family_audit: FamilyAuditConfig | None = Field(default=None, exclude_if=lambda v: v is None)

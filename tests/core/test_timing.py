@@ -158,3 +158,17 @@ def test_a_watched_model_pickles_without_its_meter():
     with torch.no_grad():
         model(torch.zeros(1, 1, 32, 32))  # closed: the hooks are gone from the model
     assert m.timings().total.passes == 1
+
+
+def test_a_stage_draws_a_bar_naming_the_rule_it_runs(capsys):
+    m = Meter(progress=True)
+    m.stage("rules", total=2, unit="rule")
+    with m.span("region-sweep"):
+        m._add(3, 12, 0.0)
+    with m.span("faithfulness"):
+        pass
+    m.stage("views", bar=False)  # a stage that draws its own bar (or none)
+    m.close()
+    err = capsys.readouterr().err
+    assert "rules: region-sweep" in err and "rules: faithfulness" in err and "1/2" in err  # one rule done
+    assert "views" not in err

@@ -20,6 +20,7 @@ from .loading.records import HeldOutSet
 from .loading.sources import data_defaults
 from .robustness.plugins import resolve as resolve_robustness
 from .rules.base import Rule
+from .rules.family.base import check_family_rules
 from .rules.pack import RulePack, find_pack, load_pack, with_automatic_rules
 from .tasks import Task, TaskOptions, build_task
 from .tasks.base import CAPABILITIES
@@ -111,6 +112,7 @@ def prepare_inputs(cfg: AuditConfig, tasks: dict[str, type[Task]] | None = None,
     task = build_task(name, heldout.classes, tasks, task_options(cfg))
     for rule in pack.rules:
         check_applies(rule, task, rule.params.id in pack.automatic)
+    check_family_rules(cfg, pack.rules)  # [[family]]: what the family rules count is judged per member
     for name in cfg.explainers.methods:
         build_explainer(name, cfg.explainers.options.get(name))  # ConfigError names unknown ones
     unknown_opts = set(cfg.explainers.options) - set(explainer_registry())

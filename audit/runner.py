@@ -33,7 +33,7 @@ from .robustness.stage import run_robustness
 from .rules.base import Rule
 from .rules.evaluate import evaluate_each, verdict
 from .rules.evidence import Evidence
-from .rules.family.base import check_family_rules, family_needs, per_member
+from .rules.family.base import family_needs, per_member
 from .rules.family.outcomes import member_outcomes
 from .tasks.base import Task
 from .timing import Meter
@@ -61,7 +61,6 @@ def _stages(cfg: AuditConfig, baseline: Baseline | None, tasks: dict[str, type[T
     meter.stage("inputs")
     cfg, defaults_notes = with_model_defaults(cfg)
     inputs = prepare_inputs(cfg, tasks, defaults_notes, data)
-    check_family_rules(cfg, inputs.pack.rules)  # [[family]]: what the family rules count is judged per member
     # data-level confounders and duplicates and the data fingerprint: one model-free pass, before the model
     meter.stage("data checks")
     datachecks, images_sha256 = check_data(cfg, inputs.heldout, inputs.task.groups())

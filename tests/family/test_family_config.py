@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from audit.cli import app
 from audit.config import ModelConfig, config_from_dict, load_config, member_model
 from audit.errors import ConfigError
 from audit.inputs import prepare_inputs
-from audit.rules.family.base import check_family_rules
 
 MODEL = {"factory": "family_nets:build", "factory_kwargs": {"num_classes": 2}, "num_classes": 2,
          "weights": "w0.safetensors", "output_kind": "logits", "name": "released"}
@@ -61,9 +62,11 @@ def test_rules_counted_per_member_must_be_evaluated_on_them(family_config):
     pack = ('[pack]\nname = "p"\n[[rule]]\nid = "floor"\nkind = "metric_min"\nmetric = "accuracy"\nthreshold = 0.5\n'
             '[[rule]]\nid = "count"\nkind = "family_members_fail_max"\nrule = "other"\n')
     members = '\n[[family]]\nname = "seed-1"\nweights = "../members/seed-1.safetensors"\n'
-    cfg = load_config(family_config("counted", pack, members))
+    counted = family_config("counted", pack, members)
     with pytest.raises(ConfigError, match="rule 'count': rule 'other' is not evaluated on the members"):
-        check_family_rules(cfg, prepare_inputs(cfg).pack.rules)
+        prepare_inputs(load_config(counted))
+    res = CliRunner().invoke(app, ["validate", str(counted)])  # `audit validate` refuses it too, exit 2
+    assert res.exit_code == 2 and "rule 'other' is not evaluated on the members" in res.output
     listed = load_config(family_config("listed", pack, members + '\n[family_audit]\nrules = ["nope"]\n'))
     with pytest.raises(ConfigError, match="family_audit.rules: 'nope' is not a main-phase rule of the pack"):
-        check_family_rules(listed, prepare_inputs(listed).pack.rules)
+        prepare_inputs(listed)

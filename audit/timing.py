@@ -225,7 +225,8 @@ class Meter:
         if pre_h is None:
             self._hookless = True
         else:
-            self._handles += [pre_h, module.register_forward_hook(_Local(post))]
+            # always_call: a forward stopped by an exception (one that ends after the layers it needs) counts too
+            self._handles += [pre_h, module.register_forward_hook(_Local(post), always_call=True)]
 
     def uncounted(self, reason: str) -> None:
         """Say that model passes run where the hooks cannot see them (an engine's remote workers): ``reason``

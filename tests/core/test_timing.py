@@ -172,3 +172,19 @@ def test_a_stage_draws_a_bar_naming_the_rule_it_runs(capsys):
     err = capsys.readouterr().err
     assert "rules: region-sweep" in err and "rules: faithfulness" in err and "1/2" in err  # one rule done
     assert "views" not in err
+
+
+def test_a_forward_stopped_early_is_counted_and_timed():
+    """Concept activations stop the forward once the layers they need have run (an exception from a layer hook):
+    that partial pass still counts, with its time."""
+    from audit.explainers._common import capture
+
+    model = DemoCNN(num_classes=3, width=4).eval()
+    m = Meter()
+    m.watch(model)
+    layer = dict(model.named_modules())["features.0"]
+    with torch.no_grad():
+        logits, acts = capture(model, {"features.0": layer}, torch.zeros(5, 1, 32, 32), stop_early=True)
+    assert logits is None and acts["features.0"].shape[0] == 5
+    t = m.close()
+    assert (t.total.passes, t.total.images) == (1, 5) and t.total.model_s > 0

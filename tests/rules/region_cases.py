@@ -8,7 +8,8 @@ Cues (on ``has`` images):
 - ``bg_hue``: the background (off the object) shifted in hue (red +0.12, blue −0.12); the object keeps its colour;
 - ``watermark``: a faint tiled watermark (+0.05 on a 1-px cross every 8 px) over the whole image;
 - ``pixel``: a low-resolution site: the image area-downscaled by 2 and nearest-upscaled back;
-- ``blurjpeg``: a soft, compressed site: Gaussian blur (sigma 0.8 px), then JPEG quality 12.
+- ``blurjpeg``: a soft, compressed site: Gaussian blur (sigma 0.8 px), then JPEG quality 12;
+- ``bg_blur``: a soft background only (Gaussian blur, sigma 0.6 px × strength, off the object).
 
 Models are cached under the shortcut zoo's folder (``MODEL_AUDIT_ZOO_CACHE``), keyed by the generator and the
 training settings; from scratch each trains in a few seconds on two cores.
@@ -46,7 +47,7 @@ OBJECT_COLOURS = np.array([(0.78, 0.5, 0.42), (0.5, 0.74, 0.46), (0.48, 0.54, 0.
 
 @dataclass(frozen=True)
 class CueSpec:
-    kind: str  # bg_hue | watermark | pixel | blurjpeg
+    kind: str  # bg_hue | watermark | pixel | blurjpeg | bg_blur
     version: str = "confounded"  # confounded | clean (training data of the clean twin)
     target: int = 0
     seed: int = 0
@@ -115,6 +116,10 @@ def make(spec: CueSpec, split: str, version: str) -> CueData:
     elif spec.kind == "blurjpeg":
         for i in idx:
             imgs[i] = gaussian_filter(imgs[i], sigma=(0.8, 0.8, 0))
+    elif spec.kind == "bg_blur":  # a soft background (a shallow depth of field at one site); the object stays sharp
+        for i in idx:
+            soft = gaussian_filter(imgs[i], sigma=(spec.strength * 0.6, spec.strength * 0.6, 0))
+            imgs[i] = np.where(obj[i][..., None], imgs[i], soft)
     elif spec.kind != "none":
         raise ValueError(spec.kind)
     u8 = (np.clip(imgs, 0, 1) * 255).round().astype(np.uint8)
@@ -161,8 +166,9 @@ def accuracy(model: nn.Module, data: CueData) -> float:
         return float((model(to_input(data.images)).argmax(1).numpy() == data.labels).mean())
 
 
-def evidence(spec: CueSpec, folder: Path, seed: int = 0) -> Evidence:
-    """Evidence over the confounded held-out set (PNG files, ROI boxes) for the model of ``spec``."""
+def evidence(spec: CueSpec, folder: Path, seed: int = 0, rois: bool = True) -> Evidence:
+    """Evidence over the confounded held-out set (PNG files, ROI boxes unless ``rois`` is false) for the model of
+    ``spec``."""
     model = train(spec)
     data = make(spec, "test", "confounded")
     folder.mkdir(parents=True, exist_ok=True)
@@ -173,7 +179,7 @@ def evidence(spec: CueSpec, folder: Path, seed: int = 0) -> Evidence:
         if not path.exists():
             Image.fromarray(data.images[i], mode="RGB").save(path)
         records.append(SampleRecord(id=sid, path=path, label=int(data.labels[i]),
-                                    roi_box=tuple(float(v) for v in data.boxes[i]), source=f"{spec.kind} #{i}"))
+                                    roi_box=tuple(float(v) for v in data.boxes[i]) if rois else None, source=f"{spec.kind} #{i}"))
     x = to_input(data.images)
     preds = predictions_for(model, SimpleNamespace(labels=data.labels, site=np.full(len(ids), "a")), x, ids,
                             with_features=False)

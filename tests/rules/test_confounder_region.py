@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import region_cases
 import torch
 from pydantic import ValidationError
 
 from audit.rules._shortcuts import colour_transfer, fill_region, gaussian_blur, radial_bins, spectrum_transfer
+from audit.rules.pack import load_pack
 from audit.rules.region.confounder_region import ConfounderRegion, build_regions
+from audit.rules.region.sequential import boundaries, look, looks
 
 
 def params(**kw):
@@ -199,3 +203,154 @@ def test_a_sample_without_a_close_enough_donor_is_left_out_and_counted(zoo_evide
     strict = ConfounderRegion(params(regions=["full"], replace="colour", attribution=False, match_quantile=1e-9))
     f = strict.check(ev)[0]
     assert f.status == "not_applicable" and "cannot be tested apart" in f.message and "layout and sharpness" in f.message
+
+
+# ---- issue 31: edits that move only the cue; issue 32: sequential sampling; issue 25: the region named --------
+
+PACK = {r.params.id: r for r in load_pack(Path(__file__).resolve().parents[2] / "rules" / "shortcuts.toml").rules}
+
+
+@pytest.fixture(scope="session")
+def cue_evidence(tmp_path_factory: pytest.TempPathFactory):
+    """Evidence for a planted cue of ``region_cases`` (models cached with the zoo's), one per setting."""
+    root = tmp_path_factory.mktemp("cues")
+    cache: dict = {}
+
+    def get(kind: str, version: str = "confounded", rois: bool = True, **spec_kw):
+        spec = region_cases.CueSpec(kind, version, **spec_kw)
+        key = (spec, rois)
+        if key not in cache:
+            cache[key] = region_cases.evidence(spec, root / f"{kind}-{version}-{spec.key()}", rois=rois)
+        return cache[key]
+
+    return get
+
+
+def test_group_sequential_boundaries_match_the_published_obrien_fleming_values() -> None:
+    """Lan-DeMets O'Brien-Fleming-type spending, two-sided alpha 0.05, five equally spaced looks: the boundaries of
+    Jennison & Turnbull (2000) / gsDesign's sfLDOF (4.877, 3.357, 2.680, 2.290, 2.031)."""
+    b = boundaries((0.2, 0.4, 0.6, 0.8, 1.0))
+    assert b == pytest.approx((4.877, 3.357, 2.680, 2.290, 2.031), abs=2e-3)
+    assert boundaries((1.0,))[0] == pytest.approx(1.95996, abs=1e-4)  # one look: the fixed-sample test
+    assert looks(100) == (20, 40, 60, 80, 100) and looks(15) == (15,) and looks(50) == (20, 40, 50)
+
+
+def test_stopping_early_keeps_the_error_rate() -> None:
+    """Differences whose mean sits exactly at the limit: the sequential test says 'above' (a false fail) in at most
+    alpha / 2 of the runs, looks included (Monte Carlo, 2,000 runs of 100 samples; 3 standard errors of slack),
+    and a clear effect stops at the first look."""
+    rng = np.random.default_rng(0)
+    sched = looks(100)
+    above = 0
+    for _ in range(2000):
+        a = 0.1 + rng.normal(0.0, 0.2, 100)
+        for k in range(len(sched)):
+            s = look(a, 0.1, sched, k)
+            if s.done:
+                above += s.decided == "above"
+                break
+    rate = above / 2000
+    assert 0.005 < rate <= 0.025 + 3 * np.sqrt(0.025 * 0.975 / 2000)
+    clear = look(0.5 + rng.normal(0.0, 0.2, 100), 0.1, sched, 0)
+    assert clear.decided == "above" and clear.n == 20 and clear.lo > 0.1
+    near = look(0.1 + rng.normal(0.0, 0.2, 100), 0.1, sched, len(sched) - 1)
+    assert near.lo <= 0.1 <= near.hi or near.decided is not None
+
+
+@pytest.mark.parametrize("kind, rule, cell", [
+    ("bg_hue", "background-swap", "outside_roi"),
+    ("bg_hue", "colour-cast", "background"),
+    ("pixel", "acquisition", "resolution:background"),
+])
+def test_a_background_cue_is_caught_and_its_clean_twin_passes(cue_evidence, kind, rule, cell) -> None:
+    """Issue 31: a model trained with a background-only hue or a low-resolution site on 97 % of 'disc' images fails the pack's background rule, with the edit that moves that cue over the limit for 'disc';
+    its clean twin (the cue on the same share of images of every class) passes, although the objects' own colours
+    differ between the classes (a whole-image colour edit moved them with the cue)."""
+    f = PACK[rule].check(cue_evidence(kind))[0]
+    assert f.status == "fail" and f.details["worst_group"] == "disc", f.message
+    entry = f.details["regions"][cell]["per_group"]["disc"]
+    assert entry["failed"] and entry["excess"] > 0.1
+    clean = PACK[rule].check(cue_evidence(kind, "clean"))[0]
+    assert clean.status == "pass", clean.message
+    json.dumps(f.details)
+
+
+def test_colour_edits_act_on_the_background_and_report_the_object_apart(cue_evidence) -> None:
+    """With ROIs, a colour edit of the whole image is judged on the background; the object's own colour (which
+    tells the classes apart here) is measured too, as information that never fails the rule."""
+    ev = cue_evidence("bg_hue", "clean")
+    f = PACK["colour-cast"].check(ev)[0]
+    assert f.status == "pass"
+    obj = f.details["regions"]["object"]
+    assert obj["information"] is True and max(e["excess"] for e in obj["per_group"].values()) > 0.3
+    assert not any(e["failed"] for e in obj["per_group"].values())
+    assert any(e["over_limit"] for e in obj["per_group"].values())
+    assert "background" in f.details["regions"] and "full" not in f.details["regions"]
+    assert f.details["worst_region"] == "background"
+
+
+def test_a_whole_image_statistic_without_rois_is_not_applicable_where_it_tells_classes_apart(cue_evidence) -> None:
+    """Without ROIs the colour edit would move the objects' own colours with any cue: the rule says so with the
+    statistic's AUC, never a pass or fail; the acquisition edits whose statistic tells no class apart are judged."""
+    ev = cue_evidence("bg_hue", "clean", rois=False)
+    f = PACK["colour-cast"].check(ev)[0]
+    assert f.status == "not_applicable" and not f.blocking
+    assert "tells" in f.message and "ROC AUC" in f.message and "add ROI boxes or masks" in f.message
+    assert set(f.details["not_judged"]) == {"full"}
+    acq = PACK["acquisition"].check(ev)[0]
+    assert acq.status == "pass" and set(acq.details["regions"]) <= {f"{e}:full" for e in
+                                                                   ("spectrum", "resolution", "blur", "jpeg", "noise")}
+    assert all(k.endswith(":full") for k in acq.details.get("not_judged", {}))
+
+
+def test_acquisition_tests_each_degradation_as_its_own_edit(cue_evidence) -> None:
+    f = PACK["acquisition"].check(cue_evidence("pixel"))[0]
+    judged = {k for k, v in f.details["regions"].items() if not v.get("information")}
+    assert judged == {f"{e}:background" for e in ("spectrum", "resolution", "blur", "jpeg", "noise")}
+    res = f.details["regions"]["resolution:background"]["per_group"]["disc"]
+    assert res["insertion"] is not None and res["removal"] is None  # a degradation can be given, not taken away
+    assert "A degradation can be given but not taken away" in f.message or f.details["worst_region"] != \
+        "resolution:background"
+
+
+def test_sequential_sampling_keeps_the_verdict_with_fewer_passes(cue_evidence) -> None:
+    """Issue 32: sampling until the interval clears the limit gives the fixed design's verdict on a reliant and a
+    clean model with far fewer edited images; the finding states both counts."""
+    for version in ("confounded", "clean"):
+        ev = cue_evidence("bg_hue", version)
+        seq = PACK["background-swap"].check(ev)[0]
+        fixed = ConfounderRegion(PACK["background-swap"].params.model_copy(update={"sequential": False})).check(ev)[0]
+        assert seq.status == fixed.status
+        assert seq.details["model_passes"] < 0.8 * fixed.details["model_passes"]
+        # one look: every sample of a measured direction is edited; an insertion is still left out where its
+        # removal is clearly below the limit (the smaller direction is judged, so it cannot change the cell)
+        assert fixed.details["model_passes"] <= fixed.details["model_passes_fixed"] == seq.details["model_passes_fixed"]
+        assert f"Model passes: {seq.details['model_passes']:,}" in seq.message
+
+
+def test_an_interval_that_straddles_the_limit_says_so(cue_evidence) -> None:
+    """A finding whose judged interval still contains its limit when the samples are spent says so in its
+    message and details; the estimate decides the verdict."""
+    ev = cue_evidence("bg_hue")
+    p = PACK["background-swap"].params.model_copy(update={"sequential": False})
+    first = ConfounderRegion(p).check(ev)[0]
+    lo, hi = first.details["regions"]["outside_roi"]["per_group"]["disc"]["ci95"]
+    limit = round(first.value - 0.25 * (first.value - lo), 4)  # inside the interval, below the estimate
+    assert lo < limit < hi
+    f = ConfounderRegion(p.model_copy(update={"max_prob_drop": limit})).check(ev)[0]
+    assert f.status == "fail" and f.details["decision"] == "inconclusive near the limit"
+    assert "Inconclusive near the limit" in f.message and f"the limit {limit:.2f}" in f.message
+    assert any(c["cell"] == "outside_roi/disc" for c in f.details["inconclusive"])
+    assert first.details["decision"] == "conclusive" or first.details["inconclusive"]
+
+
+def test_the_finding_names_the_smallest_region_that_carries_the_effect(zoo_evidence) -> None:
+    """Issue 25: a corner tag lies inside the corner box, the frame and the band pairs, and several fail; the finding
+    names the smallest region that still carries the effect in both directions, with its boxes to draw."""
+    f = ConfounderRegion(params(sweep=True, attribution=False)).check(zoo_evidence("corner"))[0]
+    assert f.status == "fail" and f.details["worst_group"] == "cross"
+    named, judged = f.details["named_region"], f.details["judged_region"]
+    area = sum((b[2] - b[0]) * (b[3] - b[1]) for b in named["boxes"])
+    assert area <= sum((b[2] - b[0]) * (b[3] - b[1]) for b in judged["boxes"])
+    assert all(b[0] == 0 and b[1] == 0 for b in named["boxes"][:1])  # at the tag's corner
+    assert area <= 8 * 8 and named["label"] in f.message

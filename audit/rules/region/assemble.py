@@ -159,7 +159,9 @@ def cell_entry(test: Test, g: int, rows_all: np.ndarray, rows: np.ndarray | None
         else:
             incon = cell["lo"] <= limit <= cell["hi"]
         cell["inconclusive"] = bool(incon)
-        entry["failed"] = failed
+        entry["failed"] = cell["failed"]
+        if test.info:  # information: over the limit or not, it never fails the rule
+            entry["over_limit"] = failed
         entry["inconclusive"] = cell["inconclusive"]
     if test.info:
         entry["information"] = True

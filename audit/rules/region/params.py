@@ -62,7 +62,7 @@ class ConfounderRegionParams(RuleParams):
                                      "with any cue, and the rule is not applicable")
     sequential: bool = Field(default=True, description="donor and level edits look after 20, 40, … samples and "
                              "stop once the interval clears the limit (O'Brien-Fleming-type group-sequential "
-                             "test); false: every sample is edited")
+                             "test); false: one look, every sample of a measured direction edited")
     refine: bool = Field(default=True, description="when overlapping regions fail, test their overlaps and name "
                          "the smallest region that still carries the effect")
     donors_per_class: int = Field(default=50, ge=2, description="donor images drawn per group (seeded)")

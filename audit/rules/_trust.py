@@ -7,7 +7,8 @@ faithfulness, and the gate the attribution rules pass before they judge a map (n
 - Deletion / insertion (Petsiuk et al. 2018): the target probability as the most attributed pixels are replaced by a
   baseline (or put back onto it), against random pixel orders. The baseline must remove information on the audited
   data: ``choose_baseline`` measures, per candidate, on how many samples replacing the whole image lowers the target
-  probability by ``min_drop`` or more, and ``auto`` takes the candidate that does so most often (a blur keeps a
+  score by ``min_drop`` of its value or more (relative, so that a segmentation's soft class area of a few per cent
+  counts as a class probability does), and ``auto`` takes the candidate that does so most often (a blur keeps a
   64 px photograph's colours, and with them the prediction).
 """
 
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..engine.probe import ModelProbe
-from ..errors import AuditError
+from ..errors import ExplainerError
 from ..maps.stats import spearman_abs, ssim_abs, tie_groups
 from ._shortcuts import chunk_rows, explainer_title, fill_region, gaussian_blur, rnd
 
@@ -68,8 +69,8 @@ class BaselineChoice:
 def choose_baseline(probe: ModelProbe, x: torch.Tensor, targets: np.ndarray, how: str, blur_sigma: float,
                     min_drop: float, seed: int) -> BaselineChoice:
     """The baseline that removes information on these images: ``how`` names one, or ``auto`` tries every one of
-    ``BASELINES`` and keeps the one whose full replacement lowers the target probability by ``min_drop`` on the most
-    samples (ties: the earlier in ``BASELINES``)."""
+    ``BASELINES`` and keeps the one whose full replacement lowers the target score by ``min_drop`` of its value on
+    the most samples (ties: the earlier in ``BASELINES``)."""
     names = list(BASELINES) if how == "auto" else [how]
     p_image = probe.task.target_scores(probe.probs(x), targets)
     best: tuple[int, str, torch.Tensor, np.ndarray] | None = None
@@ -77,7 +78,7 @@ def choose_baseline(probe: ModelProbe, x: torch.Tensor, targets: np.ndarray, how
     for name in names:
         base = baseline_images(name, x, probe, blur_sigma, torch.Generator().manual_seed(seed))  # type: ignore[arg-type]
         drop = p_image - probe.task.target_scores(probe.probs(base), targets)
-        informative = drop >= min_drop
+        informative = drop >= min_drop * p_image
         candidates[name] = {"n_informative": int(informative.sum()), "mean_drop": rnd(float(drop.mean()))}
         if best is None or int(informative.sum()) > best[0]:
             best = (int(informative.sum()), name, base, informative)
@@ -202,17 +203,19 @@ class TrustSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(default=True, description="false: judge the maps without checking the explainer")
-    n: int = Field(default=16, ge=2, description="samples the checks run on (a seeded subset of the rule's)")
+    n: int = Field(default=32, ge=2, description="samples the checks run on (a seeded subset of the rule's; 16 "
+                   "left clean zoo models near the limits passing on one subset and failing on another)")
     top_layers: int = Field(default=3, ge=1, description="randomisation: the top layers re-initialised")
     max_spearman: float = Field(default=0.5, ge=-1.0, le=1.0,
                                 description="randomisation: a map more similar than this did not change")
     min_gain: float = Field(default=0.05, description="faithfulness: mean of the deletion and insertion gains over "
-                            "random pixel orders")
+                            "random pixel orders, in units of each image's target score")
     steps: int = Field(default=10, ge=2, le=100)
     random_repeats: int = Field(default=2, ge=1, le=10)
     baseline: Literal["auto", "blur", "mean", "zero", "noise"] = "auto"
     blur_sigma: float = Field(default=0.1, gt=0.0, description="blur baseline: fraction of the shorter side")
-    min_baseline_drop: float = Field(default=0.1, ge=0.0, le=1.0)
+    min_baseline_drop: float = Field(default=0.1, ge=0.0, le=1.0, description="a baseline removes information from "
+                                     "an image when it lowers the target score by this fraction of its value")
     min_informative: float = Field(default=0.25, ge=0.0, le=1.0, description="faithfulness is measured only when "
                                    "the baseline lowers the target probability on at least this share of samples")
 
@@ -231,11 +234,17 @@ def assess(probe: ModelProbe, name: str, ids: Sequence[str], targets: np.ndarray
     top layers are randomised, and deleting their top pixels lowers the target faster than random orders."""
     title = explainer_title(probe, name)
     try:
-        probe.explainer(name).check(probe.model)
-    except AuditError as e:
+        return _assess(probe, name, title, ids, targets, s, rng)
+    except ExplainerError as e:
         return Trust(name, False, f"{title} cannot run on this model ({e})", {"runs": False})
+
+
+def _assess(probe: ModelProbe, name: str, title: str, ids: Sequence[str], targets: np.ndarray, s: TrustSettings,
+            rng: np.random.Generator) -> Trust:
+    probe.explainer(name).check(probe.model)
     if not s.enabled:
-        return Trust(name, True, "explainer checks disabled", {"checked": False})
+        return Trust(name, True, f"the checks of {title} on this model are disabled (trust.enabled = false): its "
+                     "maps are judged untested", {"checked": False})
     pick = np.sort(rng.choice(len(ids), size=min(s.n, len(ids)), replace=False))
     sub, t = [ids[i] for i in pick], np.asarray(targets)[pick]
     if len(sub) < 2:
@@ -261,12 +270,15 @@ def assess(probe: ModelProbe, name: str, ids: Sequence[str], targets: np.ndarray
     details.update(baseline=choice.name, baseline_candidates=choice.candidates)
     if inf.sum() < max(2, math.ceil(s.min_informative * len(sub))):
         return Trust(name, False, f"the faithfulness of {title} cannot be measured: no baseline lowers the target "
-                     f"probability by {s.min_baseline_drop:.2f} on {pct_of(s.min_informative)} of the samples "
+                     f"score by {pct_of(s.min_baseline_drop)} on {pct_of(s.min_informative)} of the samples "
                      f"({choice.words()})", details)
     xs, bs, ts = x[inf], choice.base[inf], t[inf]
     ro = random_orders(probe, xs, bs, ts, s.steps, s.random_repeats, rng)
     d, i = perturbation_curves(probe, xs, bs, _ranks(trained[inf], rng), ts, s.steps)
-    gain = float(((ro.deletion - auc(d)).mean() + (auc(i) - ro.insertion).mean()) / 2)
+    # in units of each image's own target score (the curves start there), so a small soft area counts as a
+    # confident class probability does
+    scale = np.maximum(d[:, 0], 1e-12)
+    gain = float((((ro.deletion - auc(d)) / scale).mean() + ((auc(i) - ro.insertion) / scale).mean()) / 2)
     details["faithfulness_gain"] = rnd(gain)
     if not gain >= s.min_gain:
         return Trust(name, False, f"{title} is not faithful on this model: deleting its top pixels first does not "
@@ -278,3 +290,42 @@ def assess(probe: ModelProbe, name: str, ids: Sequence[str], targets: np.ndarray
 
 def pct_of(x: float) -> str:
     return f"{100.0 * x:.0f} %"
+
+
+AUTO_EXPLAINERS = ("transformer_lrp", "gradcam")  # "auto": transformer LRP where the model has attention, else Grad-CAM
+
+
+def candidates(setting: str | Sequence[str]) -> list[str]:
+    """The explainers an attribution rule may use, in order: one name, a list, or ``auto``."""
+    if isinstance(setting, str):
+        return list(AUTO_EXPLAINERS) if setting == "auto" else [setting]
+    return list(setting)
+
+
+def pick_explainer(probe: ModelProbe, setting: str | Sequence[str], ids: Sequence[str], targets: np.ndarray,
+                   s: TrustSettings, rng: np.random.Generator) -> tuple[str | None, list[Trust]]:
+    """The first candidate explainer that runs on the model and passes ``assess`` (None when none does), and the
+    assessment of every candidate tried."""
+    tried: list[Trust] = []
+    for name in candidates(setting):
+        t = assess(probe, name, ids, targets, s, rng)
+        tried.append(t)
+        if t.trusted:
+            return name, tried
+    return None, tried
+
+
+def untrusted_words(tried: Sequence[Trust]) -> str:
+    """Why no candidate explainer was used, for a not_applicable message."""
+    return "; ".join(t.reason for t in tried)
+
+
+def not_used_words(tried: Sequence[Trust]) -> str:
+    """The candidates tried before the one used that ran but failed a check (one that cannot run on this kind of
+    model, such as transformer LRP on a CNN, is left out), as a sentence; empty when there is none."""
+    failed = [t for t in tried[:-1] if t.details.get("runs", True)]
+    return f" Not used: {untrusted_words(failed)}." if failed else ""
+
+
+def trust_details(tried: Sequence[Trust]) -> dict[str, Any]:
+    return {t.explainer: {"trusted": t.trusted, "reason": t.reason, **t.details} for t in tried}

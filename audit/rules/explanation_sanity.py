@@ -15,8 +15,10 @@ nine steps is 0.64. An explainer fails when its Spearman similarity at that step
 Tested explainers: every explainer the report draws (``evidence.explainers``) plus those listed in ``explainers``.
 A randomised map that is constant (e.g. Grad-CAM after the ReLU of a random network) counts as "changed
 completely" (similarity 0) and is counted in the message; a sample whose *trained* map is constant cannot be
-compared and is left out and counted; an explainer with no comparable sample, or one that cannot run, makes
-the result an error (never a silent pass) unless another one fails.
+compared and is left out and counted. An explainer with no comparable sample (every trained map constant: what
+the model and data give it) is named as not testable: the rule is ``not_applicable`` when no explainer can be
+tested, and otherwise judges the others and says which was not testable. An explainer that cannot run makes the
+result an error (never a silent pass) unless another one fails.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class ExplanationSanity(Rule[ExplanationSanityParams]):
             del model
         per: dict[str, dict] = {}
         insensitive: list[str] = []
+        untestable: list[str] = []
         worst: tuple[float, str] | None = None
         judged_step = min(p.top_layers, len(steps)) if p.statistic == "top" else None
         for name, sp_curve in sp_curves.items():
@@ -124,8 +127,9 @@ class ExplanationSanity(Rule[ExplanationSanityParams]):
                 "judged_step": judged_step,
             }
             per[name] = entry
-            if not comparable[name]:
-                errors.append(f"{name}: every trained map is constant (nothing to compare)")
+            if not comparable[name]:  # what the model and data give this explainer, not a failure to run it
+                untestable.append(f"{entry['title']}: every map of the trained model is constant on these samples "
+                                  "(nothing to compare)")
                 continue
             sp = summarise(sp_curve, p.statistic, p.top_layers)
             ss_vals = [v for v in ss_curve if np.isfinite(v)]
@@ -138,9 +142,13 @@ class ExplanationSanity(Rule[ExplanationSanityParams]):
             if worst is None or sp > worst[0]:
                 worst = (sp, name)
         details = {"explainers": per, "statistic": p.statistic, "top_layers": p.top_layers, "n_samples": len(ids),
-                   "limit": p.max_spearman, "not_model_sensitive": insensitive, "errors": errors}
+                   "limit": p.max_spearman, "not_model_sensitive": insensitive, "errors": errors,
+                   "untestable": untestable}
+        if worst is None and not errors:
+            return [self.not_applicable("no explainer can be tested on this model and data: " + "; ".join(untestable),
+                                        details)]
         if worst is None:
-            return [self.error("no explainer could be tested: " + "; ".join(errors))]
+            return [self.error("no explainer could be tested: " + "; ".join(errors + untestable))]
         wname = worst[1]
         w = per[wname]
         details["explainer"] = wname
@@ -160,6 +168,8 @@ class ExplanationSanity(Rule[ExplanationSanityParams]):
         else:
             msg = (f"{head}: every tested explainer has changed by then ({len(per)} tested). Curves (Spearman, top "
                    f"layer first): {curves}.")
+        if untestable:
+            msg += " Not testable: " + "; ".join(untestable) + "."
         if errors:
             msg += " Not tested: " + "; ".join(errors) + "."
             if not insensitive:  # an explainer the report draws that cannot be tested is no pass

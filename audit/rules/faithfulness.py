@@ -5,8 +5,8 @@ rounding units, broken at random, seeded).
 Deletion: in ``steps`` equal steps the top-ranked pixels are replaced by the baseline; insertion: starting from the
 baseline, the top-ranked pixels are put back. The baseline must remove information on the audited data: ``auto``
 (the default) tries a blur, the data set's mean image, the all-zero input and noise with each image's colour
-statistics, and keeps the one whose full replacement lowers the target probability by ``min_baseline_drop`` on the
-most samples (a blur keeps a 64 px photograph's colours and with them the prediction); the choice and every
+statistics, and keeps the one whose full replacement lowers the target score by ``min_baseline_drop`` of its value on
+the most samples (a blur keeps a 64 px photograph's colours and with them the prediction); the choice and every
 candidate's count are stated. When no baseline lowers it on ``min_informative`` of the samples, faithfulness cannot
 be measured on this data: ``not_applicable`` with the counts (a property of the data, not an error). The target (predicted) class's probability is recorded at each step and the area
 under the curve (fraction of pixels on the x axis, trapezoidal) is computed. The same is done for
@@ -58,8 +58,9 @@ class FaithfulnessParams(RuleParams):
     min_deletion_gain: float = Field(default=0.05, description="random deletion AUC minus the explainer's")
     min_insertion_gain: float = Field(default=0.05, description="the explainer's insertion AUC minus random")
     min_baseline_drop: float = Field(default=0.1, ge=0.0, le=1.0,
-                                     description="samples whose target probability drops less than this from the "
-                                     "image to the baseline are left out (their curves cannot discriminate)")
+                                     description="samples whose target score drops by less than this fraction of its "
+                                     "value from the image to the baseline are left out (their curves cannot "
+                                     "discriminate)")
     min_informative: float = Field(default=0.25, ge=0.0, le=1.0,
                                    description="not_applicable when the baseline lowers the target probability on "
                                    "fewer than this share of the samples")
@@ -87,13 +88,13 @@ class Faithfulness(Rule[FaithfulnessParams]):
         base, informative = choice.base, choice.informative
         n_left_out = int((~informative).sum())
         chosen = (f"'{choice.name}' baseline ({BASELINE_WORDS[choice.name]}"
-                  + (f"; chosen by information removed: target probability lowered by {p.min_baseline_drop:.2f} or "
-                     f"more on {choice.words()}" if p.baseline == "auto" else "") + ")")
+                  + (f"; chosen by information removed: target score lowered by {100 * p.min_baseline_drop:.0f} % "
+                     f"of its value or more on {choice.words()}" if p.baseline == "auto" else "") + ")")
         if informative.sum() < max(2, math.ceil(p.min_informative * len(ids))):
             tried = "no baseline tried" if p.baseline == "auto" else f"the '{p.baseline}' baseline"
             return [self.not_applicable(
-                f"faithfulness cannot be measured on this data: {tried} lowers the target probability by "
-                f"{p.min_baseline_drop:.2f} or more on at least {100 * p.min_informative:.0f} % of the {len(ids)} "
+                f"faithfulness cannot be measured on this data: {tried} lowers the target score by "
+                f"{100 * p.min_baseline_drop:.0f} % of its value or more on at least {100 * p.min_informative:.0f} % of the {len(ids)} "
                 f"{scope_words(p.scope)} samples ({choice.words()}), so deletion and insertion curves cannot tell a "
                 "good pixel order from a random one" + ("" if p.baseline == "auto" else "; try baseline = \"auto\""),
                 {"baseline": choice.name, "baseline_candidates": choice.candidates, "n_samples": len(ids)})]
@@ -186,7 +187,7 @@ class Faithfulness(Rule[FaithfulnessParams]):
                    f"{scope_words(p.scope)} samples ({rule_words}; {chosen}). {summary}.")
         if n_left_out:
             msg += (f" {n_left_out} of {len(ids)} samples left out: the baseline barely lowers their target "
-                    f"probability (< {p.min_baseline_drop:.2f}).")
+                    f"score (by less than {100 * p.min_baseline_drop:.0f} % of its value).")
         if errors:
             msg += " Not tested: " + "; ".join(errors) + "."
         return [self.finding(failed, msg, value, lim, ev_ids, details)]

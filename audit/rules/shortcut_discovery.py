@@ -5,12 +5,19 @@ a symmetric k-nearest-neighbour affinity (Gaussian of the Euclidean distance, ba
 distance) is built and the number of clusters is chosen by the eigengap of the normalised Laplacian (at
 most ``max_clusters``; the smallest k whose gap is at least half the largest gap, so comparable gaps favour
 fewer clusters); spectral clustering (scikit-learn, precomputed affinity, seeded) groups the maps.
-A cluster (at least ``min_cluster_size`` members) is flagged when its members put most of their mass
-outside their ROI (mean share outside > ``max_outside_share``), or when the mass that lies outside the
-members' ROIs concentrates in one fixed small window (more than ``min_window_mass`` of the cluster's mass in
-a window covering at most ``window_area`` of the image). Without ROIs the window test runs on the whole map
-(then a cluster of objects that share a position can look like a fixed spot: give ROIs where you can).
+A cluster (at least ``min_cluster_size`` members) is flagged when its members put less of their mass inside their
+(grown) ROI than ``min_enrichment`` times the ROI's share of the image (what an evenly spread map puts there: a small
+object leaves most of any map's mass outside, so a fixed share outside failed clean models), or optionally more
+than ``max_outside_share`` outside, or when the mass that lies outside the members' ROIs concentrates in one fixed
+small window (more than ``min_window_mass`` of the cluster's mass in a window covering at most ``window_area`` of
+the image). Without ROIs the window test runs on the whole map (then a cluster of objects that share a position
+can look like a fixed spot: give ROIs where you can).
 The rule fails when, in some class, more than ``max_flagged_fraction`` of the samples fall in flagged clusters.
+
+Only maps that explain the model are clustered: ``explainer = "auto"`` (the default) uses transformer LRP on a model
+with attention blocks and Grad-CAM otherwise, and the explainer must pass the randomisation and deletion / insertion
+checks on the audited model (``trust``, rules/_trust.py); when none passes the rule is ``not_applicable`` with each
+candidate's reason.
 """
 
 from __future__ import annotations
@@ -38,13 +45,15 @@ from ._shortcuts import (
     rnd,
     scope_words,
 )
+from ._trust import TrustSettings, not_used_words, pick_explainer, trust_details, untrusted_words
 from .base import Criterion, Rule, RuleParams
 from .evidence import Evidence
 from .shortcut_classes import BACKGROUND, FIXED_POSITION
 
 
 class ShortcutDiscoveryParams(RuleParams):
-    explainer: str = "gradcam"
+    explainer: str | list[str] = Field(default="auto", description="an explainer, a list (the first that passes the "
+                                       "trust checks is used) or auto: transformer_lrp, else gradcam")
     scope: Literal["correct", "picks", "all"] = "correct"
     n: int | None = Field(default=150, ge=2, description="at most n samples per class (seeded)")
     group_by: Literal["true", "predicted"] = "true"
@@ -52,12 +61,16 @@ class ShortcutDiscoveryParams(RuleParams):
     knn: int = Field(default=10, ge=2)
     max_clusters: int = Field(default=6, ge=1, le=20)
     min_cluster_size: int = Field(default=5, ge=2)
-    max_outside_share: float = Field(default=0.8, ge=0.0, le=1.0)
+    min_enrichment: float = Field(default=1.0, ge=0.0, description="a cluster is flagged when its share inside the "
+                                  "ROI is below this multiple of the ROI's share of the image")
+    max_outside_share: float | None = Field(default=None, ge=0.0, le=1.0,
+                                            description="optional: flagged when more of its mass lies outside the ROI")
     window_area: float = Field(default=0.1, gt=0.0, le=1.0)
     min_window_mass: float = Field(default=0.5, ge=0.0, le=1.0)
     roi_margin: float = Field(default=0.05, ge=0.0, le=0.5,
                               description="ROI grown by this fraction of the image side before 'outside' is measured")
     max_flagged_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    trust: TrustSettings = Field(default_factory=TrustSettings, description="the explainer's checks on this model")
 
 
 def pool_maps(pos: np.ndarray, grid: int) -> np.ndarray:
@@ -119,7 +132,16 @@ class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
         multilabel = evidence.predictions.labels.ndim == 2  # a sample may belong to several groups
         groups_all = None if multilabel else class_groups(evidence, ids_all, p.group_by)
         rows_all = evidence.predictions.index_of(ids_all)
-        title = explainer_title(probe, p.explainer)
+        if len(ids_all) < 2:
+            return [self.error(f"no class has enough {scope_words(p.scope)} samples to cluster "
+                               f"(need {max(2 * p.min_cluster_size, 4)})")]
+        name, tried = pick_explainer(probe, p.explainer, list(ids_all), probe.targets_for(list(ids_all), "predicted"),
+                                     p.trust, evidence.rng(f"{p.id}:trust"))
+        if name is None:
+            return [self.not_applicable(
+                "no explainer that explains this model, so its explanations are not clustered: "
+                + untrusted_words(tried), {"explainers_tried": trust_details(tried)})]
+        title = explainer_title(probe, name)
         classes_out: dict[str, dict] = {}
         worst: tuple[float, int, dict | None] = (-1.0, -1, None)
         n_rois = 0
@@ -138,18 +160,20 @@ class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
                 continue
             # a multi-label sample's map explains the group's label; a single-label one its predicted class
             target: str | np.ndarray = np.full(len(members), ci) if multilabel else "predicted"
-            aset = probe.attributions(p.explainer, members, target)
+            aset = probe.attributions(name, members, target)
             bad = np.array([map_problem(m) is not None for m in aset.maps])
             pos = positive_part(aset.maps)
             tot = pos.reshape(len(members), -1).sum(1)
             rois = [probe.roi(s) for s in members]
             outside_masks = np.ones((len(members), H, W), dtype=bool)
             has_roi = np.zeros(len(members), dtype=bool)
+            area = np.zeros(len(members))
             for i, r in enumerate(rois):
                 if r is not None:
                     has_roi[i] = True
                     grown = binary_dilation(r, iterations=margin) if margin > 0 else r
                     outside_masks[i] = ~grown
+                    area[i] = float(grown.mean())
             n_rois += int(has_roi.sum())
             norm = pos / np.where(tot > 0, tot, 1.0)[:, None, None]
             small = pool_maps(norm, g) * (H * W) / (g * g)  # unit mass per map on the grid
@@ -180,17 +204,23 @@ class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
                 mean_map = small[rows].mean(0)
                 out_map = small_out[rows].mean(0)
                 out_share = float(out_map.sum()) if has_roi[rows].all() else None
+                area_share = float(area[rows].mean()) if has_roi[rows].all() else None
                 wmass, (wr, wc) = best_window(out_map if has_roi[rows].all() else mean_map, side)
                 reasons = []
                 if len(rows) >= p.min_cluster_size:
-                    if out_share is not None and out_share > p.max_outside_share:
+                    if out_share is not None and area_share is not None and \
+                            1.0 - out_share < p.min_enrichment * area_share:
+                        reasons.append(f"{pct(1.0 - out_share)} of the mass inside the object, which covers "
+                                       f"{pct(area_share)} of the image")
+                    elif out_share is not None and p.max_outside_share is not None and \
+                            out_share > p.max_outside_share:
                         reasons.append(f"{pct(out_share)} of the mass outside the object")
                     if wmass > p.min_window_mass:
                         reasons.append(f"{pct(wmass)} of the mass in one fixed window "
                                        f"({pct(side * side / (g * g))} of the image)")
                 entry = {
                     "size": len(rows), "flagged": bool(reasons), "reasons": reasons,
-                    "outside_share": rnd(out_share), "window_mass": rnd(wmass),
+                    "outside_share": rnd(out_share), "area_share": rnd(area_share), "window_mass": rnd(wmass),
                     "window_px": [int(wc * W / g), int(wr * H / g), int((wc + side) * W / g),
                                   int((wr + side) * H / g)],
                     "mean_map": nested(mean_map / max(mean_map.max(), 1e-12), 3),
@@ -209,8 +239,9 @@ class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
             score = max(frac, float(bad.mean()))
             if score > worst[0]:
                 worst = (score, ci, classes_out[cname])
-        details = {"explainer": p.explainer, "scope": p.scope, "grid": g, "window_side_cells": side,
-                   "n_with_roi": n_rois, "classes": classes_out}
+        details = {"explainer": name, "explainers_tried": trust_details(tried), "scope": p.scope, "grid": g,
+                   "window_side_cells": side, "n_with_roi": n_rois, "classes": classes_out}
+        checked = f" {tried[-1].reason[:1].upper()}{tried[-1].reason[1:]}." + not_used_words(tried)
         if not any_judged or worst[2] is None:
             return [self.error(f"no class has enough {scope_words(p.scope)} samples to cluster "
                                f"(need {max(2 * p.min_cluster_size, 4)})")]
@@ -227,10 +258,10 @@ class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
             msg = (f"{pct(entry['flagged_fraction'])} of the {entry['n']} {scope_words(p.scope)} '{cname}' samples "
                    f"fall in {len(flagged)} {title} cluster(s) that focus off the object; the largest "
                    f"({c0['size']} samples): {', '.join(c0['reasons'])}, window x {c0['window_px'][0]}–"
-                   f"{c0['window_px'][2]}, y {c0['window_px'][1]}–{c0['window_px'][3]} px. Per class: {summary}.")
+                   f"{c0['window_px'][2]}, y {c0['window_px'][1]}–{c0['window_px'][3]} px. Per class: {summary}.{checked}")
         elif failed:
             msg = (f"'{cname}': {entry['n_unusable_maps']} of {entry['n']} {title} maps are unusable (all-zero or "
-                   f"non-finite); the explanations cannot be clustered. Per class: {summary}.")
+                   f"non-finite); the explanations cannot be clustered. Per class: {summary}.{checked}")
         else:
-            msg = f"no class has a cluster of explanations focused off the object. Per class: {summary}."
+            msg = f"no class has a cluster of explanations focused off the object. Per class: {summary}.{checked}"
         return [self.finding(failed, msg, score, p.max_flagged_fraction, ids, details)]

@@ -10,6 +10,7 @@ import torch
 from photo_evidence import PHOTOS, evidence, photo_crops
 from torch import nn
 
+from audit.rules.explanation_sanity import ExplanationSanity
 from audit.rules.faithfulness import Faithfulness, _ranks, auc
 
 
@@ -30,7 +31,7 @@ def test_gradcam_beats_random_orders_and_bad_explainers_do_not(zoo_evidence, wit
     good = rule(explainers=["gradcam"]).check(ev)[0]
     assert good.status == "pass"
     # the baseline is chosen by the information it removes: the data set's mean image lowers the target probability
-    # by 0.1 or more on all 32 samples, a blur on 24 (ties would go to the earlier candidate)
+    # by 10 % of its value or more on all 32 samples, a blur on 24 (ties would go to the earlier candidate)
     cand = good.details["baseline_candidates"]
     assert good.details["baseline"] == "mean" and cand["mean"]["n_informative"] == 32 > cand["blur"]["n_informative"]
     assert "'mean' baseline" in good.message and "blur 24 of 32" in good.message
@@ -100,11 +101,14 @@ def test_64px_photographs_get_a_baseline_that_removes_information(tmp_path) -> N
     f = rule(explainers=["gradcam"], scope="all", n=32, steps=10, random_repeats=2).check(ev)[0]
     assert f.status in ("pass", "fail"), f.message
     cand = f.details["baseline_candidates"]
-    assert cand["blur"]["n_informative"] == 0 and f.details["baseline"] != "blur"
+    # a blur keeps the colours and with them the prediction (it lowers the target score by 10 % of its value on at
+    # most one low-confidence crop)
+    assert cand["blur"]["n_informative"] <= 1 and f.details["baseline"] != "blur"
+    blur = f"blur {cand['blur']['n_informative']} of 32"
     assert cand[f.details["baseline"]]["n_informative"] >= 8
-    assert f"'{f.details['baseline']}' baseline" in f.message and "blur 0 of 32" in f.message
+    assert f"'{f.details['baseline']}' baseline" in f.message and blur in f.message
     fixed = rule(explainers=["gradcam"], scope="all", n=32, steps=10, random_repeats=2, baseline="blur").check(ev)[0]
-    assert fixed.status == "not_applicable" and "blur 0 of 32" in fixed.message
+    assert fixed.status == "not_applicable" and blur in fixed.message
 
 
 class Constant(nn.Module):
@@ -122,3 +126,21 @@ def test_no_baseline_removes_information_from_a_model_that_ignores_its_input(tmp
     f = rule(explainers=["gradcam"], scope="all", n=12).check(ev)[0]
     assert f.status == "not_applicable" and not f.blocking
     assert "blur 0 of 12, mean 0 of 12, zero 0 of 12, noise 0 of 12" in f.message
+    # the randomisation test on the same model: Grad-CAM's maps of a model that ignores its input are constant,
+    # which is not an error either
+    san = ExplanationSanity(ExplanationSanity.Params.model_validate(
+        {"id": "s", "kind": "explanation_sanity", "explainers": ["gradcam"], "n": 8})).check(ev)[0]
+    assert san.status == "not_applicable" and "constant" in san.message
+
+
+def test_64px_photographs_randomisation_test_never_errors(tmp_path) -> None:
+    """explanation_sanity on the 64 px photographs and their colour model: a verdict, not an error."""
+    images, labels = photo_crops(24, 64, seed=0)
+    x = torch.from_numpy(images).float().permute(0, 3, 1, 2) / 255.0
+    centroids = torch.stack([x[labels == k].mean((0, 2, 3)) for k in range(3)])
+    ev = evidence(PhotoColour(centroids).eval(), images, labels, None, tmp_path, PHOTOS)
+    f = ExplanationSanity(ExplanationSanity.Params.model_validate(
+        {"id": "s", "kind": "explanation_sanity", "explainers": ["gradcam", "saliency"], "n": 8,
+         "scope": "all"})).check(ev)[0]
+    assert f.status in ("pass", "fail"), f.message
+    assert set(f.details["explainers"]) == {"gradcam", "saliency"}

@@ -48,5 +48,29 @@ def test_clean_model_has_no_flagged_cluster(zoo_evidence) -> None:
 
 def test_unusable_maps_are_not_a_pass(zoo_evidence, with_test_explainers) -> None:
     ev = with_test_explainers(zoo_evidence("none", fresh=True))
-    f = rule(explainer="test_zero").check(ev)[0]
-    assert f.status == "fail" and "unusable" in f.message
+    checked = rule(explainer="test_zero").check(ev)[0]  # the explainer's checks stop it first, and say why
+    assert checked.status == "not_applicable" and "map is constant" in checked.message
+    f = rule(explainer="test_zero", trust={"enabled": False}).check(ev)[0]
+    assert f.status == "fail" and "unusable" in f.message and "judged untested" in f.message
+
+
+def test_an_explainer_that_ignores_the_model_is_not_clustered(zoo_evidence, with_test_explainers) -> None:
+    """Edge maps do not change when the model is randomised: not_applicable with the reason, never a pass."""
+    ev = with_test_explainers(zoo_evidence("frame", fresh=True))
+    f = rule(explainer="test_edges").check(ev)[0]
+    assert f.status == "not_applicable" and "barely change when the top" in f.message
+
+
+def test_a_cluster_is_judged_against_the_share_of_the_image_its_objects_cover(zoo_evidence) -> None:
+    """A cluster is flagged for the object when its share inside the grown ROIs is below ``min_enrichment`` times
+    their mean share of the image; the figures behind it are in each cluster's details."""
+    ev = zoo_evidence("none")
+    f = rule().check(ev)[0]
+    for t in f.details["classes"].values():
+        for c in t["clusters"]:
+            inside, area = 1.0 - c["outside_share"], c["area_share"]
+            assert 0.0 < area < 0.5 and inside > area  # the clean CNN's clusters lie on their objects
+    strict = rule(min_enrichment=50.0).check(ev)[0]  # no map can put 50 times a ROI's share inside it
+    assert strict.status == "fail" and strict.value > f.value
+    assert any("of the mass inside the object, which covers" in r for t in strict.details["classes"].values()
+               for c in t["clusters"] for r in c["reasons"])

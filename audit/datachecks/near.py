@@ -9,8 +9,9 @@ answer is the brute-force answer (tested at 10^4 hashes).
 
 Cost: one sort per table, C(b, b - r) tables, plus the candidates. ``b`` is chosen from the count: with k key
 bits per table, two unrelated (uniform) hashes collide with probability 2^-k, so the candidates are about
-C(b, b - r) N^2 / 2^(k + 1); ``b`` minimises tables x N log N + candidates (radius 4: b = 6 up to about 3 x 10^6
-hashes, 21-bit keys, 15 tables; b = 7 beyond, 27-bit keys, 35 tables). Hashes that are truly close (a set with
+C(b, b - r) N^2 / 2^(k + 1); ``b`` minimises tables x N log N + ``CANDIDATE_COST`` x candidates (radius 4: b = 5
+below about 1.6 x 10^4 hashes, b = 6 (21-bit keys, 15 tables) to about 6 x 10^6, b = 7 (27-bit keys, 35 tables)
+beyond). Hashes that are truly close (a set with
 many near copies) add their own pairs: the work is output-sensitive, never all pairs of unrelated images.
 """
 
@@ -22,6 +23,10 @@ import math
 import numpy as np
 
 U64 = np.uint64
+# the work of one candidate pair against one hash's share of a table's sort (log2 n + 4 units): measured on this
+# machine's CPU time (bench/growth.py --what near: 1.1e-7 s per candidate, 1.5e-7 s per hash and table at
+# 3 x 10^6), rounded up for the candidates' memory (their index arrays are made per table)
+CANDIDATE_COST = 32
 
 
 def _block_masks(b: int) -> list[int]:
@@ -37,7 +42,7 @@ def choose_blocks(n: int, radius: int) -> int:
         s = b - radius
         tables = math.comb(b, s)
         key_bits = 64 * s / b
-        cost = tables * n * (math.log2(max(n, 2)) + 4) + tables * n * n / 2.0 ** (key_bits + 1) * 8
+        cost = tables * n * (math.log2(max(n, 2)) + 4) + tables * n * n / 2.0 ** (key_bits + 1) * CANDIDATE_COST
         if cost < best_cost:
             best, best_cost = b, cost
     return best

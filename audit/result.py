@@ -16,6 +16,7 @@ from .maps.explain import Explanations
 from .products import Finding, Picks, Predictions, SkippedSample
 from .provenance import Provenance
 from .robustness.result import RobustnessRun
+from .slices.result import SlicesRun
 from .rules.pack import RulePack
 from .tasks.base import Task, TaskMetrics
 from .timing import Timings
@@ -39,6 +40,7 @@ class AuditResult:
     concepts: ConceptRun | None = None  # TCAV tests of [concepts]
     datachecks: DataChecks | None = None  # data-level confounder checks (properties, duplicates, leakage)
     robustness: RobustnessRun | None = None  # [robustness]: corruptions, attacks, OOD detection
+    slices: SlicesRun | None = None  # [slices]: failure slices discovered on the model's features
     timings: Timings | None = None  # wall/CPU seconds and model passes per stage (timings.json; run-dependent)
     family: FamilyRun | None = None  # [[family]]: the members, the statistics across them, their rule outcomes
 

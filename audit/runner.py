@@ -35,6 +35,7 @@ from .rules.evaluate import evaluate_each, verdict
 from .rules.evidence import Evidence
 from .rules.family.base import family_needs, per_member
 from .rules.family.outcomes import member_outcomes
+from .slices.stage import run_slices
 from .tasks.base import Task
 from .timing import Meter
 from .views.stage import build_views
@@ -91,6 +92,8 @@ def _stages(cfg: AuditConfig, baseline: Baseline | None, tasks: dict[str, type[T
     # [robustness]: corruptions, attacks, OOD sets through the engine (None when not configured)
     meter.stage("robustness")
     robustness = run_robustness(cfg, probe, baseline.results if baseline is not None else None)
+    meter.stage("slices")
+    slices = run_slices(cfg, probe, metrics)  # [slices]: failure slices on the scored features (None when not set)
     meter.stage("family")
     # [[family]]: every member scored through the engine, judged on the rows it was not trained on (None without)
     family = run_family(cfg, inputs.heldout, inputs.preprocess, task, loaded, scored, probe,
@@ -99,7 +102,7 @@ def _stages(cfg: AuditConfig, baseline: Baseline | None, tasks: dict[str, type[T
         classes=inputs.classes, predictions=preds, metrics=metrics, picks=picks, probe=probe, seed=cfg.seed,
         explainers=tuple(cfg.explainers.methods), skipped=scored.skipped, n_listed=len(inputs.heldout.records),
         concepts=concepts, data=datachecks, input_problems=(inputs.heldout.swapped_size,) if inputs.heldout.swapped_size
-        else (), robustness=robustness, family=family,
+        else (), robustness=robustness, family=family, slices=slices,
     )
     main = timed_each(meter, "rules", [r for r in inputs.pack.rules if r.phase == "main"], evidence)
     findings = tuple(f for _, found in main for f in found)
@@ -131,7 +134,8 @@ def _stages(cfg: AuditConfig, baseline: Baseline | None, tasks: dict[str, type[T
     return AuditResult(config=cfg, inputs=inputs, model=loaded, scored=scored, metrics=metrics, picks=picks,
                        explanations=explanations, findings=findings, comparison=comparison, views=views,
                        verdict=verdict(findings), provenance=provenance, concepts=concepts,
-                       datachecks=datachecks, robustness=robustness, family=family, timings=meter.close())
+                       datachecks=datachecks, robustness=robustness, family=family, slices=slices,
+                       timings=meter.close())
 
 
 def timed_each(meter: Meter, stage: str, rules: Sequence[Rule], evidence: Evidence

@@ -31,6 +31,7 @@ from .robust_accuracy import RobustAccuracyMin
 from .roi_attribution import RoiAttribution
 from .shortcut_discovery import ShortcutDiscovery
 from .skipped import SkippedMax
+from .slice_gap import SliceGapMax
 
 _BUILTIN: tuple[type[Rule], ...] = (
     MetricMin, MetricMax, ClassRecallMin, ConfusionMax, SkippedMax,
@@ -45,6 +46,7 @@ _BUILTIN: tuple[type[Rule], ...] = (
     ConceptReliance,
     BaselineMetricDrop, BaselineRecallDrop, BaselineFlips, BaselineNewFailures, BaselineExplanationChange,
     CorruptionMetricMin, RelativeCEMax, RobustAccuracyMin, OODAurocMin,
+    SliceGapMax,
     FamilySpreadMax, FamilyAgreementMin, FamilyExplanationAgreementMin, FamilyMembersFailMax,
     EvidenceComplete,
 )

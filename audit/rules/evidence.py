@@ -15,6 +15,7 @@ from ..engine.probe import ModelProbe
 from ..family.result import FamilyRun
 from ..products import Finding, Picks, Predictions, SkippedSample
 from ..robustness.result import RobustnessRun
+from ..slices.result import SlicesRun
 from ..tasks.base import TaskMetrics
 
 Scope = Literal["all", "correct", "incorrect", "picks"]
@@ -50,6 +51,7 @@ class Evidence:
     # image_size under data.swapped_size = "finding"): evidence read in a way the data contradicts
     concepts: ConceptRun | None = None  # TCAV tests of the [concepts] stage (the concept_reliance rule reads them)
     robustness: RobustnessRun | None = None  # the [robustness] stage's measurements (the robustness rules read them)
+    slices: SlicesRun | None = None  # the [slices] stage's discovered slices (slice_gap_max reads them)
     family: FamilyRun | None = None  # [[family]]: the members, their statistics and rule outcomes (family rules)
     unavailable: Mapping[str, str] = field(default_factory=dict)  # configured explainers without maps -> why
     earlier: tuple[tuple[EvaluatedRule, tuple[Finding, ...]], ...] = ()  # rules evaluated before this phase

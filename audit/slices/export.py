@@ -7,6 +7,9 @@ with that rank and ``rest`` for everyone else; for one slice, ``yes`` / ``no``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -45,4 +48,23 @@ def with_slice_column(frame: pd.DataFrame, discovery: Discovery, name: str = "sl
         raise SliceInputError(f"manifest already has a column {name!r}")
     out = frame.copy()
     out[name] = slice_column(discovery, slices)
+    return out
+
+
+def column_from_results(slices: Mapping[str, Any], ids: Sequence[str], significant_only: bool = True) -> np.ndarray:
+    """(len(ids),) str: the slice column of a results.json ``slices`` record for the samples ``ids`` (a manifest's
+    ids, in its order): ``slice-<rank>`` for members of each slice (by default the reported, significant ones),
+    ``rest`` otherwise. Put it in the manifest and list it in ``data.subgroups``: a later audit scores each slice
+    as a named subgroup."""
+    if slices.get("status") != "measured":
+        raise SliceInputError(f"the results hold no measured slices ({slices.get('reason') or slices.get('status')})")
+    out = np.full(len(ids), REST, dtype=object)
+    where = {str(i): k for k, i in enumerate(ids)}
+    for s in slices.get("slices") or ():
+        if significant_only and not s.get("significant"):
+            continue
+        missing = [m for m in s["members"] if m not in where]
+        if missing:
+            raise SliceInputError(f"{s['name']}: sample {missing[0]!r} is not in the manifest given")
+        out[[where[m] for m in s["members"]]] = s["name"]
     return out

@@ -31,6 +31,7 @@ from .questions import explainer_questions
 from .family import family_context
 from .robustness import robustness_context
 from .shortcuts import shortcuts_context
+from .slices import slices_context
 from .views import layer_views_context, unit_of, views_context
 
 STATUS_ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3}
@@ -311,6 +312,7 @@ def build_context(r: AuditResult, document_id: str = "", formats: Iterable[str] 
         "comparison": comparison_context(r),
         "concepts": concepts_context(r),
         "robustness": robustness_context(r),
+        "slices": slices_context(r),
         "family": family_context(r),
         "shortcuts": shortcuts_context(r),
     }

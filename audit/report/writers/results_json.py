@@ -83,6 +83,8 @@ def build_results(r: AuditResult, maps_file: str | None = None) -> dict[str, Any
         out["robustness"] = r.robustness.as_dict()
     if r.family is not None:
         out["family"] = r.family.as_dict()
+    if r.slices is not None:
+        out["slices"] = r.slices.as_dict()
     out["summary"]["reason"] = verdict_sentence(out)
     out["summary"]["flags"] = flags(r)
     return jsonable(out)

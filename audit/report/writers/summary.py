@@ -17,6 +17,7 @@ from ..criteria import headline_of, limit_words, number
 from .base import OutputFormat, Report, utf8_text
 from .family_text import family_lines
 from .robustness_text import robustness_lines
+from .slices_text import slices_lines
 from .text import md_code, md_text
 
 MAX_ROWS = 25  # rule rows in the table; the rest are counted, they are in report.html and results.json
@@ -155,6 +156,9 @@ def build_summary(results: Mapping[str, Any], headline: str) -> str:
     robust = robustness_lines(results)
     if robust:
         lines += ["", "**Robustness:**", *(f"- {md_text(x, 2 * MAX_MESSAGE)}" for x in robust)]
+    found = slices_lines(results)
+    if found:
+        lines += ["", "**Discovered slices:**", *(f"- {md_text(x, 2 * MAX_MESSAGE)}" for x in found)]
     family = family_lines(results)
     if family:
         lines += ["", "**Family of models:**", *(f"- {md_text(x, 2 * MAX_MESSAGE)}" for x in family)]

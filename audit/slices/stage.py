@@ -31,6 +31,13 @@ def _inputs(sc: SlicesConfig, probe: ModelProbe, metrics: TaskMetrics, z: np.nda
             else None
         correct = (p.preds == p.labels).astype(np.float64)
         return SliceInputs(z, correct, "accuracy", True, p.labels.astype(np.int64), probs), rows, ""
+    dice = getattr(metrics, "image_dice", None)  # a segmentation (its labels are the classes present: not sliced)
+    if dice is not None:
+        dice = np.asarray(dice, dtype=np.float64)
+        keep = np.flatnonzero(np.isfinite(dice))
+        if len(keep) < 4:
+            return None, rows, f"{len(keep)} images have a per-image Dice; slice discovery needs at least 4"
+        return SliceInputs(z[keep], dice[keep], "Dice", True), keep, ""
     if p.labels.ndim == 2:
         if sc.label is None:
             return None, rows, (f"a multi-label audit slices one label's correctness: set slices.label to one of "
@@ -39,14 +46,7 @@ def _inputs(sc: SlicesConfig, probe: ModelProbe, metrics: TaskMetrics, z: np.nda
         truth, score = p.labels[:, k].astype(np.int64), np.clip(p.probs[:, k], 0.0, 1.0)
         correct = (p.preds[:, k] == truth).astype(np.float64)
         return SliceInputs(z, correct, "accuracy", True, truth, np.stack([1.0 - score, score], axis=1)), rows, ""
-    dice = getattr(metrics, "image_dice", None)
-    if dice is None:
-        return None, rows, f"task {task.name!r} has no per-sample metric slice discovery can read"
-    dice = np.asarray(dice, dtype=np.float64)
-    keep = np.flatnonzero(np.isfinite(dice))
-    if len(keep) < 4:
-        return None, rows, f"{len(keep)} images have a per-image Dice; slice discovery needs at least 4"
-    return SliceInputs(z[keep], dice[keep], "Dice", True), keep, ""
+    return None, rows, f"task {task.name!r} has no per-sample metric slice discovery can read"
 
 
 def _images(probe: ModelProbe, ids: list[str]) -> tuple[np.ndarray, ...]:

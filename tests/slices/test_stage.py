@@ -24,7 +24,6 @@ from audit.runner import run_audit
 from audit.slices.export import column_from_results
 
 N = 300
-PACK = '[pack]\nname = "slices"\n[[rule]]\nid = "slices"\nkind = "slice_gap_max"\nmax_gap = 0.1\n'
 SCHEMA = json.loads((Path(__file__).parents[2] / "audit" / "schema" / "results.schema.json").read_text())
 
 
@@ -49,8 +48,7 @@ def _write(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 def _audit(root: Path, make_setup, model, plant: bool) -> Audit:
-    s = make_setup(root, model, pack="pack.toml", extra="[slices]\nn_components = 6\n", n=N)
-    (root / "pack.toml").write_text(PACK)
+    s = make_setup(root, model, pack="slices", extra="[slices]\nn_components = 6\n", n=N)  # the bundled pack
     rows = _manifest(s.manifest)
     planted = set()
     for r in rows:  # where the square sits: a column a reviewer could name the slice by
@@ -90,7 +88,7 @@ def test_the_planted_slice_is_found_described_and_warned_about(planted) -> None:
     assert top.columns and top.columns[0].column == "height" and top.columns[0].auc > 0.7
     assert 0 < len(top.typical_ids) <= 8 and set(top.typical_ids) <= members and len(top.images) == len(top.typical_ids)
     assert np.mean([correct[m] for m in members]) < 0.2
-    f = next(f for f in planted.result.findings if f.rule == "slices")
+    f = next(f for f in planted.result.findings if f.rule == "slice-gap")
     assert f.status == "warn" and f.value == pytest.approx(top.below_overall) and top.name in f.message
     jsonschema.validate(planted.results, SCHEMA)
     doc = planted.results["slices"]["slices"][0]
@@ -105,7 +103,7 @@ def test_the_planted_slice_is_found_described_and_warned_about(planted) -> None:
 def test_the_clean_twin_reports_no_slice_and_passes(clean) -> None:
     run = clean.result.slices
     assert run is not None and run.status == "measured" and run.reported == ()
-    f = next(f for f in clean.result.findings if f.rule == "slices")
+    f = next(f for f in clean.result.findings if f.rule == "slice-gap")
     assert f.status == "pass"
     jsonschema.validate(clean.results, SCHEMA)
 

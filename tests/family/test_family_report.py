@@ -1,5 +1,5 @@
-"""The family in the report: the HTML section (members, forest plot, spread, agreement, rules per member), the
-summary.md lines and the JUnit test cases of the family rules, written from one audit."""
+"""The family in the report: the HTML section (members, forest plot, spread, agreement, rules per member) and its
+PDF rendering, the summary.md lines and the JUnit test cases of the family rules, written from one audit."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+from pypdf import PdfReader
 
 from audit.report.output import write_outputs
 
@@ -14,7 +15,7 @@ from audit.report.output import write_outputs
 @pytest.fixture(scope="module")
 def written(underspecified, tmp_path_factory):
     folder = tmp_path_factory.mktemp("family-report") / "report"
-    write_outputs(underspecified, folder, ["html", "json", "junit"])
+    write_outputs(underspecified, folder, ["html", "pdf", "json", "junit"])
     return folder
 
 
@@ -30,6 +31,13 @@ def test_html_section(written):
     assert "0.875" in text and "0.144" in text  # mean and sd of the four seeds' accuracy
     assert "0.500" in text  # kappa of seed-0 and seed-1 (16 of 64 answers differ)
     assert 'href="#finding-marker-members"' in section
+
+
+def test_pdf_section(written):
+    text = re.sub(r"\s+", " ", "\n".join(p.extract_text() for p in PdfReader(written / "report.pdf").pages))
+    part = text[text.index("Family of models"):]
+    assert "seed-0 (released)" in part and "Spread across members" in part
+    assert "Rules on every member" in part and "seed-1, seed-3" in part
 
 
 def test_summary_lines(written):

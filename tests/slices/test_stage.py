@@ -76,6 +76,8 @@ def test_the_planted_slice_is_found_described_and_warned_about(planted) -> None:
     run = planted.result.slices
     assert run is not None and run.status == "measured" and run.metric == "accuracy" and run.n == N
     assert len(planted.planted) == 30
+    stage = next(s for s in planted.result.timings.stages if s.name == "slices")
+    assert stage.passes == 0  # it reads the features scoring gathered: no model pass of its own
     top = run.reported[0]
     members = set(top.member_ids)
     assert len(members & planted.planted) >= 0.8 * len(members)  # precision

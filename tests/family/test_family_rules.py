@@ -11,10 +11,19 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
+from audit.rules import registry as rule_registry
+from audit.rules.evaluate import evaluate_each
+from audit.rules.evidence import Evidence
 from audit.rules.family.agreement import AgreementParams, FamilyAgreementMin
 from audit.rules.family.explanation_agreement import ExplanationAgreementParams, FamilyExplanationAgreementMin
 from audit.rules.family.members_fail import FamilyMembersFailMax, MembersFailParams
 from audit.rules.family.spread import FamilySpreadMax, SpreadParams
+
+
+def family_evidence(result):
+    """The evidence the family rules read: the audit's, with its family."""
+    return Evidence(classes=result.classes, predictions=result.predictions, metrics=result.metrics, picks=result.picks,
+                    probe=None, seed=0, explainers=("saliency",), family=result.family)
 
 
 def judge(cls, params_cls, family, **fields):
@@ -68,3 +77,17 @@ def test_ensemble_scores_are_the_members_mean_probability(underspecified):
     assert all(len(m.rows) == 64 for m in fam.members)  # seeds without folds: every row for everyone
     mean = np.mean([m.predictions.probs for m in members], axis=0)
     assert np.allclose(ensemble.predictions.probs, mean, atol=1e-6)  # float32 softmax per member
+
+
+@pytest.mark.parametrize("kind", [k for k, c in rule_registry().items() if c.phase == "family"])
+def test_every_family_kind_example_gives_a_result_on_a_family(kind, underspecified):
+    """The common check of tests/plugins audits each example without a family (not_applicable); here with one."""
+    cls = rule_registry()[kind]
+    for i, example in enumerate(cls.examples):
+        fields = {k: (v.format(metric="accuracy") if isinstance(v, str) else v) for k, v in example.items()}
+        (f,) = evaluate_each([cls(cls.Params(id=f"{kind}-{i}", kind=kind, **fields))],
+                             family_evidence(underspecified))[0][1]
+        assert f.status in ("pass", "warn", "fail", "error") and f.message.strip()
+        assert not f.message.startswith("rule could not be evaluated"), f.message
+        if f.status != "error":
+            assert f.details["criterion"]["direction"] in ("above", "below")

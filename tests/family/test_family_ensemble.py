@@ -1,5 +1,6 @@
 """The mean ensemble as a model: read by its task (outputs as probabilities), its scores are the mean of the
-members' scores as each member's own task reads them, for every classifier task and output form."""
+members' scores as each member's own task reads them, for every classifier task and output form, and an anomaly
+detector's per-image scores."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class Fixed(nn.Module):
     ("binary", ("neg", "pos"), 1, "logits", ""),
     ("binary", ("neg", "pos"), 2, "logits", ""),
     ("multilabel", ("x", "y", "z"), 3, "logits", ""),
+    ("anomaly", ("good", "defect"), 1, "auto", ""),  # per-image anomaly scores, averaged as they are
 ])
 def test_ensemble_scores_are_the_members_mean(task, classes, outputs, kind, squash):
     member_task = build_task(task, classes, options=TaskOptions(output_kind=kind))

@@ -134,6 +134,10 @@ def run_ood(cfg: AuditConfig, probe: ModelProbe, ood: OODConfig, detectors: Mapp
     if any(d.needs_fit for d in use.values()):
         rows, fit_out, fit_labels, fit_desc = _fit_data(cfg, probe, ood, rows, seed, fn)
     id_out = _of_rows(probe, rows, fn)
+    if id_out.logits.ndim != 2:  # e.g. an inspection model's anomaly map: no class scores to read
+        return not_applicable(f"task {task.name!r}: the model answers with outputs of shape "
+                              f"{tuple(id_out.logits.shape[1:])} per sample, not one score per class, which the OOD "
+                              "scores read")
     sets = ood_sets(cfg, probe, ood, seed)
     outs = {name: _outputs(probe, x, fn) for name, (x, _) in sets.items()}
     results, scores = [], {}

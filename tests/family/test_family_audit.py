@@ -10,7 +10,9 @@ import jsonschema
 import numpy as np
 import pytest
 
+from audit.config import load_config
 from audit.report.writers.results_json import build_results
+from audit.runner import run_audit
 
 SCHEMA = json.loads(files("audit").joinpath("schema/results.schema.json").read_text())
 
@@ -56,3 +58,8 @@ def test_results_json_family_record(underspecified):
     assert (rule["k"], rule["of"], rule["failing"]) == (2, 4, ["seed-1", "seed-3"])
     assert fam["released_check"]["member"] == "seed-0" and fam["released_check"]["other_members"] == 3
     assert json.loads(json.dumps(doc)) == doc  # JSON-safe (no NaN)
+
+
+def test_same_inputs_give_the_same_family_record(underspecified):
+    again = run_audit(load_config(underspecified.config.source))
+    assert build_results(again)["family"] == build_results(underspecified)["family"]

@@ -13,7 +13,8 @@ a member's answers depend on it.
 Measured (tests/family/test_family_demo.py checks the verdicts): the marker moves seed-1's and seed-3's answers
 (within-class shift 0.47 and 0.23; the clean seeds at most 0.016), their accuracy drops to 0.60 and 0.83 against
 0.97 for the released seed, the weakest pair's kappa is 0.48 (0.88 in the clean family) and the accuracy's sd
-across seeds 0.17 (0.02). The saliency maps' rank correlation does not separate the two families (0.21 both)."""
+across seeds 0.17 (0.02). Whole-map agreement does not separate the two families (weakest rank correlation,
+marker family first: saliency 0.21 and 0.24, Grad-CAM 0.55 and 0.54)."""
 
 from __future__ import annotations
 

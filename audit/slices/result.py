@@ -72,6 +72,7 @@ class SlicesRun:
     seed: int = 0
     slices: tuple[FoundSlice, ...] = ()  # every slice tried, worst gap first
     left_out: int = 0  # samples without a finite metric (e.g. an image with no class in truth or answer)
+    embedding: str = ""  # what embedded the samples
 
     @property
     def reported(self) -> tuple[FoundSlice, ...]:
@@ -83,5 +84,5 @@ class SlicesRun:
         return {"status": self.status, "method": self.reason, "metric": self.metric,
                 "higher_is_better": self.higher_is_better, "label": self.label, "n": self.n,
                 "n_confirmation": self.n_confirmation, "overall": _r(self.overall), "min_size": self.min_size,
-                "alpha": self.alpha, "correction": self.correction, "seed": self.seed, "left_out": self.left_out,
+                "alpha": self.alpha, "correction": self.correction, "seed": self.seed, "left_out": self.left_out, "embedding": self.embedding,
                 "slices": [s.as_dict() for s in self.slices]}

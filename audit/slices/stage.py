@@ -1,10 +1,11 @@
 """The slice stage: [slices] over the scored held-out set. It reads what scoring gathered through the engine (the
 penultimate features, the labels, the answers; a segmentation's per-image Dice), so it adds no model pass beyond
-decoding the few typical images the report draws. Runs after scoring, before the rules.
+decoding the few typical images the report draws (unless the model has no final nn.Linear: see features.py). Runs after scoring, before the rules.
 
 Per task: a single-label task slices correctness (accuracy) with Domino's label and prediction terms; a multi-label
 task one label's correctness (``slices.label``); a segmentation the per-image Dice (mean over its classes). A model
-whose features were not gathered is ``not_applicable`` with the reason."""
+without a final nn.Linear is embedded by its last convolution, pooled (one extra pass); one with neither is
+``not_applicable`` with the reason."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..tasks.base import TaskMetrics
 from .describe import describe_slice
 from .discover import Discovery, DiscoverySettings, discover_slices
 from .export import slice_id
+from .features import pooled_features
 from .inputs import SliceInputs
 from .result import FoundSlice, SliceColumn, SlicesRun
 
@@ -97,10 +99,14 @@ def run_slices(cfg: AuditConfig, probe: ModelProbe, metrics: TaskMetrics) -> Sli
     if sc.label is not None and sc.label not in probe.task.classes:
         raise ConfigError(f"slices.label: unknown label {sc.label!r} (the audit's classes are "
                           f"{', '.join(probe.task.classes)})")
-    if p.features is None:
-        return SlicesRun("not_applicable", "the model's penultimate features were not gathered (slice discovery "
-                         "reads the input of the model's last nn.Linear layer)")
-    inputs, rows, why = _inputs(sc, probe, metrics, np.asarray(p.features, dtype=np.float64))
+    if p.features is not None:
+        z, embedding = np.asarray(p.features, dtype=np.float64), "the input of the model's last nn.Linear"
+    else:  # e.g. a fully convolutional net: one extra pass for its pooled last convolution
+        pooled, embedding = pooled_features(probe)
+        if pooled is None:
+            return SlicesRun("not_applicable", embedding)
+        z = pooled
+    inputs, rows, why = _inputs(sc, probe, metrics, z)
     if inputs is None:
         return SlicesRun("not_applicable", why)
     settings = DiscoverySettings(n_components=sc.n_components, n_pca=sc.n_pca, fit_fraction=sc.fit_fraction,
@@ -110,4 +116,4 @@ def run_slices(cfg: AuditConfig, probe: ModelProbe, metrics: TaskMetrics) -> Sli
     slices = _found(d, sc, probe, p.ids[rows], columns, seed)
     return SlicesRun("measured", d.method(), inputs.metric_name, inputs.higher_is_better, sc.label, inputs.n,
                      int((~d.fit_mask).sum()), d.overall_metric, sc.min_size, sc.alpha, sc.correction, seed, slices,
-                     p.n - len(rows))
+                     p.n - len(rows), embedding)

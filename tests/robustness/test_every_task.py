@@ -2,7 +2,8 @@
 contract's small sets (tests/plugins/audit_sets.py): every part either measures or says why it does not apply, the
 corruption metric is the task's own key metric, every robustness and slice rule kind whose needs the task meets
 returns a result that is not a crash, and results.json validates against the schema. (The multiclass case is
-tests/robustness/test_stage.py and tests/slices/test_stage.py.)"""
+tests/robustness/test_stage.py and tests/slices/test_stage.py.) Nets without a final nn.Linear are sliced on
+their last convolution, pooled."""
 
 from __future__ import annotations
 
@@ -68,11 +69,15 @@ def test_robustness_and_slices_on_every_task(task, tmp_path, module_one_thread) 
             assert part.reason
     sl = result.slices
     assert sl is not None and (sl.status == "measured" or sl.reason)
-    if task in ("binary", "multilabel"):
-        assert sl.status == "measured", sl.reason
-        assert sl.metric == "accuracy" and sl.label == ("top" if task == "multilabel" else None)
-    else:  # the example nets end in a convolution: no penultimate features (the stage says so)
-        assert sl.status == "not_applicable" and "penultimate features were not gathered" in sl.reason
+    assert sl.status == "measured", sl.reason
+    assert sl.metric == ("Dice" if task == "segmentation" else "accuracy")
+    assert sl.label == ("top" if task == "multilabel" else None)
+    if task in ("segmentation", "anomaly"):  # the example nets end in a convolution: its output, pooled
+        assert sl.embedding.endswith("averaged over space") and sl.n + sl.left_out == result.scored.predictions.n
+        stage = next(s for s in result.timings.stages if s.name == "slices")
+        assert stage.passes >= 1  # the one extra pass over the held-out set
+    else:
+        assert sl.embedding == "the input of the model's last nn.Linear"
     if task == "anomaly":  # an anomaly map per image: no class scores for the OOD detectors
         assert rob.ood.status == "not_applicable" and "not one score per class" in rob.ood.reason
     found = {f.rule: f for f in result.findings}

@@ -1,6 +1,6 @@
 """What the [slices] stage slices on each task, on a stand-in probe (no model, no files): correctness at the task's
 own answers (a binary threshold, not the argmax), one label of a multi-label audit, a segmentation's per-image Dice
-with the images that have none left out; what cannot be sliced is not_applicable with the reason, a bad label a
+with the images that have none left out; what cannot be sliced or embedded is not_applicable with the reason, a bad label a
 ConfigError naming slices.label. Planted: a shifted cluster the task's metric fails on must be the worst slice."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from torch import nn
 
 from audit.config import SlicesConfig
 from audit.errors import ConfigError
@@ -90,9 +91,10 @@ def test_a_segmentation_slices_the_per_image_dice(monkeypatch) -> None:
     assert run_slices(_cfg(), probe, SimpleNamespace()).status == "not_applicable"
 
 
-def test_no_features_is_not_applicable_with_the_reason() -> None:
+def test_a_model_with_nothing_to_embed_by_is_not_applicable_with_the_reason() -> None:
     y = np.arange(N) % 2
     probe = _probe("multiclass", ("a", "b"), y, np.eye(2)[y], y, None)
+    probe.engine = SimpleNamespace(model=nn.Sequential(nn.Flatten(), nn.Softmax(dim=1)))  # no Linear, no Conv2d
     run = run_slices(_cfg(), probe, None)
-    assert run.status == "not_applicable" and "penultimate features were not gathered" in run.reason
+    assert run.status == "not_applicable" and "neither a final nn.Linear nor an nn.Conv2d" in run.reason
     assert run.as_dict() == {"status": "not_applicable", "reason": run.reason}

@@ -38,7 +38,7 @@ def slices_context(r: AuditResult) -> dict[str, Any] | None:
     return {
         "status": run.status, "method": run.reason, "metric": run.metric, "label": run.label, "n": run.n,
         "n_confirmation": run.n_confirmation, "overall": _f(run.overall), "seed": run.seed,
-        "left_out": run.left_out, "tried": len(run.slices), "findings": findings,
+        "left_out": run.left_out, "embedding": run.embedding, "tried": len(run.slices), "findings": findings,
         "slices": [_slice(s) for s in run.slices if s.images],
         "reported": len(run.reported),
     }

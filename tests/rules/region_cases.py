@@ -40,7 +40,7 @@ from audit.rules.evidence import Evidence
 from audit.scoring.classification import score
 from audit.tasks.multiclass import MulticlassTask
 
-VERSION = 2
+VERSION = 3
 CACHE = Path(os.environ.get("MODEL_AUDIT_ZOO_CACHE", "/tmp/model-audit-zoo"))
 OBJECT_COLOURS = np.array([(0.78, 0.5, 0.42), (0.5, 0.74, 0.46), (0.48, 0.54, 0.8)])  # disc, square, cross
 
@@ -133,12 +133,12 @@ def train(spec: CueSpec) -> nn.Module:
     """The tiny CNN of the shortcut zoo trained on the spec's version (cached on disk)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"cue-{spec.kind}-{spec.version}-{spec.key()}.pt"
+    torch.manual_seed(spec.seed)  # before the weights are drawn: the same model in any process
     model = TinyCNN(8, 3)
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.eval()
     data = make(spec, "train", spec.version)
-    torch.manual_seed(spec.seed)
     x, y = to_input(data.images), torch.from_numpy(data.labels)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=1e-4)
     bs = 50

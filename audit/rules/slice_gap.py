@@ -29,6 +29,7 @@ class SliceGapParams(RuleParams):
 class SliceGapMax(Rule[SliceGapParams]):
     kind = "slice_gap_max"
     title = "Discovered failure slices"
+    needs = frozenset()  # every task: the [slices] stage says not_applicable, with the reason, where it cannot slice
     criterion = Criterion("a discovered slice's metric below the overall metric", "metric difference", "above",
                           "and the slice's corrected gap test significant")
     examples = ({"max_gap": 0.1}, {"max_gap": 0.2, "min_size": 20, "significant_only": False})

@@ -4,6 +4,8 @@ on predictions computed here from the members' weights."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from audit.config import FamilyMemberConfig, load_config
 from audit.errors import ConfigError
 from audit.family.rows import resolve_folds
 from audit.products import Predictions
+from audit.report.output import write_outputs
 from audit.runner import run_audit
 
 PACK = '[pack]\nname = "folds"\n[[rule]]\nid = "accuracy-floor"\nkind = "metric_min"\nmetric = "accuracy"\nthreshold = 0.5\n'
@@ -122,3 +125,17 @@ def test_kfold_pairs_compare_only_rows_neither_trained_on(kfold, family_root):
     assert p.n == len(rows) and p.flips.changed == int((released != other).sum())
     assert p.kappa == pytest.approx(cohen_kappa_score(released, other), abs=1e-12)
     assert any("mean ensemble is not judged" in n for n in fam.notes)
+
+
+def test_report_shows_the_pooled_figures(kfold, tmp_path):
+    folder = tmp_path / "report"
+    write_outputs(kfold, folder, ["html"])
+    pooled = kfold.family.pooled
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    section = html[html.index("Pooled out-of-fold predictions"):]
+    section = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", section[:section.index("</table>")]))
+    (left_left, left_right), (right_left, right_right) = pooled.confusion.tolist()
+    assert f"left {left_left} {left_right} right {right_left} {right_right}" in section
+    assert f"accuracy {pooled.values['accuracy']:.3f}" in section
+    md = (folder / "summary.md").read_text(encoding="utf-8").replace("\\", "")
+    assert f"Pooled out-of-fold predictions of 4 folds (64 rows): accuracy {pooled.values['accuracy']:.3f}." in md

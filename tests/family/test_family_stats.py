@@ -5,12 +5,14 @@ top-k overlap and flips on hand-made cases."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 from sklearn.metrics import cohen_kappa_score
 
+from audit.family.pooled import released_check
 from audit.family.stats import cohen_kappa, flips, prediction_interval, rank_correlation, spread, top_k, top_overlap
 
 
@@ -80,3 +82,17 @@ def test_flips_count_right_and_wrong():
     assert (f.n, f.changed, f.a_right_b_wrong, f.a_wrong_b_right) == (5, 2, 1, 1)
     rows = flips(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [1, 0]]))  # multi-label rows differ in any entry
     assert (rows.changed, rows.a_right_b_wrong) == (1, None)
+
+
+def test_released_member_outlier_against_the_others():
+    def m(name, role, acc):
+        return SimpleNamespace(name=name, role=role, values={"accuracy": acc})
+
+    others = [m("b", "member", 0.90), m("c", "member", 0.92), m("d", "member", 0.91)]
+    ens = m("ensemble", "ensemble", 0.5)  # left out of the interval
+    low = released_check([m("a", "released", 0.70), *others, ens], "accuracy", 0.95)
+    assert (low.outlier, low.others) == (True, 3)
+    assert low.interval == pytest.approx(prediction_interval(np.array([0.90, 0.92, 0.91]), 0.95))
+    typical = released_check([m("a", "released", 0.905), *others, ens], "accuracy", 0.95)
+    assert typical.outlier is False
+    assert released_check([m("a", "released", 0.9), others[0]], "accuracy", 0.95).outlier is None  # one other

@@ -23,7 +23,7 @@ from .timing import Timings, format_rows
 EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Audit a trained PyTorch image classifier before it ships.")
+                  help="Audit a trained PyTorch image model (classifier, multi-label, segmentation or anomaly detector) before it ships.")
 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 ProfileOpt = Annotated[bool, typer.Option("--profile", help="Print where the time went: wall and CPU seconds, model "

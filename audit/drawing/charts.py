@@ -56,7 +56,7 @@ def reliability_figure(cal: Calibration) -> str:
     """Per confidence bin: accuracy as a dot with its 95 % Wilson interval (hollow when the bin holds fewer than
     :data:`MIN_BIN` samples), mean confidence as a tick, the gap shaded (bins of at least :data:`MIN_BIN` samples),
     and the sample count of every bin written on the histogram below. No bar: a bin of one sample never reads as a
-    full-height bar. The legend sits above the plot, clear of the data."""
+    full-height bar. The legend sits under the histogram, clear of the data."""
     fig, (ax, axh) = plt.subplots(2, 1, figsize=(CHART_WIDTH_IN, 4.9), gridspec_kw={"height_ratios": [3, 1.2]},
                                   sharex=True)
     edges = np.array(cal.bin_edges)
@@ -83,10 +83,9 @@ def reliability_figure(cal: Calibration) -> str:
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("accuracy in the bin", fontsize=FONT)
     ax.tick_params(labelsize=FONT)
-    ax.legend(fontsize=FONT, loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=2, frameon=False,
-              borderaxespad=0.0)
+    handles, labels = ax.get_legend_handles_labels()
     ax.set_title(f"Reliability: ECE {cal.ece:.3f}, MCE {cal.mce:.3f}\n(whiskers: 95 % Wilson interval)",
-                 fontsize=FONT, pad=44)
+                 fontsize=FONT)
     axh.bar(centers, counts, width=width * 0.9, color="#999999")
     top = max(int(counts.max()), 1)
     step = 2 if len(counts) > 12 else 1  # every other count when the bins are narrower than the digits
@@ -98,6 +97,9 @@ def reliability_figure(cal: Calibration) -> str:
     axh.set_ylabel("samples", fontsize=FONT)
     axh.tick_params(labelsize=FONT)
     axh.set_xlim(0, 1)
+    fig.tight_layout()
+    # one column under the histogram: two columns of these labels would be wider than the chart
+    fig.legend(handles, labels, fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=1, frameon=False)
     return fig_uri(fig)
 
 

@@ -54,6 +54,7 @@ CLASS_COLORS = ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255"
 CLASS_MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h", "<", ">", "p", "8")
 MIN_FONT_PT = 9.0  # the smallest text in a chart, at its natural size
 CHART_WIDTH_IN = 4.4  # the widest chart (inches): 9 pt text at 395 px wide renders at 11.2 px
+PAD_IN = 0.05  # white margin around a saved chart (inches)
 
 
 def png_uri(arr: np.ndarray) -> str:
@@ -73,15 +74,16 @@ def fig_uri(fig: plt.Figure) -> str:
     for text in fig.findobj(Text):
         if text.get_visible() and text.get_text() and text.get_fontsize() < MIN_FONT_PT:
             text.set_fontsize(MIN_FONT_PT)
-    for _ in range(4):  # labels and legends outside the axes widen the saved (tight) box: narrow the axes instead
-        wide = fig.get_tightbbox(fig.canvas.get_renderer()).width - CHART_WIDTH_IN
+    limit = CHART_WIDTH_IN - 2 * PAD_IN  # the saved box is the tight box plus its padding on both sides
+    for _ in range(8):  # labels and legends outside the axes widen the saved (tight) box: narrow the axes instead
+        wide = fig.get_tightbbox(fig.canvas.get_renderer()).width - limit
         if wide <= 0.01:
             break
         w, h = fig.get_size_inches()
         fig.set_size_inches(max(w - wide - 0.02, 1.0), h)
     buf = io.BytesIO()
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "model-audit"}):  # same chart, same bytes
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+        fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=PAD_IN, metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 

@@ -121,7 +121,29 @@ def subject(details: Mapping[str, Any] | None) -> dict[str, Any]:
         names.append(str(details["worst_column"]))
     if details.get("explainer") and details.get("explainer_judged", True):  # maps shown as information only: not named
         parts.append(f"{details['explainer']} maps")
+    for concept, groups in _concepts_at_fault(details.get("concepts")):
+        parts.append(f"concept '{concept}' for " + ", ".join(f"'{g}'" for g in groups))
+        names += [concept, *groups]
+    failing = details.get("newly_failing")
+    if isinstance(failing, list) and failing:
+        parts.append("newly failing: " + ", ".join(str(x) for x in failing))
+        names += [str(x) for x in failing]
     return {"text": ", ".join(parts), "names": names} if parts else {}
+
+
+def _concepts_at_fault(concepts: Any) -> list[tuple[str, list[str]]]:
+    """(concept, classes) a concept rule holds against the model (``details.concepts``): a forbidden concept the
+    class uses, a required one it does not."""
+    out = []
+    for name, c in (concepts or {}).items() if isinstance(concepts, Mapping) else ():
+        if not isinstance(c, Mapping):
+            continue
+        bad = "used" if c.get("role") == "forbidden" else "not used"
+        groups = [str(g) for g, row in (c.get("classes") or {}).items()
+                  if isinstance(row, Mapping) and row.get("status") == bad]
+        if groups:
+            out.append((str(name), groups))
+    return out
 
 
 def headline(rule: Mapping[str, Any]) -> str:

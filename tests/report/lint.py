@@ -291,3 +291,80 @@ def copy_problems(md: str, strict: bool = True) -> list[str]:
     file; ``strict``: a document a person copies from (model card, Annex IV), where none may appear."""
     bad = sorted({f"U+{ord(c):04X}" for c in md if unicodedata.category(c) in _INVISIBLE and c not in "\t\n"})
     return [f"invisible characters {', '.join(bad)}"] if bad and strict else []
+
+
+# ---- what the PDF draws, the flags, the picks -----------------------------------------------------------------
+
+def _svg_texts(html: str) -> list[list[str]]:
+    """The texts of every SVG chart in a report's HTML, chart by chart."""
+    import base64
+
+    out = []
+    for payload in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html):
+        svg = base64.b64decode(payload).decode("utf-8")
+        out.append([t for t in (re.sub(r"<[^>]*>", "", x).strip() for x in re.findall(r"<text\b.*?</text>", svg,
+                                                                                        flags=re.DOTALL)) if t])
+    return out
+
+
+def chart_problems(folder: Path) -> list[str]:
+    """Every SVG chart of report.html is drawn in report.pdf (its longest text is in the PDF's text; pypdf joins a
+    chart's words, so spaces are left out of the comparison), never replaced by its alt text."""
+    import html as html_lib
+
+    if not (folder / "report.pdf").exists():
+        return []
+    pdf = re.sub(r"\s", "", pdf_text(folder / "report.pdf"))
+    out = []
+    for i, texts in enumerate(_svg_texts((folder / "report.html").read_text(encoding="utf-8"))):
+        words = [re.sub(r"\s", "", html_lib.unescape(t)) for t in texts if re.search(r"[A-Za-z]{4}", t)]
+        if words and max(words, key=len) not in pdf:
+            out.append(f"chart {i + 1} ({texts[0][:40]!r}…) is not drawn in report.pdf")
+    return out
+
+
+def flag_problems(folder: Path) -> list[str]:
+    """Every flag of results.json (``summary.flags``) is on the report's cover and in summary.md."""
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    summary = " ".join(rendered_text((folder / "summary.md").read_text(encoding="utf-8")).replace("\u2060", "").split())
+    cover = ""
+    if (folder / "report.html").exists():
+        page = (folder / "report.html").read_text(encoding="utf-8")
+        cover = " ".join(html_text_of(page.split("</header>", 1)[0]).split())
+    out = []
+    for flag in results["summary"].get("flags") or ():
+        text = " ".join(flag["text"].split())
+        if text[:200] not in summary:
+            out.append(f"summary.md lacks the {flag['kind']} flag {text[:60]!r}")
+        if cover and text[:200] not in cover:
+            out.append(f"the report's cover lacks the {flag['kind']} flag {text[:60]!r}")
+    return out
+
+
+def html_text_of(body: str) -> str:
+    import html as html_lib
+
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.DOTALL)
+    return html_lib.unescape(re.sub(r"<[^>]*>", " ", body))
+
+
+def pick_problems(folder: Path) -> list[str]:
+    """Picks as the task names them: a task without right or wrong answers (segmentation) files no
+    correct / incorrect list, colours no answer as right or wrong, and no image is both first best and first
+    worst."""
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    samples = results["samples"]
+    lists = samples.get("lists") or {}
+    out = []
+    if set(lists) != {k for k in samples if k not in ("per_class", "lists")}:
+        out.append(f"samples holds lists {sorted(samples)} but names {sorted(lists)}")
+    if "worst" in lists:  # ranked by a metric
+        if {"correct", "incorrect"} & set(samples):
+            out.append("a task ranked by its metric files picks as correct / incorrect")
+        best, worst = samples.get("best") or [], samples.get("worst") or []
+        if best and worst and best[0]["id"] == worst[0]["id"]:
+            out.append(f"{best[0]['id']} is both the first best and the first worst")
+        page = (folder / "report.html").read_text(encoding="utf-8") if (folder / "report.html").exists() else ""
+        if re.search(r'predicted <b class="(ok|bad)"', page):
+            out.append("report.html colours a prediction right or wrong for a task without right answers")
+    return out

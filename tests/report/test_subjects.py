@@ -107,3 +107,16 @@ def test_a_headline_written_before_subjects_existed_is_made_again(status):
     old = dict(BLOCKING, status=status)
     del old["headline"]
     assert "label 'nodule'" in build_junit(results([old]))
+
+
+def test_concept_and_regression_results_name_what_they_judged():
+    concept = {"concepts": {"marker": {"role": "forbidden", "classes": {
+        "seven": {"status": "used"}, "one": {"status": "not used"}}},
+        "stroke": {"role": "required", "classes": {"seven": {"status": "used"}, "two": {"status": "not used"}}}}}
+    assert subject(concept) == {"text": "concept 'marker' for 'seven', concept 'stroke' for 'two'",
+                                "names": ["marker", "seven", "stroke", "two"]}
+    clean = {"concepts": {"marker": {"role": "forbidden", "classes": {"seven": {"status": "not used"}}}}}
+    assert subject(clean) == {}  # nothing held against the model: nothing named
+    gate = {"newly_failing": ["concept-marker", "region-sweep"], "newly_passing": []}
+    assert subject(gate)["names"] == ["concept-marker", "region-sweep"]
+    assert subject({"newly_failing": []}) == {}

@@ -47,7 +47,7 @@ def render_html(context: dict[str, Any], template: str = "report.html.j2", mode:
         raise RenderError(f"cannot render {template}: {e}") from None
 
 
-_DATA_IMAGE = re.compile(r'src="data:(image/(?:png|jpeg));base64,([A-Za-z0-9+/=]+)"')
+_DATA_IMAGE = re.compile(r'src="data:(image/(?:png|jpeg|svg\+xml));base64,([A-Za-z0-9+/=]+)"')  # SVG: the charts
 
 
 def externalise_images(html: str) -> tuple[str, dict[str, tuple[str, bytes]]]:
@@ -68,6 +68,20 @@ def externalise_images(html: str) -> tuple[str, dict[str, tuple[str, bytes]]]:
     return _DATA_IMAGE.sub(swap, html), store
 
 
+_DATA_URL = re.compile(r"data:(image/(?:png|jpeg));base64,([A-Za-z0-9+/=\s]+)")
+
+
+def _served(images: dict[str, tuple[str, bytes]], url: str) -> tuple[str, bytes]:
+    """The report's own image for ``url``: one the HTML named (``audit-img:N``) or a base64 PNG/JPEG data URL
+    (the raster a chart's SVG embeds, e.g. a confusion matrix's cells); any other URL is refused."""
+    if url in images:
+        return images[url]
+    m = _DATA_URL.fullmatch(url)
+    if m is None:
+        raise ValueError(f"external resource not fetched: {url[:80]}")
+    return m.group(1), base64.b64decode(m.group(2))
+
+
 def _memory_fetcher(images: dict[str, tuple[str, bytes]]) -> Any:
     """A URL fetcher that serves the report's own images and refuses every other URL (no file or network
     access while the PDF renders)."""
@@ -75,18 +89,14 @@ def _memory_fetcher(images: dict[str, tuple[str, bytes]]) -> Any:
         from weasyprint.urls import URLFetcher, URLFetcherResponse
     except ImportError:  # WeasyPrint < 66: function fetchers returning dicts
         def fetch(url: str) -> dict[str, Any]:
-            if url not in images:
-                raise ValueError(f"external resource not fetched: {url[:80]}")
-            mime, data = images[url]
+            mime, data = _served(images, url)
             return {"string": data, "mime_type": mime}
 
         return fetch
 
     class _MemoryFetcher(URLFetcher):
         def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-            if url not in images:
-                raise ValueError(f"external resource not fetched: {url[:80]}")
-            mime, data = images[url]
+            mime, data = _served(images, url)
             return URLFetcherResponse(url, body=data, headers={"Content-Type": mime})
 
     return _MemoryFetcher()

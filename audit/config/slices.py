@@ -25,6 +25,9 @@ class SlicesConfig(_Strict):
     label: str | None = Field(default=None, description="multi-label audits: the label whose correctness is sliced")
     columns: list[str] | None = Field(default=None, description="metadata columns that may describe a slice "
                                       "(AUC of the column alone at telling members); default: every column")
+    image_properties: bool = Field(default=False, description="also describe slices by the data checks' pixel "
+                                   "properties (brightness, contrast, sharpness, noise, colour casts): decodes every "
+                                   "held-out image once more")
     typical: int = Field(default=8, ge=1, le=32, description="most typical members shown per slice")
     shown: int = Field(default=5, ge=1, le=50, description="worst slices drawn in the report (results.json keeps all)")
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1, description="default: the audit's seed")

@@ -15,12 +15,14 @@ from ..config import AuditConfig, SlicesConfig
 from ..engine.probe import ModelProbe
 from ..errors import ConfigError
 from ..tasks.base import TaskMetrics
-from .describe import describe_slice
+from .describe import describe_slice, image_property_columns
 from .discover import Discovery, DiscoverySettings, discover_slices
 from .export import slice_id
 from .features import pooled_features
 from .inputs import SliceInputs
 from .result import FoundSlice, SliceColumn, SlicesRun
+
+PROPERTY_CHUNK = 256  # images decoded at once for their pixel properties
 
 
 def _inputs(sc: SlicesConfig, probe: ModelProbe, metrics: TaskMetrics, z: np.ndarray
@@ -63,13 +65,21 @@ def _images(probe: ModelProbe, ids: list[str]) -> tuple[np.ndarray, ...]:
 
 
 def _columns(sc: SlicesConfig, probe: ModelProbe, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The metadata columns (and with ``image_properties`` the pixel properties, as "image <property>") that may
+    describe a slice, at ``rows``."""
     meta = probe.predictions.metadata
     names = list(meta.columns) if sc.columns is None else sc.columns
     unknown = [c for c in names if c not in meta.columns]
     if unknown:
         raise ConfigError(f"slices.columns: unknown metadata column {unknown[0]!r} (the manifest has "
                           f"{', '.join(map(str, meta.columns)) or 'none'})")
-    return {str(c): meta[c].to_numpy()[rows] for c in names}
+    out = {str(c): meta[c].to_numpy()[rows] for c in names}
+    if sc.image_properties:
+        ids = [str(i) for i in probe.predictions.ids[rows]]
+        parts = [image_property_columns(np.stack(_images(probe, ids[s:s + PROPERTY_CHUNK])))
+                 for s in range(0, len(ids), PROPERTY_CHUNK)]
+        out.update({f"image {k}": np.concatenate([p[k] for p in parts]) for k in (parts[0] if parts else {})})
+    return out
 
 
 def _found(d: Discovery, sc: SlicesConfig, probe: ModelProbe, ids: np.ndarray, columns: dict[str, np.ndarray],

@@ -98,3 +98,20 @@ def test_a_model_with_nothing_to_embed_by_is_not_applicable_with_the_reason() ->
     run = run_slices(_cfg(), probe, None)
     assert run.status == "not_applicable" and "neither a final nn.Linear nor an nn.Conv2d" in run.reason
     assert run.as_dict() == {"status": "not_applicable", "reason": run.reason}
+
+
+def test_an_image_property_names_the_slice_when_asked(monkeypatch) -> None:
+    """The cluster's images are dark: with image_properties the slice is best told apart by its brightness."""
+    y = np.arange(N) % 2
+    preds = np.where(MEMBER, 1 - y, y)
+    probe = _probe("multiclass", ("a", "b"), y, np.eye(2)[preds] * 0.8 + 0.1, preds, _embedding(MEMBER))
+    rng = np.random.default_rng(3)
+    level = {f"s{i}": (0.15 if MEMBER[i] else 0.6) + rng.uniform(-0.05, 0.05) for i in range(N)}
+    monkeypatch.setattr("audit.slices.stage._images",
+                        lambda probe, ids: tuple(np.full((8, 8, 3), level[i]) + rng.normal(0, 0.01, (8, 8, 3))
+                                                 for i in ids))
+    run = run_slices(_cfg(image_properties=True), probe, None)
+    top = run.reported[0]
+    assert top.columns[0].column == "image brightness" and top.columns[0].auc > 0.9
+    plain = run_slices(_cfg(), probe, None).reported[0]
+    assert not any(c.column.startswith("image ") for c in plain.columns)

@@ -122,3 +122,37 @@ def tiny_model() -> DemoCNN:
 @pytest.fixture()
 def tiny(tmp_path: Path, tiny_model: DemoCNN) -> TinySetup:
     return write_setup(tmp_path / "tiny", tiny_model)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    folder: Path  # the report folder
+    exit_code: int
+    output: str
+
+
+#: the reports the demos make: `audit demo` arguments of each (the gate audits the confounded model against "clean")
+DEMOS = {"clean": ["--clean"], "gate": ["--baseline", "{clean}"], "multilabel": ["--task", "multilabel"],
+         "segmentation": ["--task", "segmentation"], "anomaly": ["--task", "anomaly"]}
+
+
+@pytest.fixture(scope="session")
+def demo_report(tmp_path_factory):
+    """``demo_report(name)``: the report of one demo run (``DEMOS``), built once per test session and shared by
+    tests/demo and the report lint (each demo trains or builds its model and audits it: tens of seconds)."""
+    from typer.testing import CliRunner
+
+    from audit.cli import app
+
+    root = tmp_path_factory.mktemp("demos")
+    built: dict[str, DemoRun] = {}
+
+    def get(name: str) -> DemoRun:
+        if name not in built:
+            args = [a.format(clean=get("clean").folder) if "{clean}" in a else a for a in DEMOS[name]]
+            out = root / name
+            res = CliRunner().invoke(app, ["demo", *args, "--out", str(out)])
+            built[name] = DemoRun(out, res.exit_code, res.output)
+        return built[name]
+
+    return get

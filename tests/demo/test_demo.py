@@ -1,23 +1,28 @@
 """The offline demo end to end: the planted corner marker is caught and named; the clean twin passes."""
 
 import json
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
-from typer.testing import CliRunner
-
-from audit.cli import app
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def demo_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    clean = runner.invoke(app, ["demo", "--clean", "--out", str(root / "demo-clean")])
-    # the release-gate chain of the README: the clean twin is the released model, the confounded one the candidate
-    confounded = runner.invoke(app, ["demo", "--out", str(root / "demo"), "--baseline", str(root / "demo-clean")])
-    return root, confounded, clean
+def demo_runs(demo_report):
+    """The release-gate chain of the README: the clean twin is the released model, the confounded one the candidate
+    (built once per session by tests/conftest.py's ``demo_report``, which the report lint shares)."""
+    clean, confounded = demo_report("clean"), demo_report("gate")
+    return _Root(confounded.folder, clean.folder), confounded, clean
+
+
+class _Root:
+    """``root / "demo"`` and ``root / "demo-clean"``: the two report folders."""
+
+    def __init__(self, demo: Path, clean: Path) -> None:
+        self.folders = {"demo": demo, "demo-clean": clean}
+
+    def __truediv__(self, name: str) -> Path:
+        return self.folders[name]
 
 
 def test_confounded_demo_fails_naming_the_corner(demo_runs):

@@ -1,5 +1,5 @@
-"""The report's family section ([[family]]): the context ``templates/_family.html.j2`` reads (JSON-safe; the forest
-plot as coordinates the template draws in SVG). Read from the family stage's record (``FamilyRun.as_dict``, what
+"""The report's family section ([[family]]): the context ``templates/_family.html.j2`` reads (JSON-safe, the forest
+plot as a data URI). Read from the family stage's record (``FamilyRun.as_dict``, what
 results.json keeps) and the family rules' findings, so the report shows what the export holds."""
 
 from __future__ import annotations
@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ...drawing.family import forest_figure
 from ...drawing.fmt import fmt
 from ...result import AuditResult
 from ..criteria import metric_label
-
-WIDTH, LEFT, RIGHT, ROW = 640, 120, 20, 22  # the forest plot's geometry (SVG user units)
 
 
 def _ci(ci: Sequence[float | None] | None) -> str:
@@ -19,34 +18,20 @@ def _ci(ci: Sequence[float | None] | None) -> str:
 
 
 def _forest(doc: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Each member's key metric with its interval on one axis, the trained members' mean and t-interval as a band."""
+    """Each member's key metric with its interval, the trained members' mean and t-interval as a band."""
     metric = doc["key_metric"]
     rows = [(m["name"], m["role"], m["metrics"].get(metric), m["intervals"].get(metric)) for m in doc["members"]]
-    rows = [r for r in rows if r[2] is not None]
-    spread = doc["spread"].get(metric) or {}
-    ends = [v for _, _, v, ci in rows for v in (v, *(ci or ())) if v is not None]
-    ends += [v for v in (spread.get("t_interval") or ()) if v is not None]
-    if not rows or not ends:
+    rows = [(name, role, v, tuple(ci) if ci and None not in ci else None) for name, role, v, ci in rows
+            if v is not None]
+    if not rows:
         return None
-    lo, hi = min(ends), max(ends)
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.05, hi + 0.05
-    pad = 0.05 * (hi - lo)
-    lo, hi = lo - pad, hi + pad
-
-    def x(v: float) -> float:
-        return round(LEFT + (v - lo) / (hi - lo) * (WIDTH - LEFT - RIGHT), 1)
-
+    spread = doc["spread"].get(metric) or {}
     band = spread.get("t_interval") or [None, None]
-    points = [{"name": name, "role": role, "y": ROW * (i + 1), "x": x(v), "value": fmt(v),
-               "lo": x(ci[0]) if ci and ci[0] is not None else None,
-               "hi": x(ci[1]) if ci and ci[1] is not None else None} for i, (name, role, v, ci) in enumerate(rows)]
-    height = ROW * (len(rows) + 2)
-    return {"metric": metric_label(metric)[0], "width": WIDTH, "height": height, "left": LEFT, "points": points,
-            "mean": x(spread["mean"]) if spread.get("mean") is not None else None,
-            "band": [x(band[0]), x(band[1])] if band[0] is not None and band[1] is not None else None,
-            "axis": [{"x": x(v), "label": fmt(v)} for v in (lo + pad, (lo + hi) / 2, hi - pad)],
-            "axis_y": height - ROW // 2}
+    label = metric_label(metric)[0]
+    return {"uri": forest_figure(label, rows, spread.get("mean"), None if None in band else tuple(band),
+                                 f"{doc['level']:.0%}"),
+            "alt": f"forest plot of {label} per member: " + ", ".join(f"{n} {fmt(v)}" for n, _, v, _ in rows),
+            "metric": label}
 
 
 def _confusion(pooled: Mapping[str, Any] | None, classes: Sequence[str]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ error-aware mixture, audit/slices/). Off unless configured; an empty ``[slices]`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -22,6 +23,10 @@ class SlicesConfig(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1, description="level of the one-sided gap test after correction")
     correction: Literal["holm", "bh"] = Field(default="holm", description="Holm (family-wise) or Benjamini-Hochberg "
                                               "(false-discovery rate) over the slices tried")
+    second_embedding: Path | None = Field(
+        default=None, description="an .npz file with 'ids' (the audit's sample ids) and 'vectors' (one row each): a "
+        "second embedding of the held-out samples (another model's features, a descriptor), reduced beside the "
+        "model's own")
     label: str | None = Field(default=None, description="multi-label audits: the label whose correctness is sliced")
     columns: list[str] | None = Field(default=None, description="metadata columns that may describe a slice "
                                       "(AUC of the column alone at telling members); default: every column")

@@ -9,11 +9,14 @@ without a final nn.Linear is embedded by its last convolution, pooled (one extra
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 
 from ..config import AuditConfig, SlicesConfig
 from ..engine.probe import ModelProbe
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..tasks.base import TaskMetrics
 from .describe import describe_slice, image_property_columns
 from .discover import Discovery, DiscoverySettings, discover_slices
@@ -51,6 +54,24 @@ def _inputs(sc: SlicesConfig, probe: ModelProbe, metrics: TaskMetrics, z: np.nda
         correct = (p.preds[:, k] == truth).astype(np.float64)
         return SliceInputs(z, correct, "accuracy", True, truth, np.stack([1.0 - score, score], axis=1)), rows, ""
     return None, rows, f"task {task.name!r} has no per-sample metric slice discovery can read"
+
+
+def second_embedding(path: Path, ids: np.ndarray) -> np.ndarray:
+    """The rows of ``path`` (.npz: 'ids', 'vectors'; no pickle) for the samples ``ids``, in their order."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            have, vectors = f["ids"].astype(str), np.asarray(f["vectors"], dtype=np.float64)
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"slices.second_embedding: {path}: {e} (expected an .npz with arrays 'ids' and "
+                        "'vectors')") from None
+    if vectors.ndim != 2 or len(vectors) != len(have):
+        raise DataError(f"slices.second_embedding: {path}: 'vectors' {vectors.shape} needs one row per id "
+                        f"({len(have)})")
+    where = {str(i): k for k, i in enumerate(have)}
+    missing = [str(i) for i in ids if str(i) not in where]
+    if missing:
+        raise DataError(f"slices.second_embedding: {path}: no row for sample {missing[0]!r} ({len(missing)} missing)")
+    return vectors[[where[str(i)] for i in ids]]
 
 
 def _images(probe: ModelProbe, ids: list[str]) -> tuple[np.ndarray, ...]:
@@ -119,6 +140,10 @@ def run_slices(cfg: AuditConfig, probe: ModelProbe, metrics: TaskMetrics) -> Sli
     inputs, rows, why = _inputs(sc, probe, metrics, z)
     if inputs is None:
         return SlicesRun("not_applicable", why)
+    if sc.second_embedding is not None:
+        extra = second_embedding(cfg.resolve(sc.second_embedding), p.ids[rows])
+        inputs = replace(inputs, extra_embedding=extra)
+        embedding += f", and {sc.second_embedding} beside it"
     settings = DiscoverySettings(n_components=sc.n_components, n_pca=sc.n_pca, fit_fraction=sc.fit_fraction,
                                  min_size=sc.min_size, alpha=sc.alpha, correction=sc.correction)
     columns = _columns(sc, probe, rows)

@@ -13,7 +13,7 @@ import pytest
 from torch import nn
 
 from audit.config import SlicesConfig
-from audit.errors import ConfigError
+from audit.errors import ConfigError, DataError
 from audit.slices.stage import run_slices
 
 N = 400
@@ -27,7 +27,7 @@ def _probe(task: str, classes: tuple[str, ...], labels, probs, preds, features, 
 
 
 def _cfg(**kw) -> SimpleNamespace:
-    return SimpleNamespace(slices=SlicesConfig(n_components=4, typical=1, **kw), seed=0)
+    return SimpleNamespace(slices=SlicesConfig(n_components=4, typical=1, **kw), seed=0, resolve=lambda p: p)
 
 
 def _embedding(member: np.ndarray) -> np.ndarray:
@@ -115,3 +115,23 @@ def test_an_image_property_names_the_slice_when_asked(monkeypatch) -> None:
     assert top.columns[0].column == "image brightness" and top.columns[0].auc > 0.9
     plain = run_slices(_cfg(), probe, None).reported[0]
     assert not any(c.column.startswith("image ") for c in plain.columns)
+
+
+def test_a_second_embedding_finds_what_the_models_features_do_not_show(monkeypatch, tmp_path) -> None:
+    """The model's features carry no trace of the cluster; a user's second embedding (.npz, rows in another order)
+    does, and with it the slice is found."""
+    y = np.arange(N) % 2
+    preds = np.where(MEMBER, 1 - y, y)
+    flat = np.random.default_rng(4).normal(0, 1, (N, 8))
+    probe = _probe("multiclass", ("a", "b"), y, np.eye(2)[preds] * 0.8 + 0.1, preds, flat)
+    monkeypatch.setattr("audit.slices.stage._images", lambda probe, ids: ())
+    order = np.random.default_rng(5).permutation(N)
+    vectors = _embedding(MEMBER)
+    np.savez(tmp_path / "second.npz", ids=probe.predictions.ids[order].astype(str), vectors=vectors[order])
+    assert run_slices(_cfg(), probe, None).reported == ()
+    run = run_slices(_cfg(second_embedding=tmp_path / "second.npz"), probe, None)
+    assert len(_worst(run) & set(np.flatnonzero(MEMBER))) >= 0.8 * len(_worst(run))
+    assert run.embedding.endswith("second.npz beside it")
+    np.savez(tmp_path / "short.npz", ids=probe.predictions.ids[1:].astype(str), vectors=vectors[1:])
+    with pytest.raises(DataError, match=r"slices.second_embedding: .*short.npz: no row for sample 's0'"):
+        run_slices(_cfg(second_embedding=tmp_path / "short.npz"), probe, None)

@@ -1,7 +1,7 @@
 """Slice discovery (issue 30): failure slices nobody annotated, found with Domino's error-aware mixture model on
 the model's own features, tested on samples the mixture never saw, described by metadata and image properties,
 and exported as a manifest column a later audit re-checks as a named subgroup. Plain arrays in, frozen results
-out; not wired into the audit pipeline yet."""
+out; ``stage.run_slices`` runs it in the audit for [slices] (rule kind slice_gap_max)."""
 
 from .describe import ColumnSeparation, SliceDescription, describe_slice, image_property_columns, typical_members
 from .discover import Discovery, DiscoverySettings, Slice, discover_slices

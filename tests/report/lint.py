@@ -368,3 +368,27 @@ def pick_problems(folder: Path) -> list[str]:
         if re.search(r'predicted <b class="(ok|bad)"', page):
             out.append("report.html colours a prediction right or wrong for a task without right answers")
     return out
+
+
+def detail_problems(folder: Path) -> list[str]:
+    """The small ones: the picks' class filter lists classes in the task's order (not alphabetical); the flips
+    table says how many of how many flips it shows."""
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    if not (folder / "report.html").exists():
+        return []
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    out = []
+    m = re.search(r'<select id="pick-class">(.*?)</select>', page, flags=re.DOTALL)
+    if m:
+        import html as html_lib
+
+        shown = [html_lib.unescape(x) for x in re.findall(r'<option value="([^"]+)">', m.group(1))]
+        order = {c: i for i, c in enumerate(results["classes"])}
+        if [order.get(c, len(order)) for c in shown] != sorted(order.get(c, len(order)) for c in shown):
+            out.append(f"the class filter is not in class order: {shown}")
+    flips = (results.get("comparison") or {}).get("flips")
+    if flips and flips.get("to_wrong_examples"):
+        want = f"of the {flips['to_wrong']} right → wrong flips"
+        if want not in html_text_of(page):
+            out.append(f"the flips table does not say {want!r}")
+    return out

@@ -118,3 +118,13 @@ def test_any_strings_give_valid_junit(rules, name, model, started):
     root = check_junit(build_junit(res), res)
     for case, r in zip(root.iter("testcase"), rules, strict=True):
         assert case.get("name") == visible(r["id"])
+
+
+def test_numbers_read_as_a_reader_compares_them():
+    """A bound of 1.73e-18 prints as 0.0000, a count as an integer (issue: a CI lower bound printed as 1.73e-18)."""
+    res = results([rule("tiny", "fail", "m", value=1.73e-18, threshold=0.05), rule("n", "pass", value=3.0, threshold=5)])
+    root = check_junit(build_junit(res), res)
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert "value=0.0000 threshold=0.0500" in cases["tiny"].find("failure").text
+    assert "value=3 threshold=5" in cases["n"].find("system-out").text
+    assert "e-18" not in build_junit(res)

@@ -7,7 +7,7 @@ run of equal keys is a candidate. A candidate is kept when its full distance is 
 of the first (b - r) blocks it agrees on (so each pair comes out once). Nothing within the radius is missed: the
 answer is the brute-force answer (tested at 10^4 hashes).
 
-Cost: one sort per table, C(b, b - r) tables, plus the candidates. ``b`` is chosen from the count: with k key
+Cost: one sort per table (``_sorted_keys``), C(b, b - r) tables, plus the candidates. ``b`` is chosen from the count: with k key
 bits per table, two unrelated (uniform) hashes collide with probability 2^-k, so the candidates are about
 C(b, b - r) N^2 / 2^(k + 1); ``b`` minimises tables x N log N + ``CANDIDATE_COST`` x candidates (radius 4: b = 5
 below about 1.6 x 10^4 hashes, b = 6 (21-bit keys, 15 tables) to about 6 x 10^6, b = 7 (27-bit keys, 35 tables)
@@ -76,6 +76,31 @@ def _run_pairs(order: np.ndarray, keys_sorted: np.ndarray) -> tuple[np.ndarray, 
     return np.concatenate(a_parts), np.concatenate(b_parts)
 
 
+def _sorted_keys(h: np.ndarray, mask: np.uint64, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of ``h`` in the order of their bits under ``mask``, and those keys in that order. When the
+    key's bits and a position fit one 64-bit word, the key is compacted above the position and the words sorted
+    (a plain sort: much faster than an indirect one); else an indirect sort. Any order inside a run of equal keys
+    gives the same pairs."""
+    key_bits = int(mask).bit_count()
+    pos_bits = max(1, (n - 1).bit_length())
+    if key_bits + pos_bits > 64:
+        keys = h & mask
+        order = np.argsort(keys)
+        return order, keys[order]
+    compact = np.zeros(n, dtype=U64)
+    width = 0
+    m = int(mask)
+    while m:  # each contiguous run of set bits of the mask, lowest first
+        lo = (m & -m).bit_length() - 1
+        run = ((m >> lo) + 1) & ~(m >> lo)  # the lowest unset bit above the run, shifted down
+        w = run.bit_length() - 1
+        compact |= ((h >> U64(lo)) & U64((1 << w) - 1)) << U64(width)
+        width += w
+        m &= ~(((1 << w) - 1) << lo)
+    words = np.sort((compact << U64(pos_bits)) | np.arange(n, dtype=U64))
+    return (words & U64((1 << pos_bits) - 1)).astype(np.int64), words >> U64(pos_bits)
+
+
 def near_pairs(hashes: np.ndarray, radius: int, blocks: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, distance) of every pair i < j of ``hashes`` (n,) uint64 with Hamming distance <= ``radius``,
     sorted by (i, j)."""
@@ -96,9 +121,8 @@ def near_pairs(hashes: np.ndarray, radius: int, blocks: int | None = None) -> tu
         mask = U64(0)
         for k in subset:
             mask |= masks[k]
-        keys = h & mask
-        order = np.argsort(keys, kind="stable")
-        ia, ib = _run_pairs(order, keys[order])
+        order, keys_sorted = _sorted_keys(h, mask, n)
+        ia, ib = _run_pairs(order, keys_sorted)
         if not len(ia):
             continue
         dist = _popcount(h[ia] ^ h[ib])

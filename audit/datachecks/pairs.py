@@ -23,7 +23,7 @@ from .duplicates import same_pictures
 from .near import cross_pairs, near_pairs
 
 MAX_PAIRS = 200  # duplicate pairs kept in the product (all are counted)
-CONFIRM_CHUNK = 65536  # candidate pairs whose thumbnails are read at a time
+CONFIRM_CHUNK = 2048  # candidate pairs whose thumbnails are compared at a time (2 x 2048 x 1024 float64: 32 MB)
 FULL_PRODUCT = 40_000  # member pairs of two clusters listed in full; beyond, the first MAX_PAIRS members of each
 
 

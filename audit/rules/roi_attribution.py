@@ -119,7 +119,7 @@ class RoiAttribution(Rule[RoiAttributionParams]):
         targets = np.array([g for _, g in units], dtype=np.int64) if multi else \
             (probe.targets_for(ids, "predicted") if ids else np.zeros(0, np.int64))
         rois = [grown(probe.roi(s, int(t)), p.margin_px) for s, t in zip(ids, targets, strict=True)]
-        keep = [k for k, r in enumerate(rois) if r is not None]
+        keep = [k for k, r in enumerate(rois) if r is not None and r.any()]  # an empty ROI counts as none
         n_no_roi = len(ids) - len(keep)
         if not keep:
             return [self.error(f"none of the {len(ids)} {scope_words(p.scope)} samples has a ROI; "

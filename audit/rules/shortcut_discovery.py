@@ -132,7 +132,7 @@ class ShortcutDiscovery(Rule[ShortcutDiscoveryParams]):
         multilabel = evidence.predictions.labels.ndim == 2  # a sample may belong to several groups
         groups_all = None if multilabel else class_groups(evidence, ids_all, p.group_by)
         rows_all = evidence.predictions.index_of(ids_all)
-        if len(ids_all) < 2:
+        if len(ids_all) < max(2 * p.min_cluster_size, 4):  # no class can have enough: the explainer is not checked
             return [self.error(f"no class has enough {scope_words(p.scope)} samples to cluster "
                                f"(need {max(2 * p.min_cluster_size, 4)})")]
         name, tried = pick_explainer(probe, p.explainer, list(ids_all), probe.targets_for(list(ids_all), "predicted"),

@@ -306,6 +306,18 @@ def test_a_whole_image_statistic_without_rois_is_not_applicable_where_it_tells_c
     assert acq.status == "pass" and set(acq.details["regions"]) <= {f"{e}:full" for e in
                                                                    ("spectrum", "resolution", "blur", "jpeg", "noise")}
     assert all(k.endswith(":full") for k in acq.details.get("not_judged", {}))
+    assert ("Not judged: " in acq.message) == bool(acq.details.get("not_judged"))
+
+
+def test_a_clean_twin_without_rois_is_not_failed_by_a_whole_image_colour_edit(cue_evidence) -> None:
+    """Issue 31's false alarm: a clean twin whose objects' colours differ by class only weakly on the whole image
+    (ROC AUC 0.68 of the best colour statistic) still decides by the object's colour, and a whole-image colour
+    edit failed it (0.14 at the old AUC bound 0.7); without ROIs the rule now says it cannot judge, naming the AUC."""
+    ev = cue_evidence("pixel", "clean", rois=False, colour_spread=0.3)
+    f = PACK["colour-cast"].check(ev)[0]
+    assert f.status == "not_applicable" and "ROC AUC 0.68 ≥ 0.60" in f.message
+    loose = ConfounderRegion(PACK["colour-cast"].params.model_copy(update={"max_statistic_auc": 0.7})).check(ev)[0]
+    assert loose.status == "fail"  # what the bound prevents: the object's own colour moved with the edit
 
 
 def test_acquisition_tests_each_degradation_as_its_own_edit(cue_evidence) -> None:

@@ -213,6 +213,9 @@ class ConfounderRegion(Rule[ConfounderRegionParams]):
         msg = message(p, crit, limit, worst, named, gname, failing, groups,
                       explainer_title(probe, p.explainer) if share_maps is not None else "", tests, cells, near,
                       named_note, info, passes, budget)
+        if unjudged:  # without ROIs: edits whose statistic tells a class apart were left out, and say so
+            msg += (f" Not judged: {', '.join(unjudged)} (the statistic each moves tells a class apart and there is no "
+                    "ROI to edit the background alone; see details.not_judged).")
         return [self.finding(bool(failing), msg, worst["value"], limit, ev_ids if failing else ev_ids[:4], details,
                              criterion=crit)]
 

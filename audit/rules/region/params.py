@@ -56,7 +56,7 @@ class ConfounderRegionParams(RuleParams):
     object_apart: bool = Field(default=True, description="with ROIs, a colour, spectrum or acquisition edit of "
                                "'full' acts on the background (judged) and, separately, on the object (reported, "
                                "not judged): the object's own colour and texture may differ between classes")
-    max_statistic_auc: float = Field(default=0.7, gt=0.5, le=1.0, description="without ROIs, a whole-image "
+    max_statistic_auc: float = Field(default=0.6, gt=0.5, le=1.0, description="without ROIs, a whole-image "
                                      "statistic edit is judged only where the statistic it moves tells no group "
                                      "apart (ROC AUC below this): else it would move the object's own statistics "
                                      "with any cue, and the rule is not applicable")

@@ -132,6 +132,7 @@ def rendered_text(markdown: str) -> str:
     return html_lib.unescape(re.sub(r"<[^>]*>", " ", html))
 
 
+@cache  # read once per report: several checks read the same PDF
 def pdf_text(path: Path) -> str:
     return " ".join(" ".join(p.extract_text() or "" for p in PdfReader(path).pages).split())
 

@@ -73,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         dest = snapshot(args.snapshot)
         rest = [a for i, a in enumerate(given) if a != "--snapshot" and (i == 0 or given[i - 1] != "--snapshot")
                 and not a.startswith("--snapshot=")]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(dest), os.environ.get("PYTHONPATH", "")])}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(dest), os.environ.get("PYTHONPATH", "")]),
+               "ZOO_SNAPSHOT_REV": args.snapshot}
         return subprocess.run([sys.executable, __file__, *rest], env=env, check=False).returncode
     # the package is imported only now, once the snapshot (if any) decided which one
     import zoo_run
 
-    return zoo_run.run(args, "python bench/zoo_split.py" + "".join(" " + x for x in given))
+    rev = os.environ.get("ZOO_SNAPSHOT_REV")  # set by the parent of a --snapshot run: the command names it
+    return zoo_run.run(args, "python bench/zoo_split.py" + "".join(" " + x for x in given)
+                       + (f" --snapshot {rev}" if rev else ""))
 
 
 if __name__ == "__main__":

@@ -188,3 +188,13 @@ def test_versions_put_the_cue_with_the_class_with_half_or_swapped(zoo) -> None:
     assert rates["confounded"][0] > 0.8 and rates["confounded"][1] < 0.12
     assert rates["swapped"][0] < 0.12 and rates["swapped"][1] > 0.8
     assert abs(rates["clean"][0] - 0.5) < 0.15 and abs(rates["clean"][1] - 0.5) < 0.12
+
+
+def test_a_partial_table_says_which_models_it_lacks() -> None:
+    with bench_modules("zoo_run", "zoo_eval") as (zoo_run, zoo_eval):
+        todo = [zoo_eval.Case("cnn", "corner", s, v, f) for s in (0, 1) for f in ("shapes", "photos")
+                for v in ("confounded", "clean")]
+        gone = [c.name for c in todo if c.seed == 1 and c.family == "photos"] + [todo[0].name]
+        note = zoo_run.partial_note(todo, gone)
+    assert note.startswith("**Partial**: 3 of 8 asked-for models had no audit")
+    assert "(shapes/cnn/s0 1 of 2; photos/cnn/s1 2 of 2 (all))" in note

@@ -3,6 +3,8 @@ counter of the test's own on the model; the run's record kept out of results.jso
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import pickle
 
@@ -13,10 +15,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 import audit
-from audit.cli import app
+from audit.cli import _print_profile, app
 from audit.demo.model import DemoCNN
 from audit.engine.compute import Compute
 from audit.engine.local import LocalEngine
+from audit.engine.ray_engine import RayEngine
 from audit.explainers import build_explainer
 from audit.explainers.layers import LayerMemo
 from audit.tasks.multiclass import MulticlassTask
@@ -188,3 +191,18 @@ def test_a_forward_stopped_early_is_counted_and_timed():
     assert logits is None and acts["features.0"].shape[0] == 5
     t = m.close()
     assert (t.total.passes, t.total.images) == (1, 5) and t.total.model_s > 0
+
+
+def test_an_engine_whose_workers_run_the_model_says_its_passes_are_not_counted():
+    assert LocalEngine.counts_passes and not RayEngine.counts_passes  # the runner reads it (runner._stages)
+    m = Meter()
+    m.uncounted("the ray engine's workers run the model: passes and model seconds are not counted")
+    t = m.close()
+    assert t.counted.startswith("the ray engine's workers") and "passes counted" in _profile_lines(t)
+
+
+def _profile_lines(t: Timings) -> str:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        _print_profile(t, 0.5)
+    return err.getvalue()

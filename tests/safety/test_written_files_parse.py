@@ -37,6 +37,7 @@ CASES = {  # name -> (parses, does not parse)
     "model_card.json": (b'{"model": "x"}', b'{"model": '),
     "annex_iv.md": (b"# Annex IV\n", b"Annex IV without a title\n"),
     "annex_iv.json": (b'{"sections": []}', b"[1, 2"),
+    "timings.json": (b'{"total": {}, "stages": [], "rules": [], "explainers": []}', b'{"total": {}, "rules": []}'),
 }
 
 

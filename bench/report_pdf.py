@@ -27,7 +27,7 @@ from pypdf import PdfReader
 
 from audit.config import load_config
 from audit.report.writers.base import Report
-from audit.report.writers.render import HtmlOutput, PdfOutput
+from audit.report.writers.render import HtmlOutput, PdfOutput, render_html
 from audit.report.writers.results_json import build_results, dumps
 from audit.runner import run_audit
 
@@ -39,7 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config", nargs="?", type=Path, default=ROOT / "reports" / "demo-inputs" / "audit.toml")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--keep", type=Path, help="copy the last report.html and report.pdf into this folder")
+    ap.add_argument("--keep", type=Path, help="copy the last report.html and report.pdf into this folder, with the HTML the PDF is rendered from")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if not args.config.exists():
@@ -68,6 +68,7 @@ def main() -> None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for name in ("report.html", "report.pdf"):
                 shutil.copy(folder / name, args.keep / name)
+            (args.keep / "report-pdf-mode.html").write_text(render_html(report.context, mode="pdf"), encoding="utf-8")
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     print(json.dumps({"rendering": "context (figures, once)", "seconds": round(context_s, 3)}))

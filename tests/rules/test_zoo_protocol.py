@@ -5,6 +5,8 @@ their tables checked by hand on made-up results, and the planted cues where they
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,3 +200,30 @@ def test_a_partial_table_says_which_models_it_lacks() -> None:
         note = zoo_run.partial_note(todo, gone)
     assert note.startswith("**Partial**: 3 of 8 asked-for models had no audit")
     assert "(shapes/cnn/s0 1 of 2; photos/cnn/s1 2 of 2 (all))" in note
+
+
+
+def test_readme_zoo_tables_are_the_bench_results() -> None:
+    """The README's held-out zoo tables are bench/results/zoo_split.md's (committed beside it), and its gate
+    figures, model counts and rule revision are the ones that file states."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    md = (root / "bench" / "results" / "zoo_split.md").read_text(encoding="utf-8")
+
+    def table(heading: str) -> list[str]:
+        return md[md.index(heading):].split("\n\n")[1].splitlines()
+
+    loko = table("**Leave one confounder kind out**")
+    for line in [*loko, *table("Per confounder kind"), *table("Warnings at the pack's limits")]:
+        assert line.startswith("| ") and line in readme, line
+    gate = next(line for line in loko if line.startswith("| **gate"))
+    (dk, dn, dr), (fk, fn, fr, fhi) = (re.search(p, gate).groups() for p in (
+        r"\| (\d+)/(\d+) \(([\d.]+) %, [\d.]+–[\d.]+\) \| \d+/\d+ \(",
+        r"\| \d+/\d+ \([\d.]+ %, [\d.]+–[\d.]+\) \| (\d+)/(\d+) \(([\d.]+) %, [\d.]+–([\d.]+)\)"))
+    text = " ".join(readme.split())
+    assert f"the gate detects {dk} of {dn} reliant models ({dr} %" in text
+    assert f"raises {fk} false alarms in {fn} clean twins ({fr} %, upper bound {fhi} %" in text
+    n, reliant = re.search(r"held out: (\d+) models \((\d+) confounded models that rely", md).groups()
+    assert f"{n} models, {reliant} reliant" in text
+    rev = re.search(r"rule code ([0-9a-f]{12})", md).group(1)
+    assert f"--snapshot {rev}" in text and f"--snapshot {rev}" in md

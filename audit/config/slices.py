@@ -4,7 +4,7 @@ error-aware mixture, audit/slices/). Off unless configured; an empty ``[slices]`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -16,7 +16,10 @@ class SlicesConfig(_Strict):
 
     min_size: int = Field(default=10, ge=2, le=1_000_000, description="confirmation samples a component needs to be "
                           "tried as a slice (the smallest slice the audit reports)")
-    n_components: int = Field(default=25, ge=1, le=500, description="mixture components")
+    n_components: Annotated[int, Field(ge=1, le=500)] | Literal["auto"] = Field(
+        default="auto", description="mixture components; 'auto': as many as give each about 2 x min_size samples in "
+        "the smaller of the fit and confirmation parts, at most Domino's 25 (audit/slices/discover.py: "
+        "auto_components)")
     n_pca: int = Field(default=128, ge=1, le=4096, description="PCA components of the embedding")
     fit_fraction: float = Field(default=0.5, gt=0, lt=1, description="share of each class the mixture is fitted on; "
                                 "the rest (never seen by the fit) gives every statistic")

@@ -1,6 +1,7 @@
 """The [slices] stage in the audit (issue 30): on the tiny three-class set (tests/conftest.py, 300 images), a planted
 failure slice (30 'left' images with the square near the top, relabelled 'middle' in the manifest) must be found
-with the default settings but 6 mixture components (25 split 150 fitted samples too finely), described by the manifest column that marks it, warned about by slice_gap_max and
+with the default settings (n_components 'auto': 7 components for 150 fitted samples and min_size 10), described by
+the manifest column that marks it, warned about by slice_gap_max and
 written to results.json (schema); exported as a manifest column, a second audit scores it as a named subgroup with
 the accuracy of its members. The clean twin (the same images, true labels) reports no slice and passes."""
 
@@ -48,7 +49,7 @@ def _write(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 def _audit(root: Path, make_setup, model, plant: bool) -> Audit:
-    s = make_setup(root, model, pack="slices", extra="[slices]\nn_components = 6\n", n=N)  # the bundled pack
+    s = make_setup(root, model, pack="slices", extra="[slices]\n", n=N)  # the bundled pack
     rows = _manifest(s.manifest)
     planted = set()
     for r in rows:  # where the square sits: a column a reviewer could name the slice by
@@ -88,6 +89,7 @@ def test_the_planted_slice_is_found_described_and_warned_about(planted) -> None:
     correct = dict(zip(ids, p.preds == p.labels, strict=True))
     assert top.below_overall == pytest.approx(run.overall - top.metric) and top.below_overall > 0.3
     assert top.columns and top.columns[0].column == "height" and top.columns[0].auc > 0.7
+    assert planted.results["slices"]["method"].startswith("7 mixture components, 'auto'")  # 150 fitted, min_size 10
     assert 0 < len(top.typical_ids) <= 8 and set(top.typical_ids) <= members and len(top.images) == len(top.typical_ids)
     assert np.mean([correct[m] for m in members]) < 0.2
     f = next(f for f in planted.result.findings if f.rule == "slice-gap")
@@ -133,6 +135,11 @@ def test_bad_slice_settings_are_refused_naming_the_key(planted) -> None:
     cfg = planted.root / "audit.toml"
     with pytest.raises(ConfigError, match=r"slices.min_size"):
         load_config(cfg, ["slices.min_size=0"])
+    with pytest.raises(ConfigError, match=r"slices.n_components"):
+        load_config(cfg, ['slices.n_components="many"'])
+    with pytest.raises(ConfigError, match=r"slices.n_components"):
+        load_config(cfg, ["slices.n_components=0"])
+    assert load_config(cfg, ["slices.n_components=6"]).slices.n_components == 6
     with pytest.raises(ConfigError, match=r"slices.correction"):
         load_config(cfg, ['slices.correction="bonferroni"'])
     with pytest.raises(ConfigError, match=r"slices.columns: unknown metadata column 'scanner'"):

@@ -2,7 +2,7 @@
 contract's small sets (tests/plugins/audit_sets.py): every part either measures or says why it does not apply, the
 corruption metric is the task's own key metric, every robustness and slice rule kind whose needs the task meets
 returns a result that is not a crash, and results.json validates against the schema. (The multiclass case is
-tests/robustness/test_stage.py and tests/slices/test_stage.py.) Nets without a final nn.Linear are sliced on
+tests/robustness/test_robustness_stage.py and tests/slices/test_stage.py.) Nets without a final nn.Linear are sliced on
 their last convolution, pooled."""
 
 from __future__ import annotations

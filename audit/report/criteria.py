@@ -97,7 +97,7 @@ def subject(details: Mapping[str, Any] | None) -> dict[str, Any]:
     """What a rule result judged, from its details: ``{"text": "label 'nodule' (tp 0, fn 137)", "names": [...]}``
     (``names``: the class or label, region and metadata column a reader must see wherever the result is shown);
     ``{}`` for a result about the held-out set as a whole. Read from what the rules state: ``subject`` (a metric of
-    one class or label, with its counts), ``worst_class``, ``worst_region`` (with its label), ``worst_column``, and
+    one class or label, with its counts), ``worst_class``, ``worst_region`` (with its label, and ``named_region`` when a smaller region carries the effect), ``worst_column``, and
     the explainer whose maps were judged."""
     details = details or {}
     parts: list[str] = []
@@ -116,6 +116,10 @@ def subject(details: Mapping[str, Any] | None) -> dict[str, Any]:
         label = str(region["label"]) if isinstance(region, Mapping) and region.get("label") else key.replace("_", " ")
         parts.append(label)
         names.append(label)
+        named = details.get("named_region")  # the smallest overlapping region that still carries the effect
+        if isinstance(named, Mapping) and named.get("label") and named.get("key") != key:
+            parts.append(f"carried by {named['label']}")
+            names.append(str(named["label"]))
     if details.get("worst_column"):
         parts.append(f"metadata column '{details['worst_column']}'")
         names.append(str(details["worst_column"]))

@@ -76,6 +76,16 @@ def _doc() -> dict:
     return res
 
 
+def test_a_region_finding_names_the_smaller_region_that_carries_the_effect():
+    details = {"worst_class": "seven", "worst_region": "border_12",
+               "regions": {"border_12": {"label": "border frame 12 px"}},
+               "named_region": {"key": "top_left_16", "label": "top-left corner box 16 × 16 px", "boxes": []}}
+    assert subject(details) == {"text": "for 'seven', border frame 12 px, carried by top-left corner box 16 × 16 px",
+                                "names": ["seven", "border frame 12 px", "top-left corner box 16 × 16 px"]}
+    same = {**details, "named_region": {"key": "border_12", "label": "border frame 12 px"}}  # the judged one itself
+    assert subject(same)["text"] == "for 'seven', border frame 12 px"
+
+
 def test_results_headline_names_label_counts_direction_and_limit():
     assert BLOCKING["subject"] == {"text": "label 'nodule' (tp 0, fn 137)", "names": ["nodule"]}
     assert BLOCKING["headline"] == "min_sensitivity 0.000 < 0.600 (label 'nodule' (tp 0, fn 137))"

@@ -76,7 +76,9 @@ def test_a_pack_that_downgrades_missing_evidence_passes_and_says_so_on_the_cover
     first_page = " ".join(PdfReader(out / "report.pdf").pages[0].extract_text().split())
     assert note in first_page
     summary = (out / "summary.md").read_text()
-    assert "**Missing evidence does not block this verdict:**" in summary and "`attention_rollout`" in summary
+    flags = summary[summary.index("**Flags:**"):]  # the cover's flags, one item each (report/flags.py)
+    assert "- Missing evidence does not block this verdict" in flags and "attention\\_rollout" in flags, flags
+    assert "`attention_rollout`" in summary  # and among the explainers unavailable
     props = {p.get("name"): p.get("value") for p in ET.parse(out / "report.junit.xml").getroot().iter("property")}
     assert props["incomplete_evidence_blocks"] == "false" and props["explainers.unavailable"].startswith(
         "attention_rollout: ")

@@ -57,6 +57,8 @@ def _candidates(base: Test, others: list[tuple[Test, dict | None]], seen: set[by
         if not any(d["est"] > cell.get("limit", 0.0) for d in dirs.values()) and not cell.get("failed"):
             continue
         inter = R & t.region.mask
+        if not inter.any():  # regions that do not touch have no overlap to test
+            continue
         add(inter, f"{base.key}&{t.key}", _overlap_words(inter, base.label, t.label))
     parts, n = connected(R)
     if n > 1:

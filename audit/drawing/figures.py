@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -195,10 +196,30 @@ def _draw_roi(out: np.ndarray, roi: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def image_cell(image: np.ndarray, roi: np.ndarray | None = None, size: int = DISPLAY_PX) -> str:
-    """The input as the model saw it (intensities in [0, 1]) at display size, ROI outlined outside the region."""
+# A finding's regions (``Mark``: a mask at input size and its colour), drawn as solid rings outside the region so
+# they differ from the ROI's dashed black-and-white ring; the report's legend names the colours.
+JUDGED_RGB = (0.80, 0.0, 0.80)  # magenta: the region the finding judged
+CARRIER_RGB = (0.0, 0.70, 0.95)  # cyan: the smaller region that carries the effect
+Mark = tuple[np.ndarray, tuple[float, float, float]]
+
+
+def _draw_marks(out: np.ndarray, marks: Sequence[Mark]) -> np.ndarray:
+    for mask, rgb in marks:
+        dark, light = roi_ring(mask, out.shape[:2])
+        ring = dark | light
+        out = out.copy()
+        out[ring, :3] = rgb
+        if out.shape[2] == 4:
+            out[ring, 3] = 1.0
+    return out
+
+
+def image_cell(image: np.ndarray, roi: np.ndarray | None = None, size: int = DISPLAY_PX,
+               marks: Sequence[Mark] = ()) -> str:
+    """The input as the model saw it (intensities in [0, 1]) at display size, ROI outlined outside the region,
+    and a finding's ``marks`` (solid rings) after it."""
     hw = display_px(image, size)
-    return png_uri(_draw_roi(_resize(_rgb(image), hw, nearest=True), roi))
+    return png_uri(_draw_marks(_draw_roi(_resize(_rgb(image), hw, nearest=True), roi), marks))
 
 
 @lru_cache(maxsize=8)
@@ -243,7 +264,7 @@ def heat_rgba(amap: np.ndarray, scale: Scale, hw: tuple[int, int]) -> np.ndarray
 
 
 def overlay_cell(image: np.ndarray, amap: np.ndarray, scale: Scale, roi: np.ndarray | None = None,
-                 size: int = DISPLAY_PX, alpha: float = ALPHA_MAX) -> str:
+                 size: int = DISPLAY_PX, alpha: float = ALPHA_MAX, marks: Sequence[Mark] = ()) -> str:
     """The map in the explainer's colour scale blended over a contrast-reduced grey copy of the input, ROI
     outlined outside the region. The map is resized to the cell bilinearly *before* colouring (values, not
     colours, are interpolated)."""
@@ -251,7 +272,7 @@ def overlay_cell(image: np.ndarray, amap: np.ndarray, scale: Scale, roi: np.ndar
     heat = heat_rgba(amap, scale, hw)
     a = heat[..., 3:] * alpha
     out = _base(image, hw) * (1 - a) + heat[..., :3] * a
-    return png_uri(_draw_roi(out, roi))
+    return png_uri(_draw_marks(_draw_roi(out, roi), marks))
 
 
 def heat_layer(image: np.ndarray, amap: np.ndarray, scale: Scale, roi: np.ndarray | None = None,

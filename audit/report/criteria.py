@@ -93,6 +93,12 @@ def limit_words(criterion: Mapping[str, str]) -> str:
     return {"max": "at most", "min": "at least"}.get(criterion.get("direction", ""), "compared with")
 
 
+def region_words(label: Any) -> str:
+    """A region's label without the overlaps it was cut from ("box x 0–12, y 0–12 px, where the … overlap" → the
+    box): what a subject line or a figure legend names."""
+    return str(label).split(", where the ", 1)[0]
+
+
 def subject(details: Mapping[str, Any] | None) -> dict[str, Any]:
     """What a rule result judged, from its details: ``{"text": "label 'nodule' (tp 0, fn 137)", "names": [...]}``
     (``names``: the class or label, region and metadata column a reader must see wherever the result is shown);
@@ -118,8 +124,8 @@ def subject(details: Mapping[str, Any] | None) -> dict[str, Any]:
         names.append(label)
         named = details.get("named_region")  # the smallest overlapping region that still carries the effect
         if isinstance(named, Mapping) and named.get("label") and named.get("key") != key:
-            parts.append(f"carried by {named['label']}")
-            names.append(str(named["label"]))
+            parts.append(f"carried by {region_words(named['label'])}")
+            names.append(region_words(named["label"]))
     if details.get("worst_column"):
         parts.append(f"metadata column '{details['worst_column']}'")
         names.append(str(details["worst_column"]))

@@ -39,6 +39,8 @@ def test_confounded_demo_fails_naming_the_corner(demo_runs):
     assert sweep["details"]["worst_region"] in ("top_left", "border", "border_wide", "top_bottom", "top_bottom_wide")
     text = "\n".join(p.extract_text() for p in PdfReader(root / "demo" / "report.pdf").pages)
     assert "Verdict: FAIL" in text and "region-sweep" in text
+    # its evidence images draw the judged region (and the smaller one that carries the effect), with a legend
+    assert "the region judged: " in text and "region-legend" in (root / "demo" / "report.html").read_text()
 
 
 def test_clean_demo_passes(demo_runs):

@@ -79,9 +79,11 @@ def _doc() -> dict:
 def test_a_region_finding_names_the_smaller_region_that_carries_the_effect():
     details = {"worst_class": "seven", "worst_region": "border_12",
                "regions": {"border_12": {"label": "border frame 12 px"}},
-               "named_region": {"key": "top_left_16", "label": "top-left corner box 16 × 16 px", "boxes": []}}
-    assert subject(details) == {"text": "for 'seven', border frame 12 px, carried by top-left corner box 16 × 16 px",
-                                "names": ["seven", "border frame 12 px", "top-left corner box 16 × 16 px"]}
+               "named_region": {"key": "border_12&top_left_16", "boxes": [],
+                                "label": "box x 0–12, y 0–12 px, where the border frame 12 px and the top-left "
+                                         "corner box 16 × 16 px overlap"}}
+    assert subject(details) == {"text": "for 'seven', border frame 12 px, carried by box x 0–12, y 0–12 px",
+                                "names": ["seven", "border frame 12 px", "box x 0–12, y 0–12 px"]}
     same = {**details, "named_region": {"key": "border_12", "label": "border frame 12 px"}}  # the judged one itself
     assert subject(same)["text"] == "for 'seven', border frame 12 px"
 

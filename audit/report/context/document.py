@@ -22,7 +22,7 @@ from ...products import Finding
 from ...result import AuditResult
 from ...views.stage import MAX_EVIDENCE_IMAGES
 from ..criteria import comparison as criterion_comparison
-from ..criteria import limit_words, number, verdict_sentence
+from ..criteria import limit_words, number, region_words, verdict_sentence
 from ..flags import evidence_note, flags
 from ..record import finding_dict, jsonable, rule_params
 from .comparison import comparison_context
@@ -174,15 +174,44 @@ def _grid(r: AuditResult, scales: dict[str, figures.Scale], warn: set[str], draw
             "categories": [{"key": c, "title": kinds[c][1]} for c in kinds], "opacity": figures.ALPHA_MAX}
 
 
+def _region_marks(details: Any, hw: tuple[int, int]) -> tuple[list[figures.Mark], list[dict[str, str]]]:
+    """The fixed regions a finding judged (``details.judged_region``) and, when smaller, the one that carries the
+    effect (``details.named_region``), as boxes in model-input pixels: masks to draw and their legend."""
+    if not isinstance(details, Mapping):
+        return [], []
+    marks: list[figures.Mark] = []
+    legend: list[dict[str, str]] = []
+    judged = details.get("judged_region")
+    for key, rgb, css, words in (("judged_region", figures.JUDGED_RGB, "judged", "the region judged"),
+                                 ("named_region", figures.CARRIER_RGB, "carrier",
+                                  "the smaller region that carries the effect")):
+        reg = details.get(key)
+        if not isinstance(reg, Mapping) or not reg.get("boxes"):
+            continue  # per-sample regions (background, object) follow each image's ROI, which is drawn already
+        if key == "named_region" and isinstance(judged, Mapping) and reg.get("key") == judged.get("key"):
+            continue
+        mask = np.zeros(hw, dtype=bool)
+        for x0, y0, x1, y1 in reg["boxes"]:
+            mask[max(0, int(y0)):int(y1), max(0, int(x0)):int(x1)] = True
+        if mask.any():
+            marks.append((mask, rgb))
+            legend.append({"css": css, "text": f"{words}: {region_words(reg.get('label', reg.get('key', '')))}"})
+    return marks, legend
+
+
 def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale],
                  params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     name = f.details.get("explainer") if isinstance(f.details, Mapping) else None
     images = []
     colorbar = None
+    legend: list[dict[str, str]] = []
+    has_roi = False
     for sid in f.sample_ids[:MAX_EVIDENCE_IMAGES]:
         view = r.views.samples.get(sid)
         if view is None:
             continue
+        marks, legend = _region_marks(f.details, tuple(view.image.shape[:2]))
+        has_roi = has_roi or view.roi is not None
         key = (str(name), sid)
         d = r.task.describe(r.predictions, int(r.predictions.index_of([sid])[0]))
         caption = f"{sid} — true '{d.label}', predicted '{d.predicted}'"
@@ -192,11 +221,13 @@ def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale],
             if colorbar is None:
                 title = next((e.title for e in r.explanations.outcomes if e.name == name), str(name))
                 colorbar = figures.colorbar(sc, title, unit_of(str(name)))
-            images.append({"uri": figures.overlay_cell(view.image, amap, sc, view.roi), "caption": caption,
-                           "alt": f"{name} map of {caption}"})
+            images.append({"uri": figures.overlay_cell(view.image, amap, sc, view.roi, marks=marks),
+                           "caption": caption, "alt": f"{name} map of {caption}"})
         else:
-            images.append({"uri": figures.image_cell(view.image, view.roi), "caption": caption,
+            images.append({"uri": figures.image_cell(view.image, view.roi, marks=marks), "caption": caption,
                            "alt": f"input {caption}"})
+    if legend and has_roi:
+        legend.append({"css": "roi", "text": "the region of interest (dashed)"})
     entry = finding_dict(f, params.get(f.rule))
     crit = entry["criterion"]
     return {
@@ -213,6 +244,7 @@ def _finding_ctx(f: Finding, r: AuditResult, scales: dict[str, figures.Scale],
         "description": entry["description"],
         "n_samples": len(f.sample_ids),
         "sample_ids": list(f.sample_ids[:12]), "explainer": name or "", "images": images, "colorbar": colorbar,
+        "region_legend": legend if images else [],
         "details": json.dumps(jsonable(dict(f.details)), indent=1)[:4000] if f.details else "",
     }
 

@@ -16,8 +16,8 @@ from .maps.explain import Explanations
 from .products import Finding, Picks, Predictions, SkippedSample
 from .provenance import Provenance
 from .robustness.result import RobustnessRun
-from .slices.result import SlicesRun
 from .rules.pack import RulePack
+from .slices.result import SlicesRun
 from .tasks.base import Task, TaskMetrics
 from .timing import Timings
 from .views.stage import Views

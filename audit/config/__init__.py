@@ -18,7 +18,6 @@ from .read import (
     set_dotted,
 )
 from .robustness import AdversarialConfig, CorruptionsConfig, OODConfig, RobustnessConfig
-from .slices import SlicesConfig
 from .sections import (
     AuditConfig,
     CacheConfig,
@@ -33,6 +32,7 @@ from .sections import (
     SelectionConfig,
     ViewsConfig,
 )
+from .slices import SlicesConfig
 
 __all__ = [
     "DATA_SOURCES",

@@ -25,7 +25,6 @@ from audit.rules.data_confounder import DataConfounder
 from audit.rules.data_duplicates import DataDuplicates
 from audit.rules.evidence import Evidence
 
-
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "audit" / "schema" / "results.schema.json").read_text())
 GROUPS = ("a", "b")
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.config import load_config
 from audit.errors import DataError
-from audit.rules.pack import load_pack
 from audit.loading.listing import load_heldout
+from audit.rules.pack import load_pack
 
 
 def _images(root: Path, n: int = 4, size: tuple[int, int] = (16, 16)) -> list[str]:

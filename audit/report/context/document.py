@@ -27,8 +27,8 @@ from ..flags import evidence_note, flags
 from ..record import finding_dict, jsonable, rule_params
 from .comparison import comparison_context
 from .concepts import concepts_context
-from .questions import explainer_questions
 from .family import family_context
+from .questions import explainer_questions
 from .robustness import robustness_context
 from .shortcuts import shortcuts_context
 from .slices import slices_context

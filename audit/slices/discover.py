@@ -144,9 +144,14 @@ class Discovery:
     def method(self) -> str:
         s = self.settings
         auto = f", 'auto' for {s.min_size} x 2 samples each" if s.n_components == "auto" else ""
-        return (f"{self.n_components} mixture components{auto}; "
+        n_conf = int((~self.fit_mask).sum())
+        kept = self.mixture.n_components
+        merged = f", {kept} left after merging" if kept != self.n_components else ""
+        whole = int(np.count_nonzero(np.bincount(self.assignment[~self.fit_mask], minlength=kept) >= n_conf))
+        everything = f"; {whole} holding every confirmation sample, with no rest to compare with" if whole else ""
+        return (f"{self.n_components} mixture components{auto}{merged}; "
                 f"{len(self.slices)} slices tried (mixture components with at least {s.min_size} of the "
-                f"{int((~self.fit_mask).sum())} confirmation samples; {self.n_too_small} smaller ones not tried); "
+                f"{n_conf} confirmation samples; {self.n_too_small} smaller ones not tried{everything}); "
                 f"one-sided test of a worse {self.metric_name} than the rest, corrected with "
                 f"{CORRECTIONS[s.correction]} at alpha {s.alpha}")
 

@@ -165,3 +165,15 @@ def test_bad_input_is_refused_in_one_line() -> None:
         DiscoverySettings(fit_fraction=1.0)
     with pytest.raises(SliceInputError, match="fit_mask: shape"):
         discover_slices(SliceInputs(z, np.ones(10)), np.random.default_rng(0), fit_mask=np.ones(3, bool))
+
+
+def test_a_mixture_merged_into_one_component_says_why_nothing_was_tried() -> None:
+    """Features that tell no image apart (an untrained net's) merge into one component holding every sample: the
+    method text says so, instead of '0 tried, 0 too small' that a reader cannot square with the components."""
+    rng = np.random.default_rng(0)
+    n = 120
+    z = 1.0 + 1e-6 * rng.normal(size=(n, 8))
+    probs = np.tile([0.501, 0.499], (n, 1))  # every image predicted as class 0
+    d = discover_slices(SliceInputs.from_classification(z, np.zeros(n, dtype=int), probs), np.random.default_rng(0))
+    assert d.slices == () and d.mixture.n_components == 1
+    assert "1 left after merging" in d.method() and "1 holding every confirmation sample" in d.method()
